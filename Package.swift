@@ -1,0 +1,54 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "compeft",
+    products: [
+        .executable(name: "compeft", targets: ["compeft"]),
+        .library(name: "TaskVector", targets: ["TaskVector"]),
+        .library(name: "Quantize", targets: ["Quantize"]),
+        .library(name: "AdapterFormat", targets: ["AdapterFormat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // MARK: - System libraries
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+
+        // MARK: - Libraries
+        .target(name: "TaskVector", swiftSettings: strict),
+        .target(name: "Quantize", dependencies: ["TaskVector"], swiftSettings: strict),
+        .target(name: "AdapterFormat", dependencies: ["Quantize", "TaskVector", "CZstd"], swiftSettings: strict),
+
+        // MARK: - Command line
+        .executableTarget(
+            name: "compeft",
+            dependencies: [
+                "AdapterFormat", "Quantize", "TaskVector",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
+        // MARK: - Fixtures and tests
+        .target(
+            name: "Fixtures", path: "Fixtures",
+            exclude: ["make_fixtures.py", "reference_compeft.py", "check_peft_load.py", "read_safetensors.py", "README.md"],
+            resources: [.copy("files")], swiftSettings: strict),
+        .testTarget(name: "TaskVectorTests", dependencies: ["TaskVector", "Fixtures"], swiftSettings: strict),
+        .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector"], swiftSettings: strict),
+        .testTarget(name: "AdapterFormatTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures"], swiftSettings: strict),
+        .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,74 @@
+internal import CZstd
+
+/// An error from libzstd, with its message.
+public struct ZstdError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { "zstd: \(message)" }
+
+    init(code: Int) {
+        message = String(cString: ZSTD_getErrorName(code))
+    }
+
+    init(_ message: String) { self.message = message }
+}
+
+/// Every call compeft makes into libzstd.
+enum Zstd {
+    /// zstd's worst-case expansion: a 128 KiB RLE block costs a few bytes, so one stored byte never
+    /// yields more than this many decoded bytes. Used to refuse lying lengths before allocating.
+    static let maxExpansion = 1 << 16
+
+    /// Compresses `source` into one frame with its content size and a content checksum.
+    ///
+    /// The corresponding C functions are `ZSTD_compress2` and `ZSTD_CCtx_setParameter`.
+    static func compress(_ source: UnsafeRawBufferPointer, level: Int32) throws(ZstdError) -> [UInt8] {
+        let context = try CompressionContext()
+        try context.set(ZSTD_c_compressionLevel, level)
+        try context.set(ZSTD_c_checksumFlag, 1)
+        try context.set(ZSTD_c_contentSizeFlag, 1)
+        let bound = ZSTD_compressBound(source.count)
+        var out = [UInt8](repeating: 0, count: bound)
+        let written = out.withUnsafeMutableBytes { dst in
+            ZSTD_compress2(context.raw, dst.baseAddress, dst.count, source.baseAddress, source.count)
+        }
+        if ZSTD_isError(written) != 0 { throw ZstdError(code: written) }
+        out.removeLast(out.count - written)
+        return out
+    }
+
+    /// Decompresses one frame that must decode to exactly `destination.count` bytes.
+    ///
+    /// The corresponding C functions are `ZSTD_getFrameContentSize` and `ZSTD_decompressDCtx`.
+    static func decompress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws(ZstdError) {
+        let declared = ZSTD_getFrameContentSize(source.baseAddress, source.count)
+        if declared == ZSTD_CONTENTSIZE_ERROR { throw ZstdError("not a zstd frame") }
+        if declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != UInt64(destination.count) {
+            throw ZstdError("frame declares \(declared) bytes, the index \(destination.count)")
+        }
+        let frameSize = ZSTD_findFrameCompressedSize(source.baseAddress, source.count)
+        if ZSTD_isError(frameSize) != 0 { throw ZstdError(code: frameSize) }
+        if frameSize != source.count { throw ZstdError("\(source.count - frameSize) trailing bytes after the frame") }
+        guard let context = ZSTD_createDCtx() else { throw ZstdError("out of memory") }
+        defer { ZSTD_freeDCtx(context) }
+        let got = ZSTD_decompressDCtx(context, destination.baseAddress, destination.count, source.baseAddress, source.count)
+        if ZSTD_isError(got) != 0 { throw ZstdError(code: got) }
+        if got != destination.count { throw ZstdError("frame decoded to \(got) bytes, expected \(destination.count)") }
+    }
+
+    /// The libzstd version string, e.g. "1.5.4".
+    static var version: String { String(cString: ZSTD_versionString()) }
+
+    /// A `ZSTD_CCtx`, freed exactly once.
+    struct CompressionContext: ~Copyable {
+        let raw: OpaquePointer
+        init() throws(ZstdError) {
+            guard let raw = ZSTD_createCCtx() else { throw ZstdError("out of memory") }
+            self.raw = raw
+        }
+        func set(_ parameter: ZSTD_cParameter, _ value: Int32) throws(ZstdError) {
+            let r = ZSTD_CCtx_setParameter(raw, parameter, value)
+            if ZSTD_isError(r) != 0 { throw ZstdError(code: r) }
+        }
+        deinit { ZSTD_freeCCtx(raw) }
+    }
+}

@@ -1,0 +1,99 @@
+import Quantize
+public import TaskVector
+
+/// The index of a container: metadata and where every tensor's payload is. Stored as UTF-8 JSON
+/// (keys sorted) in one zstd frame; readers ignore keys they do not know.
+public struct ContainerIndex: Codable, Sendable, Equatable {
+    /// What was compressed and how.
+    public struct Compression: Codable, Sendable, Equatable {
+        public var method: String
+        public var scope: String
+        /// Density K in percent, as requested.
+        public var density: Double
+        /// α as requested: "auto" or the number.
+        public var alphaRequested: String
+        /// Global scope: d, k, m, threshold, kept counts, σ, ‖τ‖, scale s and α = s/σ actually used.
+        public var total: Int?
+        public var keepTarget: Int?
+        public var rank: Int?
+        public var threshold: Float?
+        public var keptCount: Int?
+        public var keptNonzero: Int?
+        public var sigma: Double?
+        public var norm: Double?
+        public var scale: Float?
+        public var alpha: Double?
+    }
+
+    /// A verbatim file (adapter_config.json, a shard index).
+    public struct File: Codable, Sendable, Equatable {
+        public var name: String
+        public var offset: Int
+        public var length: Int
+        public var rawLength: Int
+        public var xxh64: String
+    }
+
+    /// One tensor.
+    public struct Tensor: Codable, Sendable, Equatable {
+        public var name: String
+        /// The output file it belongs to (e.g. `adapter_model.safetensors`, a shard name).
+        public var file: String
+        public var dtype: DType
+        public var shape: [Int]
+        /// `residual` or `exact`.
+        public var role: TensorRole
+        /// What the residual is measured from (`zero`, `one`, `base`).
+        public var initRule: InitRule
+        /// Why it is stored exactly, when it is.
+        public var note: String?
+        /// Payload encoding id; see docs/FORMAT.md.
+        public var encoding: Int
+        public var count: Int
+        /// Kept values (|τ| ≥ t) and kept non-zero values (coded).
+        public var kept: Int
+        public var nonzero: Int
+        /// The decoded magnitude of kept values as the bit pattern of an IEEE binary32, and readable.
+        public var scaleBits: UInt32
+        public var scale: Float
+        /// Per-tensor statistics (tensor scope).
+        public var sigma: Double?
+        public var alpha: Double?
+        public var offset: Int
+        public var length: Int
+        public var rawLength: Int
+        public var xxh64: String
+    }
+
+    public var format: String = "compeft"
+    public var tool: String
+    public var inputKind: String
+    public var peftType: String?
+    public var sources: [String]
+    public var compression: Compression
+    /// `__metadata__` of each source safetensors file, by file name.
+    public var fileMetadata: [String: [String: String]]
+    public var files: [File]
+    public var tensors: [Tensor]
+}
+
+extension ContainerIndex.Compression {
+    init(options: CompressionOptions, plan: CompressionPlan) {
+        method = options.method.rawValue
+        scope = options.scope.rawValue
+        density = options.density
+        alphaRequested = options.alpha.description
+        if let g = plan.global {
+            total = g.total
+            keepTarget = g.keepTarget
+            rank = g.rank
+            threshold = g.threshold
+            keptCount = g.keptCount
+            keptNonzero = g.keptNonzero
+            sigma = g.sigma
+            norm = g.norm
+            scale = g.scale
+            alpha = g.alpha
+        }
+    }
+}

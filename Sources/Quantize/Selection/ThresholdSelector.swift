@@ -1,0 +1,169 @@
+/// Exact selection of the ComPEFT magnitude threshold by a two-pass radix histogram over the bit
+/// patterns of |τ|, without sorting and without holding the values.
+///
+/// For finite non-negative floats the IEEE bit pattern orders exactly as the value, so the m-th
+/// smallest |τ| is found by histogramming the top 16 bits (pass 1), then the low 16 bits of the one
+/// bucket that holds rank m (pass 2). Both passes stream the values chunk by chunk; memory is two
+/// 65 536-entry tables whatever the input size. `−0.0` and `+0.0` are the same magnitude.
+///
+/// The rule it implements is the authors' `kthvalue` rule: with `m = d − int(d·K/100)`, the threshold
+/// `t` is the m-th smallest |τ| (1-based) and every value with |τ| ≥ t is kept, so all ties at the
+/// threshold survive. `m = 0` keeps everything.
+public struct ThresholdSelector: ~Copyable {
+    /// What the selection found.
+    public struct Result: Sendable, Equatable {
+        /// Number of values d.
+        public var total: Int
+        /// Rank m of the threshold (1-based, ascending |τ|); 0 when everything is kept.
+        public var rank: Int
+        /// Bit pattern of the threshold magnitude t; a value is kept iff its |τ| bit pattern ≥ this.
+        public var thresholdBits: UInt32
+        /// Values kept (|τ| ≥ t), ties and zeros included.
+        public var keptCount: Int
+        /// Kept values that are exactly ±0 (they stay zero).
+        public var keptZeros: Int
+        /// Σ |τ| over kept values, in double (only when requested).
+        public var keptAbsoluteSum: Double
+
+        /// The threshold magnitude t.
+        public var threshold: Float { Float(bitPattern: thresholdBits) }
+        /// Kept values that are not zero: the ones a ternary code stores.
+        public var keptNonzero: Int { keptCount - keptZeros }
+    }
+
+    public enum Phase { case coarse, fine, done }
+
+    private let coarse: UnsafeMutableBufferPointer<UInt64>
+    private let fine: UnsafeMutableBufferPointer<UInt64>
+    private let fineSums: UnsafeMutableBufferPointer<Double>
+    private var aboveCount = 0
+    private var aboveSum = 0.0
+    private var zeros = 0
+    private let rank: Int
+    private let wantAbsoluteSum: Bool
+    public private(set) var total = 0
+    public private(set) var phase: Phase = .coarse
+    private var bucket: UInt32 = 0
+    private var rankInBucket = 0
+
+    /// - Parameters:
+    ///   - rank: m, the 1-based rank of the threshold among ascending magnitudes (0 keeps all).
+    ///   - wantAbsoluteSum: also compute Σ|τ| over kept values (for the STC scale).
+    public init(rank: Int, wantAbsoluteSum: Bool = false) {
+        precondition(rank >= 0)
+        self.rank = rank
+        self.wantAbsoluteSum = wantAbsoluteSum
+        coarse = .allocate(capacity: 1 << 16)
+        coarse.initialize(repeating: 0)
+        fine = .allocate(capacity: 1 << 16)
+        fine.initialize(repeating: 0)
+        fineSums = .allocate(capacity: wantAbsoluteSum ? 1 << 16 : 0)
+        fineSums.initialize(repeating: 0)
+    }
+
+    deinit {
+        coarse.deallocate()
+        fine.deallocate()
+        fineSums.deallocate()
+    }
+
+    /// Pass 1: counts a chunk. Returns `false` (and counts nothing) when the chunk holds NaN or ±Inf.
+    public mutating func addCoarse(_ values: UnsafeBufferPointer<Float>) -> Bool {
+        precondition(phase == .coarse)
+        var maxBits: UInt32 = 0
+        for v in values { maxBits = max(maxBits, v.bitPattern & 0x7FFF_FFFF) }
+        guard maxBits < 0x7F80_0000 else { return false }
+        let counts = coarse
+        for v in values {
+            let bits = v.bitPattern & 0x7FFF_FFFF
+            counts[Int(bits &>> 16)] &+= 1
+        }
+        total += values.count
+        return true
+    }
+
+    /// Ends pass 1. Returns `true` when a second pass is needed (call ``addFine(_:)`` over the same
+    /// values in any order, then ``finish()``), `false` when the result is already known.
+    public mutating func finishCoarse() -> Bool {
+        precondition(phase == .coarse)
+        precondition(rank <= total, "rank \(rank) exceeds the \(total) values")
+        phase = .fine
+        if rank == 0 {
+            // Keep everything: threshold 0 and every value qualifies; pass 2 only counts zeros/sums.
+            bucket = 0
+            rankInBucket = 0
+            return true
+        }
+        var cumulative = 0
+        for b in 0..<(1 << 16) {
+            let c = Int(coarse[b])
+            if cumulative + c >= rank {
+                bucket = UInt32(b)
+                rankInBucket = rank - cumulative
+                break
+            }
+            cumulative += c
+        }
+        return true
+    }
+
+    /// Pass 2 over the same values.
+    public mutating func addFine(_ values: UnsafeBufferPointer<Float>) {
+        precondition(phase == .fine)
+        let b = bucket
+        let counts = fine
+        if wantAbsoluteSum {
+            let sums = fineSums
+            var above = 0
+            var aboveAbs = 0.0
+            for v in values {
+                let bits = v.bitPattern & 0x7FFF_FFFF
+                let hi = bits &>> 16
+                if hi > b {
+                    above &+= 1
+                    aboveAbs += Double(Float(bitPattern: bits))
+                } else if hi == b {
+                    let lo = Int(bits & 0xFFFF)
+                    counts[lo] &+= 1
+                    sums[lo] += Double(Float(bitPattern: bits))
+                }
+            }
+            aboveCount += above
+            aboveSum += aboveAbs
+        } else {
+            var above = 0
+            for v in values {
+                let bits = v.bitPattern & 0x7FFF_FFFF
+                let hi = bits &>> 16
+                above &+= hi > b ? 1 : 0
+                if hi == b { counts[Int(bits & 0xFFFF)] &+= 1 }
+            }
+            aboveCount += above
+        }
+    }
+
+    /// Ends pass 2 and returns the threshold and the kept-set statistics.
+    public mutating func finish() -> Result {
+        precondition(phase == .fine)
+        phase = .done
+        var lo = 0
+        if rank > 0 {
+            var cumulative = 0
+            for i in 0..<(1 << 16) {
+                cumulative += Int(fine[i])
+                if cumulative >= rankInBucket { lo = i; break }
+            }
+        }
+        let thresholdBits = (bucket &<< 16) | UInt32(lo)
+        var kept = aboveCount
+        var sum = aboveSum
+        for i in lo..<(1 << 16) {
+            kept += Int(fine[i])
+            if wantAbsoluteSum { sum += fineSums[i] }
+        }
+        // Zeros have bit pattern 0: bucket 0, slot 0; they are kept only when t == 0.
+        let keptZeros = thresholdBits == 0 && bucket == 0 ? Int(fine[0]) : 0
+        return Result(total: total, rank: rank, thresholdBits: thresholdBits, keptCount: kept,
+                      keptZeros: keptZeros, keptAbsoluteSum: sum)
+    }
+}

@@ -1,0 +1,72 @@
+/// A typed, read-only view of a tensor's little-endian bytes.
+///
+/// The view keeps its backing file alive; elements are converted to `Float` chunk by chunk, so a
+/// tensor larger than memory can be streamed.
+public struct TensorData: @unchecked Sendable {
+    public let dtype: DType
+    public let bytes: UnsafeRawBufferPointer
+    let owner: AnyObject?
+
+    public init(dtype: DType, bytes: UnsafeRawBufferPointer, owner: AnyObject?) {
+        self.dtype = dtype
+        self.bytes = bytes
+        self.owner = owner
+    }
+
+    /// Number of elements.
+    public var count: Int { bytes.count / dtype.byteSize }
+
+    /// Converts `destination.count` elements starting at element `start` to `Float`.
+    ///
+    /// `F64` rounds to nearest; `F16` and `BF16` widen exactly.
+    /// - Precondition: the dtype is floating point and the range is inside the tensor.
+    public func loadFloats(from start: Int, into destination: UnsafeMutableBufferPointer<Float>) {
+        let n = destination.count
+        precondition(start >= 0 && start + n <= count, "element range out of bounds")
+        guard n > 0, let base = bytes.baseAddress else { return }
+        let out = destination.baseAddress!
+        switch dtype {
+        case .f32:
+            UnsafeMutableRawPointer(out).copyMemory(from: base + start * 4, byteCount: n * 4)
+        case .f16:
+            let src = base + start * 2
+            for i in 0..<n {
+                out[i] = FloatConversion.float(fromF16: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)))
+            }
+        case .bf16:
+            let src = base + start * 2
+            for i in 0..<n {
+                out[i] = FloatConversion.float(fromBF16: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)))
+            }
+        case .f64:
+            let src = base + start * 8
+            for i in 0..<n {
+                out[i] = Float(src.loadUnaligned(fromByteOffset: i &* 8, as: Double.self))
+            }
+        default:
+            preconditionFailure("loadFloats on non-float dtype \(dtype)")
+        }
+    }
+}
+
+/// Encodes `Float` values into a dtype's little-endian bytes.
+public enum FloatEncoding {
+    /// Writes `source` as `dtype` into `destination` (which must hold `source.count × dtype.byteSize` bytes).
+    public static func store(_ source: UnsafeBufferPointer<Float>, as dtype: DType, into destination: UnsafeMutableRawBufferPointer) {
+        let n = source.count
+        precondition(destination.count >= n * dtype.byteSize, "destination too small")
+        guard n > 0, let out = destination.baseAddress, let src = source.baseAddress else { return }
+        switch dtype {
+        case .f32:
+            out.copyMemory(from: src, byteCount: n * 4)
+        case .f16:
+            for i in 0..<n { out.storeBytes(of: FloatConversion.f16(from: src[i]).littleEndian, toByteOffset: i &* 2, as: UInt16.self) }
+        case .bf16:
+            for i in 0..<n { out.storeBytes(of: FloatConversion.bf16(from: src[i]).littleEndian, toByteOffset: i &* 2, as: UInt16.self) }
+        case .f64:
+            for i in 0..<n { out.storeBytes(of: Double(src[i]), toByteOffset: i &* 8, as: Double.self) }
+        default:
+            preconditionFailure("store on non-float dtype \(dtype)")
+        }
+    }
+}

@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Darwin)
+internal import Darwin
+#endif
+import Foundation
+
+/// The read-only bytes of an input: a memory-mapped file, or bytes read from a pipe.
+///
+/// Mapping lets compeft handle inputs larger than memory: pages are read on demand and can be
+/// dropped by the kernel again. The buffer never changes after `init`, so sharing it between
+/// threads is safe.
+public final class MappedFile: @unchecked Sendable {
+    /// The path as the user gave it (`-` for standard input).
+    public let path: String
+    /// All bytes of the file.
+    public let bytes: UnsafeRawBufferPointer
+    private let mapping: UnsafeMutableRawPointer?
+    private let owned: UnsafeMutableRawBufferPointer?
+
+    /// Maps the file at `path` read-only; `-` reads standard input to the end instead.
+    ///
+    /// - Throws: ``TaskVectorError`` with code `.io` naming the file when it cannot be opened or mapped.
+    public init(path: String) throws {
+        self.path = path
+        if path == "-" {
+            let data = FileHandle.standardInput.readDataToEndOfFile()
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(data.count, 1), alignment: 64)
+            data.copyBytes(to: buffer)
+            owned = buffer
+            mapping = nil
+            bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<data.count])
+            return
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw TaskVectorError(.io, file: path, "cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw TaskVectorError(.io, file: path, "cannot stat: \(String(cString: strerror(errno)))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw TaskVectorError(.io, file: path, "not a regular file")
+        }
+        let size = Int(info.st_size)
+        owned = nil
+        if size == 0 {
+            mapping = nil
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
+            throw TaskVectorError(.io, file: path, "cannot map \(size) bytes: \(String(cString: strerror(errno)))")
+        }
+        mapping = raw
+        bytes = UnsafeRawBufferPointer(start: raw, count: size)
+    }
+
+    /// Wraps bytes already in memory (copied).
+    public init(path: String, contents: some Collection<UInt8>) {
+        self.path = path
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(contents.count, 1), alignment: 64)
+        _ = buffer.initializeMemory(as: UInt8.self, from: contents)
+        owned = buffer
+        mapping = nil
+        bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<contents.count])
+    }
+
+    /// Tells the kernel that the given byte range will not be needed again soon (out-of-core reads).
+    public func release(range: Range<Int>) {
+        guard let mapping, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = range.lowerBound / page * page
+        let end = min(bytes.count, range.upperBound)
+        guard end > start else { return }
+        _ = madvise(mapping + start, end - start, Int32(MADV_DONTNEED))
+    }
+
+    deinit {
+        if let mapping { munmap(mapping, bytes.count) }
+        owned?.deallocate()
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+
+/// A safetensors file opened for reading, validated against the spec before any tensor is touched.
+///
+/// The layout is an 8-byte little-endian header length `N`, `N` bytes of UTF-8 JSON, then the data
+/// section. Every tensor's `data_offsets` must lie inside the data section, match
+/// `count × dtype size`, and the tensors must cover the data section exactly, without gaps or
+/// overlaps. Headers larger than ``maxHeaderLength`` or past the end of the file are refused before
+/// anything is allocated.
+public struct SafeTensorsFile: Sendable {
+    /// The spec's limit on the JSON header (100 MB).
+    public static let maxHeaderLength = 100_000_000
+
+    public let file: MappedFile
+    /// Tensors in the order of their data offsets.
+    public let tensors: [TensorInfo]
+    /// The `__metadata__` map (string to string), empty when absent.
+    public let metadata: [String: String]
+    /// Byte offset of the data section in the file.
+    public let dataStart: Int
+    private let byName: [String: Int]
+
+    public var path: String { file.path }
+
+    /// Opens and validates `path` (`-` reads standard input).
+    public init(path: String) throws {
+        try self.init(file: MappedFile(path: path))
+    }
+
+    /// Validates a file already mapped.
+    public init(file: MappedFile) throws {
+        self.file = file
+        let bytes = file.bytes
+        let path = file.path
+        func fail(_ message: String, tensor: String? = nil) -> TaskVectorError {
+            TaskVectorError(.malformed, file: path, tensor: tensor, "not a valid safetensors file: \(message)")
+        }
+        guard let rawLength = bytes.readLE(UInt64.self, at: 0) else {
+            throw fail("\(bytes.count) bytes is too short for the 8-byte header length")
+        }
+        guard rawLength <= UInt64(Self.maxHeaderLength) else {
+            throw fail("header length \(rawLength) exceeds the 100 MB limit")
+        }
+        let headerLength = Int(rawLength)
+        guard headerLength <= bytes.count - 8 else {
+            throw fail("header length \(headerLength) runs past the end of the file (\(bytes.count) bytes)")
+        }
+        guard headerLength >= 2 else { throw fail("header of \(headerLength) bytes cannot hold a JSON object") }
+        let headerBytes = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + headerLength)])
+        guard headerBytes.first == UInt8(ascii: "{") else { throw fail("header does not start with '{'") }
+        let json: Any
+        do {
+            json = try JSONSerialization.jsonObject(with: Data(headerBytes), options: [])
+        } catch {
+            throw fail("header is not valid JSON")
+        }
+        guard let object = json as? [String: Any] else { throw fail("header is not a JSON object") }
+        dataStart = 8 + headerLength
+        let dataLength = bytes.count - dataStart
+
+        var metadata: [String: String] = [:]
+        var tensors: [TensorInfo] = []
+        tensors.reserveCapacity(object.count)
+        for (name, value) in object {
+            if name == "__metadata__" {
+                guard let map = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
+                for (key, entry) in map {
+                    guard let string = entry as? String else {
+                        throw fail("__metadata__ value for '\(key)' is not a string")
+                    }
+                    metadata[key] = string
+                }
+                continue
+            }
+            guard let entry = value as? [String: Any] else { throw fail("entry is not an object", tensor: name) }
+            guard let dtypeName = entry["dtype"] as? String else { throw fail("missing dtype", tensor: name) }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw TaskVectorError(.unsupported, file: path, tensor: name, "unsupported dtype '\(dtypeName)'")
+            }
+            guard let shapeValues = entry["shape"] as? [Any] else { throw fail("missing shape", tensor: name) }
+            var shape: [Int] = []
+            for dim in shapeValues {
+                guard let d = jsonInteger(dim), d >= 0 else {
+                    throw fail("shape \(shapeValues) has a dimension that is not a non-negative integer", tensor: name)
+                }
+                shape.append(d)
+            }
+            guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
+                let begin = jsonInteger(offsets[0]), let end = jsonInteger(offsets[1])
+            else { throw fail("data_offsets must be two integers", tensor: name) }
+            guard begin >= 0, begin <= end, end <= dataLength else {
+                throw fail("data_offsets [\(begin), \(end)] lie outside the \(dataLength)-byte data section", tensor: name)
+            }
+            guard let count = checkedElementCount(shape),
+                case let (bytesNeeded, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize), !overflow
+            else { throw fail("shape \(shape) is too large", tensor: name) }
+            guard end - begin == bytesNeeded else {
+                throw fail("data_offsets span \(end - begin) bytes but shape \(shape) of \(dtype.rawValue) needs \(bytesNeeded)", tensor: name)
+            }
+            tensors.append(TensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end))
+        }
+        tensors.sort { ($0.dataRange.lowerBound, $0.dataRange.upperBound, $0.name) < ($1.dataRange.lowerBound, $1.dataRange.upperBound, $1.name) }
+        var cursor = 0
+        for t in tensors {
+            guard t.dataRange.lowerBound == cursor else {
+                if t.dataRange.lowerBound < cursor {
+                    throw fail("data overlaps the previous tensor (starts at \(t.dataRange.lowerBound), previous ends at \(cursor))", tensor: t.name)
+                }
+                throw fail("gap in the data section before this tensor (bytes \(cursor)..<\(t.dataRange.lowerBound) unused)", tensor: t.name)
+            }
+            cursor = t.dataRange.upperBound
+        }
+        guard cursor == dataLength else {
+            throw fail("data section has \(dataLength) bytes but the tensors cover \(cursor)")
+        }
+        self.tensors = tensors
+        self.metadata = metadata
+        var byName: [String: Int] = [:]
+        for (i, t) in tensors.enumerated() { byName[t.name] = i }
+        self.byName = byName
+    }
+
+    /// The tensor called `name`, if present.
+    public func info(_ name: String) -> TensorInfo? {
+        byName[name].map { tensors[$0] }
+    }
+
+    /// The raw little-endian bytes of a tensor (a view into the mapped file).
+    public func bytes(of tensor: TensorInfo) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: file.bytes[(dataStart + tensor.dataRange.lowerBound)..<(dataStart + tensor.dataRange.upperBound)])
+    }
+
+    /// A typed view of a tensor's data.
+    public func data(of tensor: TensorInfo) -> TensorData {
+        TensorData(dtype: tensor.dtype, bytes: bytes(of: tensor), owner: file)
+    }
+}
+
+/// An integer from a JSON number, refusing fractions, negatives that overflow and non-numbers.
+func jsonInteger(_ value: Any) -> Int? {
+    // Foundation hands JSON booleans over as a boolean NSNumber subclass; refuse them as integers.
+    if String(describing: type(of: value)).contains("Boolean") { return nil }
+    if let n = value as? NSNumber, String(cString: n.objCType) == "d" { return nil }
+    return value as? Int
+}

@@ -1,0 +1,120 @@
+/// Writes safetensors files with the layout the reference implementation produces.
+///
+/// Tensors are laid out by dtype (widest first, the reference's order) and then by name; the JSON
+/// header lists `__metadata__` first and the tensors in layout order, compact, padded with spaces to
+/// a multiple of 8 bytes. Data is streamed: each tensor's bytes come from a closure, so no tensor
+/// needs to be in memory twice.
+public enum SafeTensorsWriter {
+    /// One tensor to write.
+    public struct Entry {
+        public var name: String
+        public var dtype: DType
+        public var shape: [Int]
+        /// Streams exactly `count × dtype.byteSize` bytes to the sink, in order.
+        public var produce: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+
+        public init(name: String, dtype: DType, shape: [Int],
+                    produce: @escaping (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+            self.produce = produce
+        }
+
+        public var byteCount: Int { (checkedElementCount(shape) ?? 0) * dtype.byteSize }
+    }
+
+    /// Orders entries as the reference writer does: dtype descending, then name ascending (bytewise).
+    public static func layoutOrder(_ entries: [Entry]) -> [Entry] {
+        entries.sorted { a, b in
+            if a.dtype != b.dtype { return a.dtype > b.dtype }
+            return Array(a.name.utf8).lexicographicallyPrecedes(Array(b.name.utf8))
+        }
+    }
+
+    /// The header bytes (length prefix included) for entries already in layout order.
+    public static func header(for ordered: [Entry], metadata: [String: String]) -> [UInt8] {
+        var json: [UInt8] = [UInt8(ascii: "{")]
+        var first = true
+        if !metadata.isEmpty {
+            json += Array("\"__metadata__\":{".utf8)
+            var firstKey = true
+            for key in metadata.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
+                if !firstKey { json.append(UInt8(ascii: ",")) }
+                firstKey = false
+                appendJSONString(key, to: &json)
+                json.append(UInt8(ascii: ":"))
+                appendJSONString(metadata[key]!, to: &json)
+            }
+            json.append(UInt8(ascii: "}"))
+            first = false
+        }
+        var offset = 0
+        for entry in ordered {
+            if !first { json.append(UInt8(ascii: ",")) }
+            first = false
+            appendJSONString(entry.name, to: &json)
+            let end = offset + entry.byteCount
+            let shape = entry.shape.map(String.init).joined(separator: ",")
+            json += Array(":{\"dtype\":\"\(entry.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}".utf8)
+            offset = end
+        }
+        json.append(UInt8(ascii: "}"))
+        while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
+        var out: [UInt8] = []
+        out.reserveCapacity(8 + json.count)
+        out.appendLE(UInt64(json.count))
+        out += json
+        return out
+    }
+
+    /// Writes a complete safetensors file to `writer` (not committed: the caller commits).
+    ///
+    /// - Throws: when a producer emits the wrong number of bytes, or on I/O errors.
+    public static func write(_ entries: [Entry], metadata: [String: String] = [:], to writer: AtomicFileWriter) throws {
+        var seen = Set<String>()
+        for e in entries {
+            guard e.name != "__metadata__", seen.insert(e.name).inserted else {
+                throw TaskVectorError(.malformed, file: writer.path, tensor: e.name, "duplicate or reserved tensor name")
+            }
+            guard checkedElementCount(e.shape) != nil else {
+                throw TaskVectorError(.malformed, file: writer.path, tensor: e.name, "invalid shape \(e.shape)")
+            }
+        }
+        let ordered = layoutOrder(entries)
+        try writer.write(header(for: ordered, metadata: metadata))
+        for entry in ordered {
+            var produced = 0
+            try entry.produce { chunk in
+                produced += chunk.count
+                try writer.write(chunk)
+            }
+            guard produced == entry.byteCount else {
+                throw TaskVectorError(.malformed, file: writer.path, tensor: entry.name,
+                                      "internal: produced \(produced) bytes, expected \(entry.byteCount)")
+            }
+        }
+    }
+}
+
+/// Appends a JSON string literal escaped as serde_json does (short escapes for `"` `\` and
+/// `\b\f\n\r\t`, `\u00XX` for other control characters, everything else as raw UTF-8).
+package func appendJSONString(_ s: String, to out: inout [UInt8]) {
+    out.append(UInt8(ascii: "\""))
+    for byte in s.utf8 {
+        switch byte {
+        case UInt8(ascii: "\""): out += [0x5C, 0x22]
+        case UInt8(ascii: "\\"): out += [0x5C, 0x5C]
+        case 0x08: out += [0x5C, UInt8(ascii: "b")]
+        case 0x0C: out += [0x5C, UInt8(ascii: "f")]
+        case 0x0A: out += [0x5C, UInt8(ascii: "n")]
+        case 0x0D: out += [0x5C, UInt8(ascii: "r")]
+        case 0x09: out += [0x5C, UInt8(ascii: "t")]
+        case 0..<0x20:
+            let hex = Array("0123456789abcdef".utf8)
+            out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+        default: out.append(byte)
+        }
+    }
+    out.append(UInt8(ascii: "\""))
+}

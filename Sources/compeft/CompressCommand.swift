@@ -1,0 +1,110 @@
+import AdapterFormat
+import ArgumentParser
+import Foundation
+import Logging
+import Quantize
+import TaskVector
+
+struct CompressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compress",
+        abstract: "Compress an adapter or fine-tune into a .cpeft container.",
+        discussion: """
+            INPUT is a PEFT adapter folder (adapter_config.json + adapter_model.safetensors), a .safetensors \
+            file of residuals (or a sharded checkpoint's *.safetensors.index.json), or with --base a full \
+            fine-tune. '-' reads a safetensors file from stdin; '-o -' writes the container to stdout.
+
+            Example:
+              compeft compress ./my-lora -o my-lora.cpeft --density 10
+              compeft compress ./ft-model --base ./base-model -o ft.cpeft --density 5
+            """)
+
+    @Argument(help: "Adapter folder, .safetensors file, checkpoint folder, or '-'.")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "Output container path, or '-' for stdout.")
+    var output: String
+
+    @Option(help: "Density K: the percentage of values kept, 0 < K ≤ 100.")
+    var density: Double = 20
+
+    @Option(help: "Scale multiplier α, or 'auto' for the norm-preserving scale ‖τ‖/√n.")
+    var alpha: String = "auto"
+
+    @Option(help: "compeft (±α·σ), stc (±α·mean|kept|) or prune (kept values unchanged).")
+    var method: String = "compeft"
+
+    @Option(help: "global: one threshold and scale for all tensors (the paper); tensor: per tensor.")
+    var scope: String = "global"
+
+    @Option(help: "Base model (file, folder or index) of a full fine-tune: τ = fine-tuned − base.")
+    var base: String?
+
+    @Flag(help: "Also compress adapter tensors that are not residuals (modules_to_save), as the reference code does.")
+    var compressAll = false
+
+    @Option(help: "Override the init residuals are measured from for every float tensor: zero or one.")
+    var `init`: String?
+
+    @Option(help: "zstd level for payloads (1–22).")
+    var zstdLevel: Int32 = 19
+
+    @Flag(help: "Overwrite the output if it exists.")
+    var force = false
+
+    @OptionGroup var common: CommonOptions
+
+    func options() throws -> CompressionOptions {
+        guard let m = CompressionOptions.Method(rawValue: method) else {
+            throw ValidationError("--method must be compeft, stc or prune, got '\(method)'")
+        }
+        guard let s = CompressionOptions.Scope(rawValue: scope) else {
+            throw ValidationError("--scope must be global or tensor, got '\(scope)'")
+        }
+        guard let a = CompressionOptions.Alpha(alpha) else {
+            throw ValidationError("--alpha must be a positive number or 'auto', got '\(alpha)'")
+        }
+        let o = CompressionOptions(method: m, scope: s, density: density, alpha: a)
+        do { try o.validate() } catch { throw ValidationError("--\(error.message)") }
+        return o
+    }
+
+    func validate() throws {
+        _ = try options()
+        if let i = `init`, InitRule(rawValue: i) == nil || i == "base" {
+            throw ValidationError("--init must be zero or one, got '\(i)'")
+        }
+        guard (1...22).contains(zstdLevel) else { throw ValidationError("--zstd-level must be 1…22") }
+        if input == "-" && base != nil { throw ValidationError("--base needs the fine-tune as a file, not stdin") }
+    }
+
+    func run() throws {
+        common.setUp()
+        let options = try options()
+        try PathSafety.checkOutput(output, isNotAnyOf: [input] + (base.map { [$0] } ?? []))
+        Log.logger.debug("reading \(input)")
+        let taskVector = try TaskVectorInput.load(
+            path: input, base: base,
+            options: .init(compressAll: compressAll, initOverride: `init`.flatMap(InitRule.init(rawValue:))))
+        Log.logger.debug("\(taskVector.tensors.count) tensors, kind \(taskVector.kind.rawValue)")
+        let writer = try AtomicFileWriter(path: output, overwrite: force)
+        let progress = Progress("compressing", quiet: common.quiet)
+        let report: AdapterCompressor.Report
+        do {
+            report = try AdapterCompressor.compress(taskVector, options: options, to: writer, zstdLevel: zstdLevel,
+                                                    progress: { progress.update($0, $1) })
+        } catch {
+            writer.abandon()
+            progress.finish()
+            throw error
+        }
+        progress.finish()
+        let toStdout = output == "-"
+        let emit: (String) -> Void = { toStdout ? Terminal.err($0) : Terminal.out($0) }
+        if common.json {
+            emit(Terminal.json(Reports.compress(report, input: input, output: output)))
+        } else if !common.quiet {
+            emit(Reports.compressText(report, input: input, output: output))
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import AdapterFormat
+import ArgumentParser
+import Foundation
+import TaskVector
+
+struct DecompressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decompress",
+        abstract: "Restore an adapter folder or safetensors file from a .cpeft container.",
+        discussion: """
+            A PEFT adapter comes back as a folder that PeftModel.from_pretrained loads: adapter_config.json \
+            byte-for-byte, adapter_model.safetensors with the original names, shapes and dtypes, values = \
+            init + compressed residual. A residual file comes back as one .safetensors ('-o -' writes it to \
+            stdout). A full fine-tune needs --base to rebuild its weights; without it the residual is written.
+
+            Example:
+              compeft decompress my-lora.cpeft -o restored-lora
+              compeft compress ./lora -o - | compeft decompress - -o restored
+            """)
+
+    @Argument(help: "Container path, or '-' for stdin.")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "Output folder or .safetensors file ('-' for stdout when it is one file).")
+    var output: String
+
+    @Option(help: "Write float tensors as f32, f16 or bf16 instead of their original dtype.")
+    var dtype: String?
+
+    @Option(help: "Base model of a full fine-tune, to write fine-tuned weights (base + residual).")
+    var base: String?
+
+    @Flag(help: "Overwrite the output if it exists.")
+    var force = false
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        if let dtype {
+            guard let d = DType(userSpelling: dtype), [.f32, .f16, .bf16].contains(d) else {
+                throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'")
+            }
+        }
+    }
+
+    func run() throws {
+        common.setUp()
+        try PathSafety.checkOutput(output, isNotAnyOf: [input] + (base.map { [$0] } ?? []))
+        let reader = try ContainerReader(path: input)
+        if output == "-" && AdapterDecompressor.writesFolder(reader.index) {
+            throw CLIError(status: .usage, message: "\(input): this container decompresses to a folder (\(reader.index.inputKind)); give a folder path to -o, not '-'")
+        }
+        let baseCheckpoint = try base.map { try Checkpoint(path: $0) }
+        let progress = Progress("decompressing", quiet: common.quiet)
+        let report = try AdapterDecompressor.decompress(
+            reader, to: output, dtype: dtype.flatMap(DType.init(userSpelling:)), base: baseCheckpoint,
+            overwrite: force, progress: { progress.update($0, $1) })
+        progress.finish()
+        if report.residualOnly && !common.quiet {
+            Terminal.err("compeft: warning: \(input) holds a full fine-tune; without --base the residual τ was written, not the weights")
+        }
+        let toStdout = output == "-"
+        let emit: (String) -> Void = { toStdout ? Terminal.err($0) : Terminal.out($0) }
+        if common.json {
+            emit(Terminal.json([
+                "input": input, "output": output, "folder": report.isFolder, "files": report.files,
+                "tensors": report.tensorCount, "bytes_written": report.bytesWritten, "residual_only": report.residualOnly,
+            ] as [String: Any]))
+        } else if !common.quiet {
+            emit("wrote \(output)\(report.isFolder ? "/" : "") (\(report.tensorCount) tensors, \(Format.bytes(report.bytesWritten)))")
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import AdapterFormat
+import ArgumentParser
+import Foundation
+import TaskVector
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Show what a .cpeft container holds: settings, sizes, and how each tensor is stored.",
+        discussion: """
+            Example:
+              compeft inspect my-lora.cpeft
+              compeft inspect my-lora.cpeft --json | jq '.tensors[] | select(.role == "exact")'
+            """)
+
+    @Argument(help: "Container path, or '-' for stdin.")
+    var input: String
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        common.setUp()
+        let reader = try ContainerReader(path: input)
+        let index = reader.index
+        let size = reader.file.bytes.count
+        let residual = index.tensors.filter { $0.role == .residual }
+        let originalBytes = index.tensors.reduce(0) { $0 + $1.count * $1.dtype.byteSize }
+        if common.json {
+            var o: [String: Any] = [
+                "file": input, "bytes": size, "format_version": "\(reader.majorVersion).\(reader.minorVersion)",
+                "tool": index.tool, "input_kind": index.inputKind, "sources": index.sources,
+                "compression": Reports.compressionJSON(index.compression),
+                "tensor_bytes_original": originalBytes,
+                "files": index.files.map { ["name": $0.name, "bytes": $0.rawLength] as [String: Any] },
+                "tensors": index.tensors.map(Reports.tensorJSON),
+            ]
+            if let p = index.peftType { o["peft_type"] = p }
+            Terminal.out(Terminal.json(o))
+            return
+        }
+        let c = index.compression
+        var lines = [
+            "\(input): compeft container v\(reader.majorVersion).\(reader.minorVersion), \(Format.bytes(size)), written by \(index.tool)",
+            "input:       \(index.inputKind)\(index.peftType.map { " (\($0))" } ?? ""), from \(index.sources.joined(separator: ", "))",
+            "compression: \(c.method), \(c.scope) scope, density \(c.density)%, α \(c.alphaRequested)",
+        ]
+        if let s = c.scale, let sigma = c.sigma, let a = c.alpha, let total = c.total, let kept = c.keptNonzero {
+            lines.append(String(format: "             σ %.6g, scale %.6g (α = %.4g), kept %d of %d (%.2f%%), threshold %.6g",
+                                sigma, Double(s), a, kept, total, total > 0 ? 100 * Double(kept) / Double(total) : 0, Double(c.threshold ?? 0)))
+        }
+        lines.append("tensors:     \(index.tensors.count) (\(residual.count) compressed, \(index.tensors.count - residual.count) stored exactly); \(Format.bytes(originalBytes)) of tensor data → \(Format.bytes(size)) (\(Format.ratio(Double(originalBytes), Double(size))))")
+        if !index.files.isEmpty {
+            lines.append("files:       " + index.files.map { "\($0.name) (\($0.rawLength) B)" }.joined(separator: ", "))
+        }
+        Terminal.out(lines.joined(separator: "\n") + "\n")
+        let rows = index.tensors.map { t -> [String] in
+            let storage = t.role == .exact ? "exact" : (PayloadEncoding(rawValue: t.encoding)?.description ?? "?")
+            let kept = t.role == .exact ? "–" : Format.percent(t.count > 0 ? Double(t.nonzero) / Double(t.count) : 0)
+            return [t.name, t.shape.map(String.init).joined(separator: "×"), t.dtype.rawValue, t.initRule.rawValue, storage,
+                    kept, t.role == .exact ? "–" : String(format: "%.4g", Double(t.scale)), Format.bytes(t.length),
+                    t.note ?? ""]
+        }
+        Terminal.out(Format.table(["tensor", "shape", "dtype", "init", "stored as", "kept", "scale", "bytes", "note"], rows,
+                                  rightAligned: [5, 6, 7]))
+    }
+}

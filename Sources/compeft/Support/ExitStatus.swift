@@ -1,0 +1,38 @@
+import AdapterFormat
+import ArgumentParser
+import Quantize
+import TaskVector
+
+/// compeft's exit codes, documented in the README.
+enum ExitStatus: Int32 {
+    case ok = 0
+    /// `verify` found a problem.
+    case verificationFailed = 1
+    /// Bad command line.
+    case usage = 2
+    /// The input is unreadable, malformed, corrupt or inconsistent.
+    case inputError = 3
+    /// Reading or writing a file failed (missing file, permission, disk full, output exists).
+    case ioError = 4
+}
+
+/// An error the command line reports as one line and an exit code.
+struct CLIError: Error, CustomStringConvertible {
+    var status: ExitStatus
+    var message: String
+    var description: String { message }
+}
+
+extension ExitStatus {
+    /// The status an error maps to.
+    static func of(_ error: any Error) -> ExitStatus {
+        switch error {
+        case let e as CLIError: return e.status
+        case let e as TaskVectorError: return e.code == .io ? .ioError : .inputError
+        case let e as FormatError: return e.code == .io ? .ioError : .inputError
+        case is QuantizeError: return .inputError
+        case is ZstdError: return .inputError
+        default: return .inputError
+        }
+    }
+}
