@@ -70,3 +70,37 @@ public enum FloatEncoding {
         }
     }
 }
+
+/// Memory owned by a ``TensorData`` that was read into memory rather than mapped.
+final class OwnedBytes {
+    let buffer: UnsafeMutableRawBufferPointer
+    init(copying bytes: some Collection<UInt8>) {
+        buffer = .allocate(byteCount: max(bytes.count, 1), alignment: 64)
+        _ = buffer.initializeMemory(as: UInt8.self, from: bytes)
+    }
+    deinit { buffer.deallocate() }
+}
+
+extension TensorData {
+    /// A view that owns a copy of `bytes` (little-endian elements of `dtype`).
+    public init(dtype: DType, copying bytes: some Collection<UInt8>) {
+        let owned = OwnedBytes(copying: bytes)
+        self.init(dtype: dtype, bytes: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(owned.buffer)[0..<bytes.count]), owner: owned)
+    }
+}
+
+/// A named tensor held by a reader that is not safetensors (HDF5, PyTorch `.bin`): the unit every
+/// reader produces.
+public struct LoadedTensor: Sendable {
+    public var name: String
+    public var dtype: DType
+    public var shape: [Int]
+    public var data: TensorData
+
+    public init(name: String, dtype: DType, shape: [Int], data: TensorData) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.data = data
+    }
+}
