@@ -85,7 +85,10 @@ public enum Planner {
             if group.sigma == 0 {
                 plan.storage = .exact
                 plan.exactReason = "σ = 0: nothing to scale, stored exactly"
-            } else if !(group.scale > 0) || !group.scale.isFinite {
+            } else if !group.scale.isFinite {
+                plan.storage = .exact
+                plan.exactReason = "scale overflows binary32: stored exactly"
+            } else if !(group.scale > 0) {
                 plan.storage = .exact
                 plan.exactReason = "scale is 0: stored exactly"
             }

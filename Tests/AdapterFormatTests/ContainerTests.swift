@@ -1,0 +1,110 @@
+import AdapterFormat
+import Fixtures
+import Foundation
+import Quantize
+import TaskVector
+import Testing
+
+@Suite struct ContainerTests {
+    static let inputs = ["lora-bert-seqcls", "ia3-bert-seqcls", "lora-gpt2-bf16", "ia3-gpt2-f16", "residual.safetensors"]
+
+    func compress(_ fixture: String, to path: String, _ options: CompressionOptions = .init(), base: String? = nil,
+                  compressAll: Bool = false) throws -> AdapterCompressor.Report {
+        let input = try TaskVectorInput.load(path: Fixtures.path(fixture), base: base.map(Fixtures.path),
+                                             options: .init(compressAll: compressAll))
+        return try AdapterCompressor.compress(input, options: options, to: AtomicFileWriter(path: path, overwrite: true))
+    }
+
+    @Test(arguments: inputs)
+    func compressDecompressRestoresNamesShapesDtypesAndConfig(fixture: String) throws {
+        let dir = scratchDirectory("rt-\(fixture)")
+        let container = dir + "/c.cpeft"
+        _ = try compress(fixture, to: container, .init(density: 10))
+        let reader = try ContainerReader(path: container)
+        let out = dir + "/out"
+        _ = try AdapterDecompressor.decompress(reader, to: out)
+        let original = try TaskVectorInput.load(path: Fixtures.path(fixture))
+        let restoredPath = fixture.hasSuffix(".safetensors") ? out : out + "/adapter_model.safetensors"
+        let restored = try SafeTensorsFile(path: restoredPath)
+        #expect(Set(restored.tensors.map(\.name)) == Set(original.tensors.map(\.name)))
+        for t in original.tensors {
+            let r = try #require(restored.info(t.name))
+            #expect(r.dtype == t.dtype && r.shape == t.shape, "\(t.name)")
+            if t.role == .exact {
+                #expect(Array(restored.bytes(of: r)) == Array(t.data.bytes), "exact tensor \(t.name) must come back bit for bit")
+            }
+        }
+        if !fixture.hasSuffix(".safetensors") {
+            let config = try Data(contentsOf: URL(fileURLWithPath: out + "/adapter_config.json"))
+            let originalConfig = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(fixture + "/adapter_config.json")))
+            #expect(config == originalConfig)
+        }
+        let originalFile = try SafeTensorsFile(path: fixture.hasSuffix(".safetensors") ? Fixtures.path(fixture) : Fixtures.path(fixture + "/adapter_model.safetensors"))
+        #expect(restored.metadata == originalFile.metadata)
+    }
+
+    @Test(arguments: inputs)
+    func sameInputAndOptionsGiveIdenticalBytes(fixture: String) throws {
+        let dir = scratchDirectory("det-\(fixture)")
+        _ = try compress(fixture, to: dir + "/a.cpeft", .init(density: 5))
+        _ = try compress(fixture, to: dir + "/b.cpeft", .init(density: 5))
+        #expect(FileManager.default.contentsEqual(atPath: dir + "/a.cpeft", andPath: dir + "/b.cpeft"))
+    }
+
+    @Test(arguments: inputs)
+    func compressDecompressCompressIsStable(fixture: String) throws {
+        let dir = scratchDirectory("stable-\(fixture)")
+        _ = try compress(fixture, to: dir + "/1.cpeft", .init(density: 20))
+        _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/1.cpeft"), to: dir + "/d1")
+        let second = fixture.hasSuffix(".safetensors") ? dir + "/d1" : dir + "/d1"
+        let input = try TaskVectorInput.load(path: second)
+        _ = try AdapterCompressor.compress(input, options: .init(density: 20), to: AtomicFileWriter(path: dir + "/2.cpeft"))
+        _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/2.cpeft"), to: dir + "/d2")
+        let file = fixture.hasSuffix(".safetensors") ? "" : "/adapter_model.safetensors"
+        let a = try floatTensors(dir + "/d1" + file)
+        let b = try floatTensors(dir + "/d2" + file)
+        // The second pass sees values already rounded to each tensor's dtype, so the shared scale may move in the
+        // last place of the coarsest dtype present; the kept set and the signs must not move at all.
+        let dtypes = Set(a.values.map(\.0))
+        let ulp: Float = dtypes.contains(.bf16) ? 0x1p-7 : dtypes.contains(.f16) ? 0x1p-10 : 0x1p-23
+        let initOne = fixture.contains("ia3")
+        for (name, (_, _, va)) in a {
+            let vb = try #require(b[name]?.2)
+            #expect(zip(va, vb).allSatisfy { abs($0 - $1) <= 2 * ulp * max(1, abs($0)) }, "\(name)")
+            if !initOne { #expect(va.map { $0 == 0 } == vb.map { $0 == 0 }, "\(name)") }
+            #expect(va.map { $0 < (initOne ? 1 : 0) } == vb.map { $0 < (initOne ? 1 : 0) }, "\(name)")
+        }
+    }
+
+    @Test func fullFineTuneRoundTripsAgainstItsBase() throws {
+        let dir = scratchDirectory("fullft")
+        let report = try compress("full-ft", to: dir + "/ft.cpeft", .init(density: 10), base: "tiny-bert")
+        #expect(report.index.inputKind == "full-fine-tune")
+        let reader = try ContainerReader(path: dir + "/ft.cpeft")
+        let base = try Checkpoint(path: Fixtures.path("tiny-bert"))
+        _ = try AdapterDecompressor.decompress(reader, to: dir + "/out", base: base)
+        let restored = try Checkpoint(path: dir + "/out")
+        let original = try Checkpoint(path: Fixtures.path("full-ft"))
+        #expect(restored.files.map(\.name) == original.files.map(\.name))
+        #expect(restored.names == original.names)
+        // Values = base + ternary residual: where nothing was kept, exactly the base.
+        let name = "bert.embeddings.word_embeddings.weight"
+        let entry = try #require(reader.tensor(named: name))
+        guard case .code(let code) = try reader.payload(entry) else { Issue.record("expected a code"); return }
+        var b = [Float](repeating: 0, count: entry.count)
+        b.withUnsafeMutableBufferPointer { base.data(name)!.loadFloats(from: 0, into: $0) }
+        var r = [Float](repeating: 0, count: entry.count)
+        r.withUnsafeMutableBufferPointer { restored.data(name)!.loadFloats(from: 0, into: $0) }
+        for i in 0..<entry.count where code.mask[i >> 3] & (1 << UInt8(i & 7)) == 0 {
+            #expect(r[i] == b[i])
+        }
+    }
+
+    @Test func decompressWithDtypeOverrideConvertsFloatsOnly() throws {
+        let dir = scratchDirectory("dtype")
+        _ = try compress("residual.safetensors", to: dir + "/r.cpeft", .init(density: 10))
+        _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/r.cpeft"), to: dir + "/o.safetensors", dtype: .bf16)
+        let f = try SafeTensorsFile(path: dir + "/o.safetensors")
+        for t in f.tensors { #expect(t.dtype == (t.name == "step_counter" ? .i64 : .bf16), "\(t.name)") }
+    }
+}
