@@ -11,7 +11,7 @@ enum Reports {
             "name": t.name, "file": t.file, "dtype": t.dtype.rawValue, "shape": t.shape, "role": t.role.rawValue,
             "init": t.initRule.rawValue, "encoding": PayloadEncoding(rawValue: t.encoding)?.description ?? "unknown(\(t.encoding))",
             "count": t.count, "kept": t.kept, "nonzero": t.nonzero, "scale": Double(t.scale),
-            "stored_bytes": t.length,
+            "stored_bytes": t.length, "offset": t.offset,
         ]
         if let note = t.note { o["note"] = note }
         if let s = t.sigma { o["sigma"] = s }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job on the shipped fixtures: compress a real PEFT LoRA adapter, inspect it, restore it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+swift build -c release --product compeft >/dev/null
+compeft=.build/release/compeft
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for adapter in lora-bert-seqcls ia3-bert-seqcls; do
+  echo "== $adapter"
+  "$compeft" compress "Fixtures/files/$adapter" -o "$out/$adapter.cpeft" --density 10 --force
+  "$compeft" verify "$out/$adapter.cpeft"
+  "$compeft" decompress "$out/$adapter.cpeft" -o "$out/$adapter-restored" --force
+  cmp -s "Fixtures/files/$adapter/adapter_config.json" "$out/$adapter-restored/adapter_config.json" \
+    && echo "adapter_config.json restored byte-for-byte"
+  echo
+done
+"$compeft" inspect "$out/lora-bert-seqcls.cpeft"
