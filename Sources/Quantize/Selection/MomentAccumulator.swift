@@ -13,23 +13,39 @@ public struct MomentAccumulator: Sendable, Equatable {
     public init() {}
 
     /// Adds a chunk of values.
+    ///
+    /// Within a chunk, the values are shifted by the chunk's first value c (exact in double), Σ(x−c)
+    /// and Σ(x−c)² are accumulated in double precision in four independent lanes (so the loop
+    /// vectorizes), and M2 = Σ(x−c)² − (Σ(x−c))²/n; chunks are then merged with Chan's update. The shift
+    /// keeps the in-chunk cancellation small even when the mean is far from zero.
     public mutating func add(_ values: UnsafeBufferPointer<Float>) {
         let n = values.count
-        guard n > 0 else { return }
-        var sum = 0.0
-        var squares = 0.0
-        for v in values {
-            let d = Double(v)
+        guard n > 0, let base = values.baseAddress else { return }
+        let c = Double(base[0])
+        let shift = SIMD4<Double>(repeating: c)
+        var s = SIMD4<Double>.zero
+        var q = SIMD4<Double>.zero
+        let vectors = n / 4
+        let raw = UnsafeRawPointer(base)
+        for i in 0..<vectors {
+            let v = SIMD4<Double>(raw.loadUnaligned(fromByteOffset: i &* 16, as: SIMD4<Float>.self))
+            let d = v - shift
+            s += d
+            q += d * d
+        }
+        var sum = (s[0] + s[1]) + (s[2] + s[3])
+        var shiftedSquares = (q[0] + q[1]) + (q[2] + q[3])
+        for i in (vectors * 4)..<n {
+            let v = Double(base[i])
+            let d = v - c
             sum += d
-            squares += d * d
+            shiftedSquares += d * d
         }
-        let chunkMean = sum / Double(n)
-        var chunkM2 = 0.0
-        for v in values {
-            let d = Double(v) - chunkMean
-            chunkM2 += d * d
-        }
-        merge(count: n, mean: chunkMean, m2: chunkM2, sumOfSquares: squares)
+        // Σx² = Σ(x−c)² + 2cΣ(x−c) + n·c², exact enough for a norm (all terms are well conditioned here).
+        let squares = shiftedSquares + 2 * c * sum + Double(n) * c * c
+        let shiftedMean = sum / Double(n)
+        let chunkM2 = max(0, shiftedSquares - sum * shiftedMean)
+        merge(count: n, mean: c + shiftedMean, m2: chunkM2, sumOfSquares: squares)
     }
 
     /// Combines another accumulator into this one.

@@ -2,10 +2,14 @@ public import TaskVector
 
 /// Streams a tensor's residual values in fixed-size chunks through reusable buffers.
 ///
-/// No allocation happens per chunk; the buffers belong to the caller's `ResidualChunks` value.
+/// No allocation happens per chunk. An `F32` tensor with init 0 is read in place from its (mapped)
+/// file, without a copy. Pages of a mapped input are handed back to the kernel as the stream passes
+/// them, so streaming a model larger than memory keeps the resident set small.
 public struct ResidualChunks: ~Copyable {
     /// Elements per chunk (64 Ki values, 256 KiB: stays in L2).
     public static let chunkSize = 1 << 16
+    /// Mapped bytes read between two page releases.
+    static let releaseInterval = 32 << 20
 
     private let values: UnsafeMutableBufferPointer<Float>
     private let scratch: UnsafeMutableBufferPointer<Float>
@@ -20,17 +24,31 @@ public struct ResidualChunks: ~Copyable {
         scratch.deallocate()
     }
 
-    /// Calls `body(offset, chunk)` for consecutive chunks of `tensor`'s residual.
-    public func forEach<E: Error>(_ tensor: SourceTensor,
+    /// Calls `body(offset, chunk)` for consecutive chunks of `tensor`'s residual, covering `range`
+    /// (all of it by default).
+    public func forEach<E: Error>(_ tensor: SourceTensor, range: Range<Int>? = nil,
                                   _ body: (Int, UnsafeBufferPointer<Float>) throws(E) -> Void) throws(E) {
-        let n = tensor.count
-        var start = 0
-        while start < n {
-            let len = min(Self.chunkSize, n - start)
-            let chunk = UnsafeMutableBufferPointer(rebasing: values[0..<len])
-            tensor.loadResidual(from: start, into: chunk, scratch: scratch)
-            try body(start, UnsafeBufferPointer(chunk))
+        let range = range ?? 0..<tensor.count
+        let inPlace = tensor.dtype == .f32 && tensor.initRule == .zero
+            && Int(bitPattern: tensor.data.bytes.baseAddress) % MemoryLayout<Float>.alignment == 0
+        let elementsPerRelease = Self.releaseInterval / tensor.dtype.byteSize
+        var start = range.lowerBound
+        var releasedUpTo = start
+        while start < range.upperBound {
+            let len = min(Self.chunkSize, range.upperBound - start)
+            if inPlace {
+                let base = tensor.data.bytes.baseAddress!.assumingMemoryBound(to: Float.self)
+                try body(start, UnsafeBufferPointer(start: base + start, count: len))
+            } else {
+                let chunk = UnsafeMutableBufferPointer(rebasing: values[0..<len])
+                tensor.loadResidual(from: start, into: chunk, scratch: scratch)
+                try body(start, UnsafeBufferPointer(chunk))
+            }
             start += len
+            if start - releasedUpTo >= elementsPerRelease || start == range.upperBound {
+                tensor.releasePages(elements: releasedUpTo..<start)
+                releasedUpTo = start
+            }
         }
     }
 }

@@ -38,7 +38,6 @@ public struct ThresholdSelector: ~Copyable {
     private let fineSums: UnsafeMutableBufferPointer<Double>
     private var aboveCount = 0
     private var aboveSum = 0.0
-    private var zeros = 0
     private let rank: Int
     private let wantAbsoluteSum: Bool
     public private(set) var total = 0
@@ -71,12 +70,17 @@ public struct ThresholdSelector: ~Copyable {
     public mutating func addCoarse(_ values: UnsafeBufferPointer<Float>) -> Bool {
         precondition(phase == .coarse)
         var maxBits: UInt32 = 0
-        for v in values { maxBits = max(maxBits, v.bitPattern & 0x7FFF_FFFF) }
-        guard maxBits < 0x7F80_0000 else { return false }
         let counts = coarse
+        // The finiteness check is folded into the counting loop: one read of the data.
         for v in values {
             let bits = v.bitPattern & 0x7FFF_FFFF
+            maxBits = max(maxBits, bits)
             counts[Int(bits &>> 16)] &+= 1
+        }
+        guard maxBits < 0x7F80_0000 else {
+            // Undo this chunk's counts so the selector stays consistent (the caller reports the error).
+            for v in values { counts[Int((v.bitPattern & 0x7FFF_FFFF) &>> 16)] &-= 1 }
+            return false
         }
         total += values.count
         return true
@@ -88,6 +92,13 @@ public struct ThresholdSelector: ~Copyable {
         precondition(phase == .coarse)
         precondition(rank <= total, "rank \(rank) exceeds the \(total) values")
         phase = .fine
+        defer {
+            if !wantAbsoluteSum {
+                var above = 0
+                for i in (Int(bucket) + 1)..<(1 << 16) { above += Int(coarse[i]) }
+                aboveCount = above
+            }
+        }
         if rank == 0 {
             // Keep everything: threshold 0 and every value qualifies; pass 2 only counts zeros/sums.
             bucket = 0
@@ -131,14 +142,12 @@ public struct ThresholdSelector: ~Copyable {
             aboveCount += above
             aboveSum += aboveAbs
         } else {
-            var above = 0
+            // Values above the bucket were already counted by pass 1 (see finishCoarse); only the
+            // bucket's low bits are needed here.
             for v in values {
                 let bits = v.bitPattern & 0x7FFF_FFFF
-                let hi = bits &>> 16
-                above &+= hi > b ? 1 : 0
-                if hi == b { counts[Int(bits & 0xFFFF)] &+= 1 }
+                if bits &>> 16 == b { counts[Int(bits & 0xFFFF)] &+= 1 }
             }
-            aboveCount += above
         }
     }
 

@@ -26,37 +26,100 @@ public struct TernaryCode: Sendable, Equatable {
 
     /// Codes one tensor's residual: kept iff |τ| bit pattern ≥ `thresholdBits`.
     ///
+    /// Works eight values at a time: one mask byte and the signs of its set bits (compacted through a
+    /// 64 KiB table, a software `pext`), appended to a 64-bit sign accumulator.
+    ///
     /// - Parameter keepValues: store the kept residual values (sparse / prune) instead of signs only.
     public static func encode(_ tensor: SourceTensor, thresholdBits: UInt32, keepValues: Bool,
                               chunks: borrowing ResidualChunks) -> TernaryCode {
         let n = tensor.count
         var mask = [UInt8](repeating: 0, count: (n + 7) / 8)
         var signs: [UInt8] = []
-        signs.reserveCapacity(n / 64 + 8)
+        signs.reserveCapacity(n / 40 + 16)
         var values: [Float] = []
         var kept = 0
         var nonzero = 0
-        var signByte: UInt8 = 0
-        mask.withUnsafeMutableBufferPointer { maskBits in
+        var signAccumulator: UInt64 = 0
+        var signBits = 0
+        let table = SignCompaction.table
+        mask.withUnsafeMutableBufferPointer { maskBytes in
             chunks.forEach(tensor) { offset, chunk in
-                for (j, v) in chunk.enumerated() {
-                    let bits = v.bitPattern & 0x7FFF_FFFF
-                    guard bits >= thresholdBits else { continue }
-                    kept &+= 1
-                    guard bits != 0 else { continue }
-                    let i = offset &+ j
-                    maskBits[i &>> 3] |= 1 &<< UInt8(i & 7)
-                    if v.sign == .minus { signByte |= 1 &<< UInt8(nonzero & 7) }
-                    nonzero &+= 1
-                    if nonzero & 7 == 0 {
-                        signs.append(signByte)
-                        signByte = 0
+                // Chunks start at multiples of 8 (the chunk size is), so each chunk fills whole mask bytes.
+                var j = 0
+                let count = chunk.count
+                while j < count {
+                    let m: UInt8
+                    let neg: UInt8
+                    let zerosKept: Int
+                    if count &- j >= 8 {
+                        // Branch-free: kept-and-non-zero ⇔ magnitude ≥ max(t, 1) ⇔ the sign bit of
+                        // (floor − 1 − magnitude) is set (both sides are below 2³¹).
+                        let p = UnsafeRawPointer(chunk.baseAddress! + j).assumingMemoryBound(to: UInt32.self)
+                        let below = max(thresholdBits, 1) &- 1
+                        var mm: UInt32 = 0
+                        var nn: UInt32 = 0
+                        for b in 0..<8 {
+                            let bits = p[b]
+                            mm |= ((below &- (bits & 0x7FFF_FFFF)) &>> 31) &<< UInt32(b)
+                            nn |= (bits &>> 31) &<< UInt32(b)
+                        }
+                        m = UInt8(truncatingIfNeeded: mm)
+                        neg = UInt8(truncatingIfNeeded: nn)
+                        if thresholdBits == 0 {
+                            var zeros = 0
+                            for b in 0..<8 { zeros &+= p[b] & 0x7FFF_FFFF == 0 ? 1 : 0 }
+                            zerosKept = zeros
+                        } else {
+                            zerosKept = 0
+                        }
+                    } else {
+                        var mm: UInt8 = 0
+                        var nn: UInt8 = 0
+                        var zk = 0
+                        for b in 0..<(count &- j) {
+                            let bits = chunk[j &+ b].bitPattern
+                            let magnitude = bits & 0x7FFF_FFFF
+                            let keep = magnitude >= thresholdBits
+                            zk &+= (keep && magnitude == 0) ? 1 : 0
+                            mm |= ((keep && magnitude != 0) ? 1 : 0) &<< UInt8(b)
+                            nn |= UInt8(truncatingIfNeeded: bits &>> 31) &<< UInt8(b)
+                        }
+                        (m, neg, zerosKept) = (mm, nn, zk)
                     }
-                    if keepValues { values.append(v) }
+                    if m != 0 {
+                        let setBits = m.nonzeroBitCount
+                        maskBytes[(offset &+ j) &>> 3] = m
+                        if keepValues {
+                            var mm = m
+                            while mm != 0 {
+                                values.append(chunk[j &+ mm.trailingZeroBitCount])
+                                mm &= mm &- 1
+                            }
+                        } else {
+                            let compact = UInt64(table[Int(m) &<< 8 | Int(neg)])
+                            signAccumulator |= compact &<< UInt64(signBits)
+                            signBits &+= setBits
+                            if signBits >= 56 {
+                                for _ in 0..<7 {
+                                    signs.append(UInt8(truncatingIfNeeded: signAccumulator))
+                                    signAccumulator &>>= 8
+                                }
+                                signBits &-= 56
+                            }
+                        }
+                        nonzero &+= setBits
+                        kept &+= setBits
+                    }
+                    kept &+= zerosKept
+                    j &+= 8
                 }
             }
         }
-        if nonzero & 7 != 0 { signs.append(signByte) }
+        while signBits > 0 {
+            signs.append(UInt8(truncatingIfNeeded: signAccumulator))
+            signAccumulator &>>= 8
+            signBits -= 8
+        }
         if keepValues { signs = [] }
         return TernaryCode(count: n, keptCount: kept, nonzeroCount: nonzero, mask: mask, signs: signs, values: values)
     }
@@ -84,4 +147,24 @@ public struct TernaryCode: Sendable, Equatable {
             }
         }
     }
+}
+
+/// `pext` for one byte: the bits of `value` at the set positions of `mask`, packed to the bottom.
+enum SignCompaction {
+    /// Entry `mask << 8 | value`.
+    static let table: [UInt8] = {
+        var t = [UInt8](repeating: 0, count: 1 << 16)
+        for mask in 0..<256 {
+            for value in 0..<256 {
+                var out = 0
+                var k = 0
+                for bit in 0..<8 where mask & (1 << bit) != 0 {
+                    out |= ((value >> bit) & 1) << k
+                    k += 1
+                }
+                t[mask << 8 | value] = UInt8(out)
+            }
+        }
+        return t
+    }()
 }

@@ -16,6 +16,13 @@ public struct TensorData: @unchecked Sendable {
     /// Number of elements.
     public var count: Int { bytes.count / dtype.byteSize }
 
+    /// Drops the mapped pages behind an element range when the data is a mapped file (no-op otherwise).
+    public func releasePages(elements: Range<Int>) {
+        guard let file = owner as? MappedFile, let base = bytes.baseAddress, let fileBase = file.bytes.baseAddress else { return }
+        let start = base - fileBase + elements.lowerBound * dtype.byteSize
+        file.release(range: start..<(start + elements.count * dtype.byteSize))
+    }
+
     /// Converts `destination.count` elements starting at element `start` to `Float`.
     ///
     /// `F64` rounds to nearest; `F16` and `BF16` widen exactly.

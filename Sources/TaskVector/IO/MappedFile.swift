@@ -72,8 +72,9 @@ public final class MappedFile: @unchecked Sendable {
     public func release(range: Range<Int>) {
         guard let mapping, !range.isEmpty else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = range.lowerBound / page * page
-        let end = min(bytes.count, range.upperBound)
+        // Only whole pages inside the range: a page shared with a neighbouring tensor may still be needed.
+        let start = (range.lowerBound + page - 1) / page * page
+        let end = min(bytes.count, range.upperBound) / page * page
         guard end > start else { return }
         _ = madvise(mapping + start, end - start, Int32(MADV_DONTNEED))
     }

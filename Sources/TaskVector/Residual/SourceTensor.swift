@@ -46,6 +46,12 @@ public struct SourceTensor: Sendable {
         }
     }
 
+    /// Lets the kernel drop the mapped pages behind an element range of this tensor (and its base).
+    public func releasePages(elements: Range<Int>) {
+        data.releasePages(elements: elements)
+        base?.releasePages(elements: elements)
+    }
+
     /// The init value for element range, written as `Float` (0, 1, or the base's values).
     public func loadInit(from start: Int, into destination: UnsafeMutableBufferPointer<Float>) {
         switch initRule {
