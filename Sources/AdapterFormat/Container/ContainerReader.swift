@@ -197,17 +197,16 @@ public final class ContainerReader: Sendable {
             }
             raw.withUnsafeBytes { TensorData(dtype: t.dtype, bytes: $0, owner: nil).loadFloats(from: 0, into: destination) }
         case .code(let code):
-            code.decode(scale: Float(bitPattern: t.scaleBits), into: destination)
-            switch t.initRule {
-            case .zero: break
-            case .one: for i in destination.indices { destination[i] += 1 }
-            case .base:
-                if let base {
-                    let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.count)
-                    defer { b.deallocate() }
-                    base.loadFloats(from: 0, into: b)
-                    for i in destination.indices { destination[i] += b[i] }
-                }
+            let scale = Float(bitPattern: t.scaleBits)
+            switch (t.initRule, base) {
+            case (.one, _):
+                destination.update(repeating: 1)
+                code.accumulate(scale: scale, into: destination)
+            case (.base, let base?):
+                base.loadFloats(from: 0, into: destination)
+                code.accumulate(scale: scale, into: destination)
+            default:
+                code.decode(scale: scale, into: destination)
             }
         }
     }

@@ -124,6 +124,33 @@ public struct TernaryCode: Sendable, Equatable {
         return TernaryCode(count: n, keptCount: kept, nonzeroCount: nonzero, mask: mask, signs: signs, values: values)
     }
 
+    /// Calls `body(index, value)` for every kept non-zero position in order: `value` is ±1 for a
+    /// ternary code (multiply by the scale) and the stored residual for a sparse one.
+    @inlinable
+    public func forEachKept(_ body: (Int, Float) throws -> Void) rethrows {
+        var k = 0
+        for byteIndex in mask.indices {
+            var byte = mask[byteIndex]
+            while byte != 0 {
+                let i = byteIndex &* 8 &+ byte.trailingZeroBitCount
+                byte &= byte &- 1
+                if values.isEmpty {
+                    let negative = (signs[k &>> 3] &>> UInt8(k & 7)) & 1 == 1
+                    try body(i, negative ? -1 : 1)
+                } else {
+                    try body(i, values[k])
+                }
+                k &+= 1
+            }
+        }
+    }
+
+    /// Adds the decoded residual (±scale or the kept values) to `destination`, leaving other positions.
+    public func accumulate(scale: Float, into destination: UnsafeMutableBufferPointer<Float>) {
+        precondition(destination.count == count)
+        forEachKept { i, v in destination[i] += values.isEmpty ? v * scale : v }
+    }
+
     /// Writes the decoded residual (±scale, the kept values, or 0) into `destination`.
     ///
     /// - Precondition: `destination.count == count`.

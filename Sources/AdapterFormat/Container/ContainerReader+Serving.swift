@@ -1,0 +1,108 @@
+import Quantize
+public import TaskVector
+
+/// The serving path: decode one tensor into memory the caller owns, or add it into base weights in
+/// place. Only the tensor's own payload is read; the reader can be shared by many threads.
+extension ContainerReader {
+    /// Element types a tensor can be decoded into.
+    public static let decodableTypes: Set<DType> = [.f32, .f16, .bf16]
+
+    /// Decodes a tensor's values into `destination` as `dtype` (f32, f16 or bf16, little-endian).
+    ///
+    /// Residual tensors decode to init + residual (init 0 or 1; for a full fine-tune pass the base
+    /// tensor, or `residualOnly: true` to get τ alone). Exact tensors decode to their stored values.
+    ///
+    /// - Parameters:
+    ///   - base: the base model's tensor, for `initRule == .base`.
+    ///   - residualOnly: write τ instead of init + τ.
+    /// - Throws: ``FormatError`` for a corrupt payload, a non-float tensor, an unsupported `dtype`, a
+    ///   destination of the wrong size, or a missing base.
+    public func decode(_ t: ContainerIndex.Tensor, as dtype: DType, into destination: UnsafeMutableRawBufferPointer,
+                       base: TensorData? = nil, residualOnly: Bool = false) throws {
+        guard Self.decodableTypes.contains(dtype) else {
+            throw FormatError(.unsupported, file: path, tensor: t.name, "cannot decode into \(dtype.rawValue); use F32, F16 or BF16")
+        }
+        guard t.dtype.isFloatingPoint else {
+            throw FormatError(.unsupported, file: path, tensor: t.name, "\(t.dtype.rawValue) tensor holds no floating-point values")
+        }
+        guard destination.count == t.count * dtype.byteSize else {
+            throw FormatError(.unsupported, file: path, tensor: t.name,
+                              "buffer holds \(destination.count) bytes, the tensor needs \(t.count * dtype.byteSize)")
+        }
+        let needsBase = t.role == .residual && t.initRule == .base && !residualOnly
+        if needsBase {
+            guard let base else {
+                throw FormatError(.unsupported, file: path, tensor: t.name, "a full fine-tune tensor needs its base tensor (or residualOnly)")
+            }
+            guard base.count == t.count, base.dtype.isFloatingPoint else {
+                throw FormatError(.unsupported, file: path, tensor: t.name, "base tensor has \(base.count) \(base.dtype.rawValue) values, expected \(t.count) floats")
+            }
+        }
+        let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.count)
+        defer { values.deallocate() }
+        switch try payload(t) {
+        case .exact(let raw):
+            raw.withUnsafeBytes { TensorData(dtype: t.dtype, bytes: $0, owner: nil).loadFloats(from: 0, into: values) }
+        case .code(let code):
+            if residualOnly || t.initRule == .zero {
+                code.decode(scale: Float(bitPattern: t.scaleBits), into: values)
+            } else {
+                if t.initRule == .one { values.update(repeating: 1) } else { base!.loadFloats(from: 0, into: values) }
+                code.accumulate(scale: Float(bitPattern: t.scaleBits), into: values)
+            }
+        }
+        FloatEncoding.store(UnsafeBufferPointer(values), as: dtype, into: destination)
+    }
+
+    /// Adds `factor` × the tensor's residual into `weights` (f32, f16 or bf16) in place: the serving
+    /// path for full fine-tunes and (IA)³. Ternary tensors touch only their kept positions; no dense
+    /// copy of the residual is made.
+    ///
+    /// Exact tensors are not residuals: applying one replaces `weights` by its stored values (and
+    /// `factor` must be 1).
+    public func apply(_ t: ContainerIndex.Tensor, to weights: UnsafeMutableRawBufferPointer, as dtype: DType,
+                      factor: Float = 1) throws {
+        guard Self.decodableTypes.contains(dtype) else {
+            throw FormatError(.unsupported, file: path, tensor: t.name, "cannot apply into \(dtype.rawValue); use F32, F16 or BF16")
+        }
+        guard weights.count == t.count * dtype.byteSize else {
+            throw FormatError(.unsupported, file: path, tensor: t.name,
+                              "buffer holds \(weights.count) bytes, the tensor needs \(t.count * dtype.byteSize)")
+        }
+        guard factor.isFinite else {
+            throw FormatError(.unsupported, file: path, tensor: t.name, "factor must be finite")
+        }
+        switch try payload(t) {
+        case .exact(let raw):
+            guard factor == 1 else {
+                throw FormatError(.unsupported, file: path, tensor: t.name, "is stored exactly (not a residual); apply it with factor 1 to replace the weights")
+            }
+            try raw.withUnsafeBytes { bytes in
+                let data = TensorData(dtype: t.dtype, bytes: bytes, owner: nil)
+                guard t.dtype.isFloatingPoint else {
+                    throw FormatError(.unsupported, file: path, tensor: t.name, "\(t.dtype.rawValue) tensor holds no floating-point values")
+                }
+                let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.count)
+                defer { values.deallocate() }
+                data.loadFloats(from: 0, into: values)
+                FloatEncoding.store(UnsafeBufferPointer(values), as: dtype, into: weights)
+            }
+        case .code(let code):
+            let step = Float(bitPattern: t.scaleBits) * factor
+            code.forEachKept { index, value in
+                let delta = code.values.isEmpty ? value * step : value * factor
+                switch dtype {
+                case .f32:
+                    let old = weights.load(fromByteOffset: index * 4, as: Float.self)
+                    weights.storeBytes(of: old + delta, toByteOffset: index * 4, as: Float.self)
+                case .f16:
+                    let old = FloatConversion.float(fromF16: UInt16(littleEndian: weights.load(fromByteOffset: index * 2, as: UInt16.self)))
+                    weights.storeBytes(of: FloatConversion.f16(from: old + delta).littleEndian, toByteOffset: index * 2, as: UInt16.self)
+                default:
+                    let old = FloatConversion.float(fromBF16: UInt16(littleEndian: weights.load(fromByteOffset: index * 2, as: UInt16.self)))
+                    weights.storeBytes(of: FloatConversion.bf16(from: old + delta).littleEndian, toByteOffset: index * 2, as: UInt16.self)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import AdapterFormat
+import Dispatch
+import Fixtures
+import Foundation
+import Quantize
+import TaskVector
+import Testing
+
+@Suite struct ServingTests {
+    func container(_ fixture: String, density: Double = 10) throws -> String {
+        let dir = scratchDirectory("serve")
+        let input = try TaskVectorInput.load(path: Fixtures.path(fixture))
+        _ = try AdapterCompressor.compress(input, options: .init(density: density), to: AtomicFileWriter(path: dir + "/c.cpeft"))
+        return dir + "/c.cpeft"
+    }
+
+    func decode(_ r: ContainerReader, _ t: ContainerIndex.Tensor, as dtype: DType) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: t.count * dtype.byteSize)
+        try out.withUnsafeMutableBytes { try r.decode(t, as: dtype, into: $0) }
+        return out
+    }
+
+    @Test func decodeIntoCallerBuffersMatchesDecompressedFile() throws {
+        let path = try container("lora-gpt2-bf16")
+        let reader = try ContainerReader(path: path)
+        let dir = scratchDirectory("serve-out")
+        _ = try AdapterDecompressor.decompress(reader, to: dir + "/o")
+        let restored = try SafeTensorsFile(path: dir + "/o/adapter_model.safetensors")
+        for t in reader.index.tensors {
+            #expect(try decode(reader, t, as: .bf16) == Array(restored.bytes(of: restored.info(t.name)!)), "\(t.name)")
+            let f32 = try decode(reader, t, as: .f32)
+            let f16 = try decode(reader, t, as: .f16)
+            for i in 0..<t.count {
+                let v = f32.withUnsafeBytes { $0.load(fromByteOffset: i * 4, as: Float.self) }
+                let h = f16.withUnsafeBytes { $0.load(fromByteOffset: i * 2, as: UInt16.self) }
+                #expect(h == FloatConversion.f16(from: v))
+            }
+        }
+    }
+
+    @Test func decodingOneTensorNeverReadsAnotherTensorsPayload() throws {
+        let path = try container("lora-bert-seqcls")
+        let reader = try ContainerReader(path: path)
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let target = reader.index.tensors[2]
+        // Destroy every other payload; the index is intact, so the file still opens.
+        for t in reader.index.tensors where t.name != target.name {
+            for i in t.offset..<(t.offset + t.length) { bytes[i] = 0xA5 }
+        }
+        let damaged = try ContainerReader(file: MappedFile(path: "damaged.cpeft", contents: bytes))
+        #expect(try decode(damaged, target, as: .f32) == (try decode(reader, target, as: .f32)))
+        #expect(throws: FormatError.self) { try decode(damaged, damaged.index.tensors[3], as: .f32) }
+    }
+
+    @Test func concurrentDecodesEqualSerialDecodes() throws {
+        let reader = try ContainerReader(path: try container("residual.safetensors"))
+        let floats = reader.index.tensors.filter { $0.dtype.isFloatingPoint }
+        let serial = try floats.map { try decode(reader, $0, as: .f32) }
+        final class Results: @unchecked Sendable {
+            var values: [[UInt8]?]
+            let lock = NSLock()
+            init(_ n: Int) { values = Array(repeating: nil, count: n) }
+        }
+        let results = Results(floats.count * 8)
+        DispatchQueue.concurrentPerform(iterations: floats.count * 8) { i in
+            let t = floats[i % floats.count]
+            let out = try? decode(reader, t, as: .f32)
+            results.lock.lock()
+            results.values[i] = out
+            results.lock.unlock()
+        }
+        for i in 0..<(floats.count * 8) { #expect(results.values[i] == serial[i % floats.count]) }
+    }
+
+    @Test func applyAddsTheResidualInPlaceOnlyAtKeptPositions() throws {
+        let reader = try ContainerReader(path: try container("ia3-gpt2-f16"))
+        for t in reader.index.tensors where t.role == .residual {
+            // The (IA)³ vector is init 1 + τ: applying τ to a buffer of ones gives the decoded vector.
+            var ones = [Float](repeating: 1, count: t.count)
+            try ones.withUnsafeMutableBytes { try reader.apply(t, to: $0, as: .f32) }
+            let decoded = try decode(reader, t, as: .f32)
+            let expected = decoded.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            #expect(ones == expected, "\(t.name)")
+            var base = [Float](repeating: 0.5, count: t.count)
+            try base.withUnsafeMutableBytes { try reader.apply(t, to: $0, as: .f32, factor: -2) }
+            for i in 0..<t.count { #expect(base[i] == 0.5 - 2 * (expected[i] - 1)) }
+        }
+    }
+
+    @Test func badArgumentsGetClearErrors() throws {
+        let reader = try ContainerReader(path: try container("residual.safetensors"))
+        let t = reader.index.tensors.first { $0.dtype == .f32 && $0.count > 1 }!
+        var small = [UInt8](repeating: 0, count: 3)
+        #expect { try small.withUnsafeMutableBytes { try reader.decode(t, as: .f32, into: $0) } } throws: {
+            ($0 as? FormatError)?.message.contains("needs \(t.count * 4)") == true
+        }
+        var buffer = [UInt8](repeating: 0, count: t.count * 8)
+        #expect(throws: FormatError.self) { try buffer.withUnsafeMutableBytes { try reader.decode(t, as: .f64, into: $0) } }
+        let ints = reader.index.tensors.first { $0.dtype == .i64 }!
+        var b2 = [UInt8](repeating: 0, count: ints.count * 4)
+        #expect(throws: FormatError.self) { try b2.withUnsafeMutableBytes { try reader.decode(ints, as: .f32, into: $0) } }
+    }
+}
