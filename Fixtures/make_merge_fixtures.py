@@ -14,6 +14,9 @@ Every expected output comes from PEFT's own code, called as a user would call it
 * lora.safetensors + lora.json: a tiny two-layer model with three LoRA adapters (one with
   use_rslora) and ``LoraModel.add_weighted_adapter`` for combination_type linear, ties, cat and svd.
 * svd.safetensors + svd.json: matrices and numpy.linalg.svd's singular values.
+* dare_stream.json: compeft's own seeded DARE masks (SplitMix64 → xoshiro256**), computed here by a
+  second, independent implementation of the documented stream, so the Swift one is pinned to the
+  spec rather than to itself.
 
 Run from anywhere: ``python3 Fixtures/make_merge_fixtures.py``. Needs numpy, torch, peft, safetensors.
 """
@@ -217,11 +220,65 @@ def svd_fixtures():
     return tensors, cases
 
 
+MASK64 = (1 << 64) - 1
+
+
+def mix64(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def dare_mask_words(count, density, seed, tensor, expert):
+    """DropMask.random: key = mix64(mix64(seed ^ fnv1a64(tensor)) ^ expert), SplitMix64 seeds xoshiro256**,
+    entry i kept iff (next() >> 11) * 2^-53 < density."""
+    h = 0xCBF29CE484222325
+    for byte in tensor.encode("utf-8"):
+        h = ((h ^ byte) * 0x100000001B3) & MASK64
+    state = mix64(mix64(seed ^ h) ^ expert)
+    s = []
+    for _ in range(4):
+        state = (state + 0x9E3779B97F4A7C15) & MASK64
+        s.append(mix64(state))
+
+    def rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & MASK64
+
+    words = [0] * ((count + 63) // 64)
+    for i in range(count):
+        result = (rotl((s[1] * 5) & MASK64, 7) * 9) & MASK64
+        t = (s[1] << 17) & MASK64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        if (result >> 11) * 2.0**-53 < density:
+            words[i >> 6] |= 1 << (i & 63)
+    return words
+
+
+def dare_stream_fixtures():
+    cases = []
+    for count, density, seed, tensor, expert in [
+        (128, 0.5, 42, "layer.0.weight", 1),
+        (7, 0.2, 0, "", 0),
+        (200, 0.9, 2**64 - 1, "base_model.model.q_proj.lora_A.weight", 2),
+        (65, 0.05, 123456789, "ünïcode", 0),
+    ]:
+        words = dare_mask_words(count, density, seed, tensor, expert)
+        cases.append({"count": count, "density": density, "seed": str(seed), "tensor": tensor, "expert": expert,
+                      "words": [str(w) for w in words]})
+    return cases
+
+
 def compact(document):
     """JSON with one case per line: small, and still diffable."""
     lines = ",\n".join(json.dumps(c, separators=(",", ":")) for c in document["cases"])
     head = json.dumps({k: v for k, v in document.items() if k != "cases"}, separators=(",", ":"))
-    return head[:-1] + ',"cases":[\n' + lines + "\n]}\n"
+    separator = "," if len(head) > 2 else ""
+    return head[:-1] + separator + '"cases":[\n' + lines + "\n]}\n"
 
 
 def main():
@@ -242,6 +299,9 @@ def main():
     save_file(tensors, os.path.join(OUT, "svd.safetensors"))
     with open(os.path.join(OUT, "svd.json"), "w") as f:
         json.dump({"versions": versions, "cases": cases}, f, indent=1)
+
+    with open(os.path.join(OUT, "dare_stream.json"), "w") as f:
+        f.write(compact({"cases": dare_stream_fixtures()}))
 
     total = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT))
     print(f"wrote {OUT}: {total} bytes")
