@@ -185,6 +185,21 @@ import TaskVector
         #expect(err / norm < 1e-6)
     }
 
+    @Test func factorDAREIsSeededAndDrawsAAndBApart() throws {
+        let adapters = (0..<3).map { Self.randomAdapter(out: 8, in: 8, rank: 8, alpha: 8, seed: 40 + UInt64($0)) }
+        let method = MergeMethod.dareTies(density: 0.5, election: .total)
+        let one = try LoRAMerge.factors(adapters, weights: [1, 1, 1], method: method, seed: 3, module: "q")
+        let again = try LoRAMerge.factors(adapters, weights: [1, 1, 1], method: method, seed: 3, module: "q")
+        let other = try LoRAMerge.factors(adapters, weights: [1, 1, 1], method: method, seed: 4, module: "q")
+        #expect(one == again)
+        #expect(one.a != other.a && one.b != other.b)
+        // A and B have the same shape here; their masks still differ.
+        let maskA = DropMask.random(count: 64, density: 0.5, seed: 3, tensor: "q.lora_A", expert: 0)
+        let maskB = DropMask.random(count: 64, density: 0.5, seed: 3, tensor: "q.lora_B", expert: 0)
+        #expect(maskA != maskB)
+        #expect(one.a.indices.filter { one.a[$0] == 0 } != one.b.indices.filter { one.b[$0] == 0 })
+    }
+
     @Test func factorMergeNeedsOneRank() {
         let a = Self.randomAdapter(out: 4, in: 5, rank: 2, alpha: 2, seed: 1)
         let b = Self.randomAdapter(out: 4, in: 5, rank: 3, alpha: 2, seed: 2)

@@ -251,3 +251,24 @@ import TaskVector
         #expect(DropMask(keeping: [true, false, true]).words == [0b101])
     }
 }
+
+/// Programmer errors in the kernels trap.
+@Suite struct MergeTrapTests {
+    @Test func dareRejectsZeroDensity() async {
+        await #expect(processExitsWith: .failure) {
+            _ = TensorMerge.dareLinear([[1, 2]], weights: [1], density: 0, seed: 1)
+        }
+    }
+
+    @Test func mergeRejectsExpertsOfDifferentLengths() async {
+        await #expect(processExitsWith: .failure) {
+            _ = TensorMerge.taskArithmetic([[1, 2], [1]], weights: [1, 1])
+        }
+    }
+
+    @Test func mergeRejectsAMissingWeight() async {
+        await #expect(processExitsWith: .failure) {
+            _ = TensorMerge.ties([[1, 2], [3, 4]], weights: [1], density: 0.5)
+        }
+    }
+}

@@ -9,10 +9,12 @@
 ///   largest magnitudes, and among entries tied at the k-th magnitude the lowest indices. PEFT uses
 ///   `torch.topk`, whose order among equal magnitudes is unspecified; on inputs without ties at the
 ///   threshold (continuous data, and every parity fixture) the two keep the same set.
-/// - For `--scope global`, the caller finds one threshold over all of an expert's tensors (in
-///   Quantize: ``MagnitudeThreshold/atLeast(_:)`` from the streaming radix selector) and passes it
-///   to every tensor of that expert. Ties at a global threshold are all kept, since tensors are
-///   merged one at a time and cannot see each other's indices.
+/// - For `--scope global`, the caller finds one threshold over all of an expert's tensors and passes
+///   it to every tensor of that expert. TaskVector cannot import Quantize, so the streaming search
+///   lives there, as `MagnitudeThreshold.global(count:density:expert:forEachChunk:)` (the radix
+///   `ThresholdSelector` at rank d − k + 1); any other search can build ``atLeast(_:)``. Ties at a
+///   global threshold are all kept, since tensors are merged one at a time and cannot see each
+///   other's indices.
 public struct MagnitudeThreshold: Sendable, Hashable {
     /// The magnitude bit pattern of the threshold.
     public var bits: UInt32
