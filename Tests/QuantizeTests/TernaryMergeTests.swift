@@ -34,7 +34,7 @@ import Testing
 
     static func experts(count n: Int, k: Int, seed: UInt64) -> ([TernaryExpert], [Float]) {
         var g = Generator(state: seed)
-        let scales: [Float] = [0.013, 0.5, 0, 1.7e-3, 3, 0.0071]
+        let scales: [Float] = [0.013, 0.5, 0, -1.7e-3, 3, 0.0071]
         let weights: [Float] = [1, 0.5, -0.3, 0, 1.25, -2]
         let densities = [0.1, 0.5, 0.95, 0.3, 1, 0.02]
         let experts = (0..<k).map { e in

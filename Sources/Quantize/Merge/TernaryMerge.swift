@@ -64,7 +64,9 @@ public enum TernaryMerge {
         var masks = [UInt64](repeating: 0, count: k)
         var negatives = [UInt64](repeating: 0, count: k)
         var cursors = [SignCursor](repeating: SignCursor(), count: k)
-        let values = live.map { (positive: experts[$0].scale, negative: -experts[$0].scale, weight: weights[$0]) }
+        // Signs as values: a negative scale flips every sign bit of its expert.
+        let flips = live.map { experts[$0].scale < 0 ? UInt64.max : 0 }
+        let values = live.map { (positive: experts[$0].scale.magnitude, negative: -experts[$0].scale.magnitude, weight: weights[$0]) }
         TensorMerge.withBytes(live.map { experts[$0].code.mask }) { maskBytes in
             TensorMerge.withBytes(live.map { experts[$0].code.signs }) { signBytes in
                 for word in 0..<((destination.count + 63) / 64) {
@@ -73,7 +75,7 @@ public enum TernaryMerge {
                     for e in 0..<k {
                         let m = maskWord(maskBytes[e], word)
                         masks[e] = m
-                        negatives[e] = m == 0 ? 0 : deposit(cursors[e].take(m.nonzeroBitCount, from: signBytes[e]), into: m)
+                        negatives[e] = m == 0 ? 0 : deposit(cursors[e].take(m.nonzeroBitCount, from: signBytes[e]), into: m) ^ (flips[e] & m)
                         overlap |= union & m
                         union |= m
                     }
