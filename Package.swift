@@ -44,7 +44,7 @@ let package = Package(
         // MARK: - Fixtures and tests
         .target(
             name: "Fixtures", path: "Fixtures",
-            exclude: ["make_fixtures.py", "reference_compeft.py", "check_peft_load.py", "read_safetensors.py", "README.md"],
+            exclude: ["make_fixtures.py", "make_merge_fixtures.py", "reference_compeft.py", "check_peft_load.py", "read_safetensors.py", "README.md"],
             resources: [.copy("files")], swiftSettings: strict),
         .testTarget(name: "TaskVectorTests", dependencies: ["TaskVector", "Fixtures"], swiftSettings: strict),
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector"], swiftSettings: strict),
