@@ -1,7 +1,7 @@
 import Fixtures
 import Foundation
-import Testing
 import TaskVector
+import Testing
 
 /// What `Fixtures/make_format_fixtures.py` recorded in `formats/expected.json` for one tensor.
 struct ExpectedTensor: Decodable {
@@ -101,7 +101,8 @@ func exactValues(_ tensor: LoadedTensor) -> [ExpectedNumber] {
 func sameValue(_ a: ExpectedNumber, _ b: ExpectedNumber) -> Bool {
     switch (a, b) {
     case (.double, _), (_, .double):
-        let x = a.double, y = b.double
+        let x = a.double
+        let y = b.double
         return (x.isNaN && y.isNaN) || x.bitPattern == y.bitPattern
     default:
         return a == b
@@ -137,7 +138,8 @@ func expectMatchesFixture(_ tensors: [LoadedTensor], file: String, sourceLocatio
             #expect(abs(gotSum - sum) <= 1e-12 * max(1, squares), "\(tensor.name) sum", sourceLocation: sourceLocation)
             #expect(abs(gotSquares - squares) <= 1e-12 * squares, "\(tensor.name) Σx²", sourceLocation: sourceLocation)
         } else {
-            Issue.record("expected.json entry for \(tensor.name) has neither values nor sums", sourceLocation: sourceLocation)
+            Issue.record(
+                "expected.json entry for \(tensor.name) has neither values nor sums", sourceLocation: sourceLocation)
         }
     }
 }

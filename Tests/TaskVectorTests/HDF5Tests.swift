@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TaskVector
+import Testing
 
 @Suite("HDF5 reader and writer")
 struct HDF5Tests {
@@ -156,10 +156,16 @@ struct HDF5Tests {
     @Test func writerRefusesBoolAndByteCountMismatch() throws {
         let folder = try FormatFixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let flags = LoadedTensor(name: "flags", dtype: .bool, shape: [2], data: TensorData(dtype: .bool, copying: [0, 1]))
-        _ = expectTaskVectorError(.unsupported) { try HDF5Writer.write([flags], to: folder + "/a.h5", overwrite: false) }
-        let short = LoadedTensor(name: "w", dtype: .f32, shape: [2], data: TensorData(dtype: .f32, copying: [0, 0, 0, 0]))
-        let error = expectTaskVectorError(.mismatch) { try HDF5Writer.write([short], to: folder + "/b.h5", overwrite: false) }
+        let flags = LoadedTensor(
+            name: "flags", dtype: .bool, shape: [2], data: TensorData(dtype: .bool, copying: [0, 1]))
+        _ = expectTaskVectorError(.unsupported) {
+            try HDF5Writer.write([flags], to: folder + "/a.h5", overwrite: false)
+        }
+        let short = LoadedTensor(
+            name: "w", dtype: .f32, shape: [2], data: TensorData(dtype: .f32, copying: [0, 0, 0, 0]))
+        let error = expectTaskVectorError(.mismatch) {
+            try HDF5Writer.write([short], to: folder + "/b.h5", overwrite: false)
+        }
         #expect(error?.tensor == "w")
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty)
     }
@@ -224,7 +230,8 @@ func runPython(_ script: String, arguments: [String]) throws -> Data {
     let errors = stderr.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        throw TaskVectorError(.io, "python3 exited with \(process.terminationStatus): \(String(decoding: errors, as: UTF8.self))")
+        throw TaskVectorError(
+            .io, "python3 exited with \(process.terminationStatus): \(String(decoding: errors, as: UTF8.self))")
     }
     return output
 }

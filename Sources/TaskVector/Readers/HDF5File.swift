@@ -163,7 +163,7 @@ public enum HDF5Reader {
 
     private static func validatedByteCount(_ shape: [Int], dtype: DType, path: String, name: String) throws -> Int {
         guard let count = checkedElementCount(shape),
-            case let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize), !overflow,
+            case (let bytes, let overflow) = count.multipliedReportingOverflow(by: dtype.byteSize), !overflow,
             bytes <= maxTensorBytes
         else {
             throw TaskVectorError(
@@ -183,7 +183,9 @@ public struct HDF5Contents: Sendable {
 }
 
 /// Runs an HDF5 step, turning its ``HDF5Error`` into a ``TaskVectorError`` naming the file and dataset.
-func hdf5<T: ~Copyable>(_ path: String, _ tensor: String?, _ body: () throws(HDF5Error) -> T) throws(TaskVectorError) -> T {
+func hdf5<T: ~Copyable>(_ path: String, _ tensor: String?, _ body: () throws(HDF5Error) -> T) throws(TaskVectorError)
+    -> T
+{
     do {
         return try body()
     } catch {

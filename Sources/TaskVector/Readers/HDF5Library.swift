@@ -290,7 +290,11 @@ enum HDF5Library {
             description.kind = .integer(signed: sign == H5T_SGN_2)
             return description
         }
-        var sign = 0, exponent = 0, exponentSize = 0, mantissa = 0, mantissaSize = 0
+        var sign = 0
+        var exponent = 0
+        var exponentSize = 0
+        var mantissa = 0
+        var mantissaSize = 0
         guard H5Tget_fields(type.id, &sign, &exponent, &exponentSize, &mantissa, &mantissaSize) >= 0 else {
             throw HDF5Error.current("H5Tget_fields")
         }

@@ -52,7 +52,8 @@ struct HDF5TypeDescription: Equatable, Sendable {
             return .success(signed ? pair.0 : pair.1)
         case .float(let layout):
             guard order != .other, bitOffset == 0, precision == size * 8 else {
-                return .failure(Unsupported("\(size)-byte float with \(precision) significant bits at offset \(bitOffset)"))
+                return .failure(
+                    Unsupported("\(size)-byte float with \(precision) significant bits at offset \(bitOffset)"))
             }
             switch (size, layout) {
             case (2, .ieeeHalf): return .success(.f16)

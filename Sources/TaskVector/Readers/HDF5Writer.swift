@@ -82,12 +82,14 @@ public enum HDF5Writer {
                     .unsupported, file: path, tensor: name, "dtype \(tensor.dtype.rawValue) cannot be written to HDF5")
             }
             guard let count = checkedElementCount(tensor.shape),
-                case let (bytes, overflow) = count.multipliedReportingOverflow(by: tensor.dtype.byteSize), !overflow,
+                case (let bytes, let overflow) = count.multipliedReportingOverflow(by: tensor.dtype.byteSize),
+                !overflow,
                 bytes == tensor.data.bytes.count
             else {
                 throw TaskVectorError(
                     .mismatch, file: path, tensor: name,
-                    "shape \(tensor.shape) of \(tensor.dtype.rawValue) disagrees with its \(tensor.data.bytes.count) bytes")
+                    "shape \(tensor.shape) of \(tensor.dtype.rawValue) disagrees with its \(tensor.data.bytes.count) bytes"
+                )
             }
             paths.append(datasetPath)
         }
@@ -155,7 +157,8 @@ public enum HDF5Writer {
     private static func syncAndRename(_ temporary: String, to path: String) throws {
         let descriptor = open(temporary, O_RDWR | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw TaskVectorError(.io, file: path, "cannot reopen the temporary file: \(String(cString: strerror(errno)))")
+            throw TaskVectorError(
+                .io, file: path, "cannot reopen the temporary file: \(String(cString: strerror(errno)))")
         }
         fchmod(descriptor, 0o644)
         let synced = fsync(descriptor) == 0
