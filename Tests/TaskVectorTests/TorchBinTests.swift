@@ -246,8 +246,10 @@ struct TorchBinMutationTests {
 /// The unpickler on hostile byte strings built in place.
 @Suite("Restricted unpickler")
 struct TorchUnpicklerTests {
+    let arena = PickleArena()
+
     func unpickle(_ bytes: [UInt8]) throws -> PickleValue {
-        try bytes.withUnsafeBytes { try TorchUnpickler.unpickle($0, path: "test.pkl") }
+        try bytes.withUnsafeBytes { try TorchUnpickler.unpickle($0, path: "test.pkl", arena: arena) }
     }
 
     @Test(
@@ -288,7 +290,7 @@ struct TorchUnpicklerTests {
         let value = try unpickle([
             0x80, 0x02, 0x28, 0x8A, 0x02, 0xFF, 0xFE, 0x8A, 0x00, 0x4A, 0xFE, 0xFF, 0xFF, 0xFF, 0x74, 0x2E,
         ])
-        guard case .tuple(let items) = value, items.count == 3, case .int(let a) = items[0],
+        guard case .tuple(let items, _) = value, items.count == 3, case .int(let a) = items[0],
             case .int(let b) = items[1],
             case .int(let c) = items[2]
         else {
@@ -310,6 +312,30 @@ struct TorchUnpicklerTests {
         try writeStoredZip([("archive/data.pkl", pickle)], into: &zip)
         let error = expectTaskVectorError(.malformed) {
             _ = try TorchBinReader.load(file: MappedFile(path: "cycle.bin", contents: zip))
+        }
+        #expect(error?.message.contains("nests deeper than 32 levels") == true)
+    }
+
+    @Test func deeplyNestedTuplesAreRefused() {
+        // NONE, then TUPLE1 a hundred thousand times.
+        let pickle: [UInt8] = [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 100_000) + [0x2E]
+        let error = expectTaskVectorError(.malformed) { _ = try unpickle(pickle) }
+        #expect(error?.message.contains("tuples nest deeper than 32 levels") == true)
+    }
+
+    @Test func deeplyNestedListsAreFreedWithoutRecursion() throws {
+        // {'x': [([([ ... ],)],)]}: 500,000 EMPTY_LISTs, then TUPLE1 + APPEND 499,999 times, so each
+        // list holds a 1-tuple holding the next list. Tuple depth stays 1, but freeing the chain
+        // recursively overflows the stack (SIGSEGV here without PickleArena). Loading must fail
+        // cleanly (too deep to flatten) and freeing must not crash.
+        let n = 500_000
+        let pickle: [UInt8] =
+            [0x80, 0x02, 0x7D, 0x8C, 0x01, 0x78] + [UInt8](repeating: 0x5D, count: n)
+            + Array([[UInt8]](repeating: [0x85, 0x61], count: n - 1).joined()) + [0x73, 0x2E]
+        var zip: [UInt8] = []
+        try writeStoredZip([("archive/data.pkl", pickle)], into: &zip)
+        let error = expectTaskVectorError(.malformed) {
+            _ = try TorchBinReader.load(file: MappedFile(path: "deep.bin", contents: zip))
         }
         #expect(error?.message.contains("nests deeper than 32 levels") == true)
     }

@@ -8,7 +8,8 @@ enum PickleValue {
     case int(Int)
     case float(Double)
     case string(String)
-    case tuple([PickleValue])
+    /// A tuple and its nesting depth (1 + the deepest tuple inside it; lists and dicts count 0).
+    case tuple([PickleValue], depth: Int)
     case list(PickleList)
     case dict(PickleDict)
     /// One of the few globals the unpickler resolves (see ``TorchGlobal``).
@@ -41,6 +42,35 @@ final class PickleList {
     var items: [PickleValue] = []
 }
 
+/// Owns every list and dict an unpickling creates and empties them all, one by one, when it goes
+/// away.
+///
+/// Without it, a hostile pickle that nests a million lists (or makes them refer to each other)
+/// would be freed recursively, one stack frame per level, and overflow the stack. Since the arena
+/// holds a reference to every container until it has emptied them, no container is freed while it
+/// still holds others; tuples, which are values, are kept shallow by a depth limit instead.
+final class PickleArena {
+    private var lists: [PickleList] = []
+    private var dicts: [PickleDict] = []
+
+    func makeList() -> PickleList {
+        let list = PickleList()
+        lists.append(list)
+        return list
+    }
+
+    func makeDict() -> PickleDict {
+        let dict = PickleDict()
+        dicts.append(dict)
+        return dict
+    }
+
+    deinit {
+        for list in lists { list.items.removeAll() }
+        for dict in dicts { dict.removeAll() }
+    }
+}
+
 /// A pickled `dict` or `collections.OrderedDict`: insertion-ordered, with string or integer keys.
 final class PickleDict {
     enum Key: Hashable, CustomStringConvertible {
@@ -60,6 +90,12 @@ final class PickleDict {
     private var index: [Key: Int] = [:]
 
     var count: Int { keys.count }
+
+    func removeAll() {
+        keys.removeAll()
+        values.removeAll()
+        index.removeAll()
+    }
 
     /// Sets `key` to `value`, keeping the key's first position when it is already present (as Python does).
     func set(_ key: Key, _ value: PickleValue) {

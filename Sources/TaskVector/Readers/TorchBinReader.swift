@@ -72,14 +72,18 @@ public enum TorchBinReader {
             }
         }
 
-        let root = try TorchUnpickler.unpickle(try archive.data(of: pickles[0]), path: path)
-        guard case .dict(let top) = root else {
-            throw TaskVectorError(
-                .unsupported, file: path, "torch.save stored a \(root.typeName); compeft reads a dict of name → tensor")
+        let arena = PickleArena()
+        return try withExtendedLifetime(arena) {
+            let root = try TorchUnpickler.unpickle(try archive.data(of: pickles[0]), path: path, arena: arena)
+            guard case .dict = root else {
+                throw TaskVectorError(
+                    .unsupported, file: path,
+                    "torch.save stored a \(root.typeName); compeft reads a dict of name → tensor")
+            }
+            var flattener = Flattener(archive: archive, prefix: prefix)
+            try flattener.visit(root, name: nil, depth: 0)
+            return TorchBinContents(tensors: flattener.tensors, ignored: flattener.ignored)
         }
-        var flattener = Flattener(archive: archive, prefix: prefix)
-        try flattener.visit(.dict(top), name: nil, depth: 0)
-        return TorchBinContents(tensors: flattener.tensors, ignored: flattener.ignored)
     }
 
     /// Walks the unpickled dict, turning tensor references into checked views of their storages.
@@ -117,7 +121,7 @@ public enum TorchBinReader {
                 }
             case .list(let list):
                 for (i, item) in list.items.enumerated() { try visit(item, name: child(String(i)), depth: depth + 1) }
-            case .tuple(let items):
+            case .tuple(let items, _):
                 for (i, item) in items.enumerated() { try visit(item, name: child(String(i)), depth: depth + 1) }
             case .tensor(let reference):
                 let name = name ?? ""

@@ -10,13 +10,15 @@
 /// naming it; nothing is ever looked up, imported or called.
 ///
 /// Resources are bounded whatever the input claims: the stack, the memo and the total number of
-/// container items have fixed limits, every length is checked against the bytes left, and integers
-/// wider than 64 bits are refused.
+/// container items have fixed limits, every length is checked against the bytes left, integers
+/// wider than 64 bits are refused, tuples nest at most ``maxTupleDepth`` deep, and lists and dicts
+/// belong to a ``PickleArena`` that frees them without recursion.
 struct TorchUnpickler {
     static let maxStackDepth = 1 << 20
     static let maxMemoEntries = 1 << 20
     static let maxContainerItems = 1 << 24
     static let maxGlobalNameLength = 256
+    static let maxTupleDepth = 32
 
     private let bytes: UnsafeRawBufferPointer
     private let path: String
@@ -25,19 +27,23 @@ struct TorchUnpickler {
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
     private var containerItems = 0
+    private let arena: PickleArena
 
     /// Unpickles `bytes` (the contents of `data.pkl` in the file at `path`, named in errors).
     ///
+    /// - Parameter arena: owns the lists and dicts created; keep it alive while using the result
+    ///   (`withExtendedLifetime`), since it empties them when it is freed.
     /// - Throws: ``TaskVectorError`` `.unsupported` for a global or opcode outside the allowed set,
     ///   `.malformed` for a truncated or inconsistent pickle or a limit exceeded.
-    static func unpickle(_ bytes: UnsafeRawBufferPointer, path: String) throws -> PickleValue {
-        var machine = TorchUnpickler(bytes: bytes, path: path)
+    static func unpickle(_ bytes: UnsafeRawBufferPointer, path: String, arena: PickleArena) throws -> PickleValue {
+        var machine = TorchUnpickler(bytes: bytes, path: path, arena: arena)
         return try machine.run()
     }
 
-    private init(bytes: UnsafeRawBufferPointer, path: String) {
+    private init(bytes: UnsafeRawBufferPointer, path: String, arena: PickleArena) {
         self.bytes = bytes
         self.path = path
+        self.arena = arena
     }
 
     // MARK: - Errors
@@ -183,19 +189,19 @@ struct TorchUnpickler {
             case 0x58: try push(.string(try utf8(try length(UInt32.self))))  // BINUNICODE
             case 0x8C: try push(.string(try utf8(Int(try byte()))))  // SHORT_BINUNICODE
             case 0x8D: try push(.string(try utf8(try length(UInt64.self))))  // BINUNICODE8
-            case 0x29: try push(.tuple([]))  // EMPTY_TUPLE
-            case 0x5D: try push(.list(PickleList()))  // EMPTY_LIST
-            case 0x7D: try push(.dict(PickleDict()))  // EMPTY_DICT
+            case 0x29: try push(.tuple([], depth: 1))  // EMPTY_TUPLE
+            case 0x5D: try push(.list(arena.makeList()))  // EMPTY_LIST
+            case 0x7D: try push(.dict(arena.makeDict()))  // EMPTY_DICT
             case 0x74:  // TUPLE
                 let items = try popToMark()
                 try countItems(items.count)
-                try push(.tuple(items))
+                try push(try tuple(items, at: at))
             case 0x85, 0x86, 0x87:  // TUPLE1, TUPLE2, TUPLE3
                 let n = Int(opcode - 0x84)
                 var items: [PickleValue] = []
                 for _ in 0..<n { items.append(try pop()) }
                 try countItems(n)
-                try push(.tuple(items.reversed()))
+                try push(try tuple(items.reversed(), at: at))
             case 0x61:  // APPEND
                 let item = try pop()
                 try list(at: at).items.append(item)
@@ -259,6 +265,16 @@ struct TorchUnpickler {
         }
     }
 
+    /// A tuple of `items`, refused if it would nest deeper than ``maxTupleDepth``.
+    private func tuple(_ items: [PickleValue], at offset: Int) throws -> PickleValue {
+        var depth = 1
+        for case .tuple(_, let inner) in items { depth = max(depth, inner + 1) }
+        guard depth <= Self.maxTupleDepth else {
+            throw malformed("tuples nest deeper than \(Self.maxTupleDepth) levels", at: offset)
+        }
+        return .tuple(items, depth: depth)
+    }
+
     private func top(at offset: Int) throws -> PickleValue {
         guard let value = stack.last, stack.count > (marks.last ?? 0) else {
             throw malformed("needs a value on the stack", at: offset)
@@ -302,13 +318,13 @@ struct TorchUnpickler {
 
     /// `REDUCE` for the allowed callables only.
     private func reduce(_ callable: PickleValue, _ arguments: PickleValue, at offset: Int) throws -> PickleValue {
-        guard case .global(let global) = callable, case .tuple(let args) = arguments else {
+        guard case .global(let global) = callable, case .tuple(let args, _) = arguments else {
             throw malformed(
                 "REDUCE needs a global and an argument tuple, found \(callable.typeName) and \(arguments.typeName)",
                 at: offset)
         }
         func intTuple(_ value: PickleValue, _ what: String) throws -> [Int] {
-            guard case .tuple(let items) = value else {
+            guard case .tuple(let items, _) = value else {
                 throw malformed("tensor \(what) is a \(value.typeName), not a tuple", at: offset)
             }
             return try items.map {
@@ -328,7 +344,7 @@ struct TorchUnpickler {
             guard args.isEmpty else {
                 throw unsupported("OrderedDict built from arguments (byte \(offset)) is not supported")
             }
-            return .dict(PickleDict())
+            return .dict(arena.makeDict())
         case .rebuildTensorV2:
             // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
             guard args.count == 6 || args.count == 7, case .storage(let storage) = args[0],
@@ -355,7 +371,7 @@ struct TorchUnpickler {
 
     /// `BINPERSID`: `('storage', storage_type, key, location, numel)`.
     private func persistentLoad(_ pid: PickleValue, at offset: Int) throws -> PickleValue {
-        guard case .tuple(let fields) = pid, fields.count == 5, case .string("storage") = fields[0] else {
+        guard case .tuple(let fields, _) = pid, fields.count == 5, case .string("storage") = fields[0] else {
             throw unsupported("persistent id \(pid.typeName) at byte \(offset) is not a torch storage reference")
         }
         guard case .global(.storageType(let dtype, _)) = fields[1], case .string(let key) = fields[2],
