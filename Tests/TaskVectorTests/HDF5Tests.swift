@@ -58,6 +58,17 @@ struct HDF5Tests {
         #expect(error?.message.contains("not an HDF5 file") == true)
     }
 
+    @Test func truncatedFileIsMalformedWithHDF5sReason() throws {
+        let folder = try FormatFixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let whole = try Data(contentsOf: URL(fileURLWithPath: FormatFixtures.path("keras.weights.h5")))
+        let path = folder + "/truncated.h5"
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: path))
+        let error = expectTaskVectorError(.malformed) { _ = try HDF5Reader.read(path: path) }
+        #expect(error?.file == path)
+        #expect(error?.message.contains("H5Fopen failed: truncated file") == true, "\(String(describing: error))")
+    }
+
     @Test func refusesDatasetDeclaringFarMoreBytesThanItStores() {
         let path = FormatFixtures.path("huge_unwritten.h5")
         let error = expectTaskVectorError(.malformed) { _ = try HDF5Reader.read(path: path) }
