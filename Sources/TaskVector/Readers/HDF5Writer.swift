@@ -1,10 +1,3 @@
-#if canImport(Glibc)
-internal import Glibc
-#elseif canImport(Darwin)
-internal import Darwin
-#endif
-import Foundation
-
 /// Writes tensors as the datasets of a new HDF5 file, through libhdf5.
 ///
 /// Naming: each tensor name is split at every `.`; all parts but the last are nested groups and the
@@ -20,8 +13,9 @@ import Foundation
 /// width and signedness. `BOOL` and the 8-bit floats are refused. Datasets are contiguous and
 /// uncompressed.
 ///
-/// The file is written to a temporary file `.<name>.compeft-XXXXXX` in the destination's folder,
-/// synced, and renamed into place, so a failure never leaves a partial file at `path`.
+/// libhdf5 writes the file under a temporary name `.<name>.compeft-XXXXXX` in the destination's
+/// folder (made by ``AtomicFileWriter``), which is then synced and renamed into place, so a failure
+/// never leaves a partial file at `path`.
 public enum HDF5Writer {
     /// Writes `tensors` to a new HDF5 file at `path`.
     ///
@@ -34,21 +28,19 @@ public enum HDF5Writer {
     ///   `.io` or `.malformed` when writing fails.
     public static func write(_ tensors: [LoadedTensor], to path: String, overwrite: Bool) throws {
         let datasetPaths = try validate(tensors, path: path)
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            if isDirectory.boolValue { throw TaskVectorError(.io, file: path, "is a directory; give a file path") }
-            if !overwrite { throw TaskVectorError(.io, file: path, "already exists; pass --force to overwrite it") }
+        let output = try AtomicFileWriter(path: path, overwrite: overwrite)
+        guard let temporary = output.temporaryFilePath else {
+            throw TaskVectorError(.unsupported, file: path, "HDF5 cannot be written to standard output; give a file path")
         }
-        let temporary = try makeTemporaryFile(beside: path)
         do {
             try HDF5Library.withExclusiveAccess {
                 try writeLocked(tensors, datasetPaths: datasetPaths, to: temporary, reportingAs: path)
             }
-            try syncAndRename(temporary, to: path)
         } catch {
-            unlink(temporary)
+            output.abandon()
             throw error
         }
+        try output.commit()
     }
 
     /// Checks names, dtypes and byte counts; returns each tensor's dataset path.
@@ -94,7 +86,7 @@ public enum HDF5Writer {
             paths.append(datasetPath)
         }
         if let clash = paths.first(where: { groups.contains($0) }) {
-            let name = clash.replacingOccurrences(of: "/", with: ".")
+            let name = clash.split(separator: "/").joined(separator: ".")
             throw TaskVectorError(
                 .mismatch, file: path, tensor: name,
                 "is both a tensor and the group of another tensor ('\(name).…'); HDF5 cannot hold both")
@@ -135,38 +127,6 @@ public enum HDF5Writer {
             try dataset.close()
         } catch {
             throw TaskVectorError(hdf5: error, file: path, tensor: tensor.name)
-        }
-        withExtendedLifetime(tensor.data.owner) {}
-    }
-
-    /// Creates `.<name>.compeft-XXXXXX` beside `path` with mkstemp and closes it, returning its path.
-    private static func makeTemporaryFile(beside path: String) throws -> String {
-        let url = URL(fileURLWithPath: path)
-        let folder = url.deletingLastPathComponent().path
-        var template = Array((folder + "/." + url.lastPathComponent + ".compeft-XXXXXX").utf8CString)
-        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard descriptor >= 0 else {
-            throw TaskVectorError(
-                .io, file: path, "cannot create a temporary file in '\(folder)': \(String(cString: strerror(errno)))")
-        }
-        close(descriptor)
-        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// Makes the finished temporary file durable and world-readable, then renames it to `path`.
-    private static func syncAndRename(_ temporary: String, to path: String) throws {
-        let descriptor = open(temporary, O_RDWR | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw TaskVectorError(
-                .io, file: path, "cannot reopen the temporary file: \(String(cString: strerror(errno)))")
-        }
-        fchmod(descriptor, 0o644)
-        let synced = fsync(descriptor) == 0
-        let message = String(cString: strerror(errno))
-        close(descriptor)
-        guard synced else { throw TaskVectorError(.io, file: path, "fsync failed: \(message)") }
-        guard rename(temporary, path) == 0 else {
-            throw TaskVectorError(.io, file: path, "cannot rename into place: \(String(cString: strerror(errno)))")
         }
     }
 }
