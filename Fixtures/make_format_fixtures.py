@@ -137,7 +137,9 @@ def mixed_types():
         record(name, "deep.a.b.c.kernel:0", "F32", np.arange(6, dtype=np.float32).reshape(2, 3))
         bf16_bits = np.array([0x3F80, 0xC000, 0x7F80, 0x0001, 0x8000, 0x4049], dtype="<u2")
         space = h5py.h5s.create_simple((2, 3))
-        dsid = h5py.h5d.create(f.id, b"bf16", bfloat16_type(), space)
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_obj_track_times(False)  # like h5py's high-level API, so the file is reproducible
+        dsid = h5py.h5d.create(f.id, b"bf16", bfloat16_type(), space, dcpl=dcpl)
         dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, bf16_bits.reshape(2, 3), mtype=bfloat16_type())
         widened = (bf16_bits.astype(np.uint32) << 16).view(np.float32)
         record(name, "bf16", "BF16", widened.reshape(2, 3))
@@ -220,7 +222,7 @@ def torch_fixtures():
     with zipfile.ZipFile(os.path.join(OUT, name)) as src, \
             zipfile.ZipFile(os.path.join(OUT, "compressed_entries.bin"), "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
-            dst.writestr(info.filename, src.read(info.filename))
+            dst.writestr(fixed_time(info.filename, zipfile.ZIP_DEFLATED), src.read(info.filename))
 
     # Truncated: the first half of the good file (the central directory is gone).
     with open(os.path.join(OUT, name), "rb") as fh:
@@ -273,14 +275,21 @@ def tensor_pickle(offset, size, stride, key="0", numel=4, storage=b"torch\nFloat
     return (b"\x80\x02}(" + op_unicode("w") + b"ctorch._utils\n_rebuild_tensor_v2\n" + args + b"R" + b"u.")
 
 
+def fixed_time(name, method=zipfile.ZIP_STORED):
+    """A zip entry with a fixed timestamp, so regenerated archives are byte-identical."""
+    info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+    info.compress_type = method
+    return info
+
+
 def write_torch_zip(name, pickle_bytes, storages):
     """A zip laid out like torch.save's (stored entries under `archive/`)."""
     with zipfile.ZipFile(os.path.join(OUT, name), "w", zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", pickle_bytes)
-        z.writestr("archive/byteorder", b"little")
+        z.writestr(fixed_time("archive/data.pkl"), pickle_bytes)
+        z.writestr(fixed_time("archive/byteorder"), b"little")
         for key, data in storages.items():
-            z.writestr(f"archive/data/{key}", data)
-        z.writestr("archive/version", b"3\n")
+            z.writestr(fixed_time(f"archive/data/{key}"), data)
+        z.writestr(fixed_time("archive/version"), b"3\n")
 
 
 def hand_built():
