@@ -25,9 +25,12 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+        .systemLibrary(
+            name: "CHDF5", pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]),
 
         // MARK: - Libraries
-        .target(name: "TaskVector", swiftSettings: strict),
+        .target(name: "TaskVector", dependencies: ["CHDF5"], swiftSettings: strict),
         .target(name: "Quantize", dependencies: ["TaskVector"], swiftSettings: strict),
         .target(name: "AdapterFormat", dependencies: ["Quantize", "TaskVector", "CZstd"], swiftSettings: strict),
 
@@ -44,7 +47,8 @@ let package = Package(
         // MARK: - Fixtures and tests
         .target(
             name: "Fixtures", path: "Fixtures",
-            exclude: ["make_fixtures.py", "make_merge_fixtures.py", "reference_compeft.py", "check_peft_load.py", "read_safetensors.py", "README.md"],
+            exclude: ["make_fixtures.py", "make_merge_fixtures.py", "make_format_fixtures.py", "reference_compeft.py",
+                      "check_peft_load.py", "read_safetensors.py", "README.md"],
             resources: [.copy("files")], swiftSettings: strict),
         .testTarget(name: "TaskVectorTests", dependencies: ["TaskVector", "Fixtures"], swiftSettings: strict),
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector"], swiftSettings: strict),

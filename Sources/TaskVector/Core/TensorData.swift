@@ -85,6 +85,11 @@ final class OwnedBytes {
         buffer = .allocate(byteCount: max(bytes.count, 1), alignment: 64)
         _ = buffer.initializeMemory(as: UInt8.self, from: bytes)
     }
+    /// Zero-filled memory of `byteCount` bytes, for a reader to fill in place.
+    init(zeroedByteCount byteCount: Int) {
+        buffer = .allocate(byteCount: max(byteCount, 1), alignment: 64)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+    }
     deinit { buffer.deallocate() }
 }
 

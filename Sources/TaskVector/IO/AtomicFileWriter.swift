@@ -51,6 +51,11 @@ public final class AtomicFileWriter {
         temporaryPath = String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The temporary file, for a library that must write it by name (libhdf5); `nil` for standard output.
+    ///
+    /// Whatever is written there is synced and renamed into place by ``commit()`` like bytes given to ``write(_:)``.
+    package var temporaryFilePath: String? { temporaryPath }
+
     /// Appends bytes.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         bytesWritten += UInt64(bytes.count)
