@@ -56,7 +56,7 @@ struct ReferenceParityTests {
         var mismatches = 0
         for (name, (dtype, shape, r)) in ref {
             let data = try #require(ours.data(name), "missing \(name)")
-            #expect(data.dtype == dtype && ours.locate(name)?.tensor.shape == shape)
+            #expect(data.dtype == dtype && ours.entry(name)?.shape == shape)
             var v = [Float](repeating: 0, count: r.count)
             v.withUnsafeMutableBufferPointer { data.loadFloats(from: 0, into: $0) }
             for i in r.indices {

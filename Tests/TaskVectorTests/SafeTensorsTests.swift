@@ -123,7 +123,7 @@ func temporaryPath(_ name: String) -> String {
     @Test func shardedCheckpointReadsLikeTheSingleFile() throws {
         let sharded = try Checkpoint(path: Fixtures.path("full-ft"))
         let single = try Checkpoint(path: Fixtures.path("full-ft-single/model.safetensors"))
-        #expect(sharded.files.count == 3)
+        #expect(sharded.fileNames.count == 3)
         #expect(sharded.names == single.names)
         for name in single.names {
             #expect(Array(sharded.data(name)!.bytes) == Array(single.data(name)!.bytes), "\(name)")

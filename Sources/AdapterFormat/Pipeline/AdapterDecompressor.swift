@@ -35,11 +35,11 @@ public enum AdapterDecompressor {
         let residualOnly = index.tensors.contains { $0.initRule == .base && $0.role == .residual } && base == nil
         if let base {
             for t in index.tensors where t.initRule == .base {
-                guard let loc = base.locate(t.name) else {
+                guard let entry = base.entry(t.name) else {
                     throw TaskVectorError(.mismatch, file: base.path, tensor: t.name, "is in the container but not in the base")
                 }
-                guard loc.tensor.shape == t.shape else {
-                    throw TaskVectorError(.mismatch, file: base.path, tensor: t.name, "base shape \(loc.tensor.shape) differs from the container's \(t.shape)")
+                guard entry.shape == t.shape else {
+                    throw TaskVectorError(.mismatch, file: base.path, tensor: t.name, "base shape \(entry.shape) differs from the container's \(t.shape)")
                 }
             }
         }

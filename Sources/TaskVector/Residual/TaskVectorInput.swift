@@ -57,36 +57,30 @@ public struct TaskVectorInput: Sendable {
             return try loadAdapter(folder: path, options: options)
         }
         let checkpoint = try Checkpoint(path: path)
-        var aux: [(String, [UInt8])] = []
-        if let index = checkpoint.indexJSON { aux.append((indexFileName(checkpoint), index)) }
-        var metadata: [String: [String: String]] = [:]
-        for (name, file) in checkpoint.files where !file.metadata.isEmpty { metadata[name] = file.metadata }
-        let sources = checkpoint.files.map { $0.file.path }
+        let aux: [(name: String, bytes: [UInt8])] = checkpoint.index.map { [($0.name, $0.bytes)] } ?? []
+        let outputName = { (entry: Checkpoint.Entry) in
+            checkpoint.format == .safetensors ? entry.fileName : safetensorsName(for: entry.fileName)
+        }
 
         guard let basePath else {
             if options.initOverride == .base { throw TaskVectorError(.unsupported, file: path, "--init base needs --base BASE") }
             let initRule = options.initOverride ?? .zero
             let tensors = checkpoint.names.map { name -> SourceTensor in
-                let loc = checkpoint.locate(name)!
-                let file = checkpoint.files[loc.file]
-                let role: TensorRole = loc.tensor.dtype.isFloatingPoint ? .residual : .exact
-                return SourceTensor(name: name, dtype: loc.tensor.dtype, shape: loc.tensor.shape, fileName: file.name,
-                                    role: role, initRule: initRule, data: file.file.data(of: loc.tensor))
+                let e = checkpoint.entry(name)!
+                return SourceTensor(name: name, dtype: e.dtype, shape: e.shape, fileName: outputName(e),
+                                    role: e.dtype.isFloatingPoint ? .residual : .exact, initRule: initRule, data: e.data)
             }
-            return TaskVectorInput(kind: .residual, tensors: tensors, fileMetadata: metadata, auxiliaryFiles: aux,
-                                   adapterConfig: nil, sourceFiles: sources, inputBytes: checkpoint.byteCount)
+            return TaskVectorInput(kind: .residual, tensors: tensors, fileMetadata: checkpoint.fileMetadata, auxiliaryFiles: aux,
+                                   adapterConfig: nil, sourceFiles: checkpoint.sourcePaths, inputBytes: checkpoint.byteCount)
         }
 
         let base = try Checkpoint(path: basePath)
         var tensors: [SourceTensor] = []
         for name in checkpoint.names {
-            let loc = checkpoint.locate(name)!
-            let file = checkpoint.files[loc.file]
-            guard let baseLoc = base.locate(name) else {
+            let t = checkpoint.entry(name)!
+            guard let b = base.entry(name) else {
                 throw TaskVectorError(.mismatch, file: basePath, tensor: name, "is in the fine-tune '\(path)' but not in the base")
             }
-            let t = loc.tensor
-            let b = baseLoc.tensor
             guard t.shape == b.shape else {
                 throw TaskVectorError(.mismatch, file: path, tensor: name, "shape \(t.shape) differs from the base's \(b.shape) in '\(basePath)'")
             }
@@ -95,23 +89,16 @@ public struct TaskVectorInput: Sendable {
                 throw TaskVectorError(.mismatch, file: path, tensor: name, "dtype \(t.dtype.rawValue) differs from the base's \(b.dtype.rawValue)")
             }
             tensors.append(SourceTensor(
-                name: name, dtype: t.dtype, shape: t.shape, fileName: file.name,
+                name: name, dtype: t.dtype, shape: t.shape, fileName: outputName(t),
                 role: residual ? .residual : .exact, initRule: residual ? .base : .zero,
-                data: file.file.data(of: t), base: residual ? base.files[baseLoc.file].file.data(of: b) : nil))
+                data: t.data, base: residual ? b.data : nil))
         }
-        if let extra = base.names.first(where: { checkpoint.locate($0) == nil }) {
+        if let extra = base.names.first(where: { checkpoint.entry($0) == nil }) {
             throw TaskVectorError(.mismatch, file: path, tensor: extra, "is in the base '\(basePath)' but not in the fine-tune")
         }
-        return TaskVectorInput(kind: .fullFineTune, tensors: tensors, fileMetadata: metadata, auxiliaryFiles: aux,
-                               adapterConfig: nil, sourceFiles: sources + base.files.map { $0.file.path },
+        return TaskVectorInput(kind: .fullFineTune, tensors: tensors, fileMetadata: checkpoint.fileMetadata, auxiliaryFiles: aux,
+                               adapterConfig: nil, sourceFiles: checkpoint.sourcePaths + base.sourcePaths,
                                inputBytes: checkpoint.byteCount)
-    }
-
-    private static func indexFileName(_ checkpoint: Checkpoint) -> String {
-        if checkpoint.path.hasSuffix(".index.json") { return URL(fileURLWithPath: checkpoint.path).lastPathComponent }
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: checkpoint.path)) ?? []
-        return entries.contains("model.safetensors.index.json") ? "model.safetensors.index.json"
-            : (entries.first { $0.hasSuffix(".safetensors.index.json") } ?? "model.safetensors.index.json")
     }
 
     /// The init rule and role PEFT's `peft_type` implies for one adapter tensor.
@@ -139,15 +126,19 @@ public struct TaskVectorInput: Sendable {
         let configPath = folder + "/adapter_config.json"
         let configFile = try MappedFile(path: configPath)
         let config = try AdapterConfig(bytes: Array(configFile.bytes), path: configPath)
-        let weightsPath = folder + "/adapter_model.safetensors"
-        guard FileManager.default.fileExists(atPath: weightsPath) else {
-            throw TaskVectorError(.io, file: folder, "PEFT adapter folder has no adapter_model.safetensors")
+        let fm = FileManager.default
+        let weightsPath: String
+        if fm.fileExists(atPath: folder + "/adapter_model.safetensors") {
+            weightsPath = folder + "/adapter_model.safetensors"
+        } else if fm.fileExists(atPath: folder + "/adapter_model.bin") {
+            weightsPath = folder + "/adapter_model.bin"
+        } else {
+            throw TaskVectorError(.io, file: folder, "PEFT adapter folder has neither adapter_model.safetensors nor adapter_model.bin")
         }
-        let file = try SafeTensorsFile(path: weightsPath)
-        let names = file.tensors.map(\.name).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        let checkpoint = try Checkpoint(path: weightsPath)
         var tensors: [SourceTensor] = []
-        for name in names {
-            let info = file.info(name)!
+        for name in checkpoint.names {
+            let info = checkpoint.entry(name)!
             let role: TensorRole
             let initRule: InitRule
             do {
@@ -157,12 +148,19 @@ public struct TaskVectorInput: Sendable {
                 throw error
             }
             tensors.append(SourceTensor(name: name, dtype: info.dtype, shape: info.shape, fileName: "adapter_model.safetensors",
-                                        role: role, initRule: initRule, data: file.data(of: info)))
+                                        role: role, initRule: initRule, data: info.data))
         }
         var metadata: [String: [String: String]] = [:]
-        if !file.metadata.isEmpty { metadata["adapter_model.safetensors"] = file.metadata }
+        if let m = checkpoint.fileMetadata.values.first { metadata["adapter_model.safetensors"] = m }
         return TaskVectorInput(kind: .peftAdapter, tensors: tensors, fileMetadata: metadata,
                                auxiliaryFiles: [("adapter_config.json", config.raw)], adapterConfig: config,
-                               sourceFiles: [configPath, weightsPath], inputBytes: config.raw.count + file.file.bytes.count)
+                               sourceFiles: [configPath, weightsPath], inputBytes: config.raw.count + checkpoint.byteCount)
     }
+}
+
+/// The safetensors file name that replaces a `.bin` / `.h5` source on decompression.
+func safetensorsName(for fileName: String) -> String {
+    let stem = fileName.split(separator: ".", omittingEmptySubsequences: false).dropLast().joined(separator: ".")
+    let base = stem.isEmpty ? fileName : stem
+    return (base == "pytorch_model" ? "model" : base) + ".safetensors"
 }

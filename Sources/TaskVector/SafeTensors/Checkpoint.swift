@@ -1,106 +1,165 @@
 import Foundation
 
-/// One or more safetensors files read as one set of named tensors: a single file, or a sharded
-/// checkpoint described by a `*.safetensors.index.json` (`weight_map`: tensor name → shard file).
+/// A set of named tensors read from one input, whatever its format: a safetensors file, a sharded
+/// safetensors checkpoint (`*.safetensors.index.json`), an HDF5 file (`.h5`), or a PyTorch
+/// `torch.save` file (`.bin`, `.pt`, `.pth`).
+///
+/// Safetensors data stays memory-mapped; HDF5 and PyTorch tensors are read into memory by their readers.
 public struct Checkpoint: Sendable {
+    /// The file formats compeft reads.
+    public enum Format: String, Sendable {
+        case safetensors
+        case hdf5
+        case torch
+    }
+
+    /// One tensor and the file it came from.
+    public struct Entry: Sendable {
+        public var name: String
+        public var dtype: DType
+        public var shape: [Int]
+        /// Name of the file (shard) inside the checkpoint that holds it.
+        public var fileName: String
+        public var data: TensorData
+    }
+
     /// The path the user gave.
     public let path: String
-    /// The files, with the name each has inside its folder (the shard name).
-    public let files: [(name: String, file: SafeTensorsFile)]
-    /// The index file's bytes, verbatim, when the checkpoint is sharded.
-    public let indexJSON: [UInt8]?
-    private let locations: [String: (file: Int, tensor: TensorInfo)]
-
+    public let format: Format
+    /// Names of the files (shards), sorted.
+    public let fileNames: [String]
+    /// Full paths of the files read.
+    public let sourcePaths: [String]
+    /// `__metadata__` of each safetensors file that has one, by file name.
+    public let fileMetadata: [String: [String: String]]
+    /// The index file's name and bytes, verbatim, when the checkpoint is sharded.
+    public let index: (name: String, bytes: [UInt8])?
+    /// Total bytes of the files read.
+    public let byteCount: Int
     /// All tensor names, sorted bytewise (the order ComPEFT concatenates them in).
     public let names: [String]
+    private let entries: [String: Entry]
 
-    /// Opens a `.safetensors` file, a `*.safetensors.index.json`, or a folder holding either
-    /// (`model.safetensors.index.json` or exactly one `*.safetensors.index.json`, else `model.safetensors`
-    /// or exactly one `*.safetensors`).
+    /// Opens `path`: a file of one of the supported formats, a `*.safetensors.index.json`, or a folder
+    /// holding exactly one checkpoint (`model.safetensors.index.json` or one `*.safetensors.index.json`;
+    /// else `model.safetensors` or one `*.safetensors`; else one `*.bin` or one `*.h5`). `-` reads a
+    /// safetensors file from standard input.
     public init(path: String) throws {
         self.path = path
-        let fm = FileManager.default
-        var isDirectory: ObjCBool = false
-        if path != "-" && !fm.fileExists(atPath: path, isDirectory: &isDirectory) {
-            throw TaskVectorError(.io, file: path, "no such file or folder")
-        }
-        var target = path
-        if isDirectory.boolValue {
-            let entries = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).sorted()
-            let indexes = entries.filter { $0.hasSuffix(".safetensors.index.json") }
-            let singles = entries.filter { $0.hasSuffix(".safetensors") }
-            if indexes.contains("model.safetensors.index.json") {
-                target = path + "/model.safetensors.index.json"
-            } else if indexes.count == 1 {
-                target = path + "/" + indexes[0]
-            } else if singles.contains("model.safetensors") {
-                target = path + "/model.safetensors"
-            } else if singles.count == 1 {
-                target = path + "/" + singles[0]
-            } else {
-                throw TaskVectorError(.io, file: path, "folder holds no single safetensors checkpoint (found \(singles.count) .safetensors and \(indexes.count) index files)")
+        let target = try Self.resolve(path)
+        var entries: [String: Entry] = [:]
+        var metadata: [String: [String: String]] = [:]
+        var sources: [String] = []
+        var bytes = 0
+        func add(_ e: Entry) throws {
+            if let other = entries[e.name] {
+                throw TaskVectorError(.malformed, file: path, tensor: e.name, "appears in both '\(other.fileName)' and '\(e.fileName)'")
             }
+            entries[e.name] = e
         }
-        if target.hasSuffix(".index.json") {
+        let lower = target.lowercased()
+        if lower.hasSuffix(".index.json") {
+            format = .safetensors
             let folder = URL(fileURLWithPath: target).deletingLastPathComponent().path
-            let index = try MappedFile(path: target)
-            let bytes = Array(index.bytes)
-            guard bytes.count <= SafeTensorsFile.maxHeaderLength,
-                let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+            let indexFile = try MappedFile(path: target)
+            let indexBytes = Array(indexFile.bytes)
+            guard indexBytes.count <= SafeTensorsFile.maxHeaderLength,
+                let object = try? JSONSerialization.jsonObject(with: Data(indexBytes)) as? [String: Any],
                 let weightMap = object["weight_map"] as? [String: Any]
             else { throw TaskVectorError(.malformed, file: target, "not a safetensors index: needs a JSON object with a \"weight_map\"") }
-            var shardNames: [String] = []
             var wanted: [String: String] = [:]
             for (tensor, value) in weightMap {
                 guard let shard = value as? String, !shard.isEmpty, !shard.contains("/"), shard != "..", shard != "." else {
                     throw TaskVectorError(.malformed, file: target, tensor: tensor, "weight_map entry is not a file name in the index's folder")
                 }
                 wanted[tensor] = shard
-                if !shardNames.contains(shard) { shardNames.append(shard) }
             }
-            shardNames.sort()
-            var files: [(String, SafeTensorsFile)] = []
-            for shard in shardNames { files.append((shard, try SafeTensorsFile(path: folder + "/" + shard))) }
-            self.files = files
-            indexJSON = bytes
-            locations = try Self.locate(files: files, path: target)
-            for (tensor, shard) in wanted {
-                guard let loc = locations[tensor], files[loc.file].0 == shard else {
-                    throw TaskVectorError(.malformed, file: target, tensor: tensor, "index maps it to '\(shard)' but that shard does not hold it")
+            let shards = Set(wanted.values).sorted()
+            for shard in shards {
+                let file = try SafeTensorsFile(path: folder + "/" + shard)
+                if !file.metadata.isEmpty { metadata[shard] = file.metadata }
+                sources.append(file.path)
+                bytes += file.file.bytes.count
+                for t in file.tensors {
+                    try add(Entry(name: t.name, dtype: t.dtype, shape: t.shape, fileName: shard, data: file.data(of: t)))
                 }
             }
+            for (tensor, shard) in wanted where entries[tensor]?.fileName != shard {
+                throw TaskVectorError(.malformed, file: target, tensor: tensor, "index maps it to '\(shard)' but that shard does not hold it")
+            }
+            fileNames = shards
+            index = (URL(fileURLWithPath: target).lastPathComponent, indexBytes)
+            bytes += indexBytes.count
+        } else if lower.hasSuffix(".h5") || lower.hasSuffix(".hdf5") {
+            format = .hdf5
+            let name = URL(fileURLWithPath: target).lastPathComponent
+            for t in try HDF5Reader.read(path: target) {
+                try add(Entry(name: t.name, dtype: t.dtype, shape: t.shape, fileName: name, data: t.data))
+            }
+            fileNames = [name]
+            index = nil
+            sources = [target]
+            bytes = Self.fileSize(target)
+        } else if lower.hasSuffix(".bin") || lower.hasSuffix(".pt") || lower.hasSuffix(".pth") {
+            format = .torch
+            let name = URL(fileURLWithPath: target).lastPathComponent
+            for t in try TorchBinReader.read(path: target) {
+                try add(Entry(name: t.name, dtype: t.dtype, shape: t.shape, fileName: name, data: t.data))
+            }
+            fileNames = [name]
+            index = nil
+            sources = [target]
+            bytes = Self.fileSize(target)
         } else {
+            format = .safetensors
             let file = try SafeTensorsFile(path: target)
             let name = target == "-" ? "model.safetensors" : URL(fileURLWithPath: target).lastPathComponent
-            files = [(name, file)]
-            indexJSON = nil
-            locations = try Self.locate(files: files, path: target)
-        }
-        names = locations.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-    }
-
-    private static func locate(files: [(String, SafeTensorsFile)], path: String) throws -> [String: (file: Int, tensor: TensorInfo)] {
-        var result: [String: (file: Int, tensor: TensorInfo)] = [:]
-        for (i, (shard, file)) in files.enumerated() {
+            if !file.metadata.isEmpty { metadata[name] = file.metadata }
             for t in file.tensors {
-                if let other = result[t.name] {
-                    throw TaskVectorError(.malformed, file: path, tensor: t.name, "appears in both '\(files[other.file].0)' and '\(shard)'")
-                }
-                result[t.name] = (i, t)
+                try add(Entry(name: t.name, dtype: t.dtype, shape: t.shape, fileName: name, data: file.data(of: t)))
             }
+            fileNames = [name]
+            index = nil
+            sources = [file.path]
+            bytes = file.file.bytes.count
         }
-        return result
+        self.entries = entries
+        fileMetadata = metadata
+        sourcePaths = sources
+        byteCount = bytes
+        names = entries.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
     }
 
-    /// The tensor called `name` and the index of the file holding it.
-    public func locate(_ name: String) -> (file: Int, tensor: TensorInfo)? { locations[name] }
+    /// The file a path names, looking inside a folder for its one checkpoint.
+    static func resolve(_ path: String) throws -> String {
+        guard path != "-" else { return path }
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw TaskVectorError(.io, file: path, "no such file or folder")
+        }
+        guard isDirectory.boolValue else { return path }
+        let entries = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).sorted()
+        let indexes = entries.filter { $0.hasSuffix(".safetensors.index.json") }
+        let singles = entries.filter { $0.hasSuffix(".safetensors") }
+        let bins = entries.filter { $0.hasSuffix(".bin") && !$0.hasPrefix("training_args") }
+        let h5 = entries.filter { $0.hasSuffix(".h5") || $0.hasSuffix(".hdf5") }
+        if indexes.contains("model.safetensors.index.json") { return path + "/model.safetensors.index.json" }
+        if indexes.count == 1 { return path + "/" + indexes[0] }
+        if singles.contains("model.safetensors") { return path + "/model.safetensors" }
+        if singles.count == 1 { return path + "/" + singles[0] }
+        if singles.isEmpty && indexes.isEmpty && bins.count == 1 { return path + "/" + bins[0] }
+        if singles.isEmpty && indexes.isEmpty && bins.isEmpty && h5.count == 1 { return path + "/" + h5[0] }
+        throw TaskVectorError(.io, file: path, "folder holds no single checkpoint (found \(singles.count) .safetensors, \(indexes.count) index, \(bins.count) .bin and \(h5.count) .h5 files)")
+    }
 
-    /// Total bytes of the checkpoint's files (shards and index).
-    public var byteCount: Int { files.reduce(indexJSON?.count ?? 0) { $0 + $1.file.file.bytes.count } }
+    private static func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+    }
+
+    /// The tensor called `name`.
+    public func entry(_ name: String) -> Entry? { entries[name] }
 
     /// A typed view of the tensor called `name`.
-    public func data(_ name: String) -> TensorData? {
-        guard let loc = locations[name] else { return nil }
-        return files[loc.file].file.data(of: loc.tensor)
-    }
+    public func data(_ name: String) -> TensorData? { entries[name]?.data }
 }
