@@ -46,6 +46,9 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "Override the init residuals are measured from for every float tensor: zero or one.")
     var `init`: String?
 
+    @Option(help: "Worker threads (default: all cores). The output does not depend on it.")
+    var threads: Int?
+
     @Option(help: "zstd level for payloads (1–22).")
     var zstdLevel: Int32 = 19
 
@@ -75,6 +78,7 @@ struct CompressCommand: ParsableCommand {
             throw ValidationError("--init must be zero or one, got '\(i)'")
         }
         guard (1...22).contains(zstdLevel) else { throw ValidationError("--zstd-level must be 1…22") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if input == "-" && base != nil { throw ValidationError("--base needs the fine-tune as a file, not stdin") }
     }
 
@@ -88,10 +92,11 @@ struct CompressCommand: ParsableCommand {
             options: .init(compressAll: compressAll, initOverride: `init`.flatMap(InitRule.init(rawValue:))))
         Log.logger.debug("\(taskVector.tensors.count) tensors, kind \(taskVector.kind.rawValue)")
         let writer = try AtomicFileWriter(path: output, overwrite: force)
-        let progress = Progress("compressing", quiet: common.quiet)
+        let progress = Progress("compressing", quiet: common.quiet, unit: .bytes)
         let report: AdapterCompressor.Report
         do {
             report = try AdapterCompressor.compress(taskVector, options: options, to: writer, zstdLevel: zstdLevel,
+                                                    threads: threads ?? defaultThreadCount,
                                                     progress: { progress.update($0, $1) })
         } catch {
             writer.abandon()

@@ -108,3 +108,38 @@ import Testing
         for t in f.tensors { #expect(t.dtype == (t.name == "step_counter" ? .i64 : .bf16), "\(t.name)") }
     }
 }
+
+@Suite struct ThreadingTests {
+    @Test(arguments: ["lora-bert-seqcls", "residual.safetensors", "full-ft"])
+    func outputBytesDoNotDependOnTheThreadCount(fixture: String) throws {
+        let dir = scratchDirectory("threads-\(fixture)")
+        let input = try TaskVectorInput.load(path: Fixtures.path(fixture), base: fixture == "full-ft" ? Fixtures.path("tiny-bert") : nil)
+        for scope in [CompressionOptions.Scope.global, .tensor] {
+            for method in [CompressionOptions.Method.compeft, .stc] {
+                let options = CompressionOptions(method: method, scope: scope, density: 10)
+                _ = try AdapterCompressor.compress(input, options: options, to: AtomicFileWriter(path: dir + "/1.cpeft", overwrite: true), threads: 1)
+                _ = try AdapterCompressor.compress(input, options: options, to: AtomicFileWriter(path: dir + "/3.cpeft", overwrite: true), threads: 3)
+                #expect(FileManager.default.contentsEqual(atPath: dir + "/1.cpeft", andPath: dir + "/3.cpeft"), "\(scope) \(method)")
+            }
+        }
+    }
+
+    @Test func multiPieceTensorsGiveTheSameBytesOnAnyThreadCount() throws {
+        // 9 × 2²⁰ values: three pieces of the planner's 4 Mi-value work items, with many ties.
+        var g = SystemRandomNumberGenerator()
+        let n = 9 << 20
+        var bytes = [UInt8](repeating: 0, count: n * 4)
+        bytes.withUnsafeMutableBytes { raw in
+            let f = raw.bindMemory(to: Float.self)
+            for i in 0..<n { f[i] = Float(Int.random(in: -40...40, using: &g)) / 64 }
+        }
+        let t = SourceTensor(name: "big", dtype: .f32, shape: [n], fileName: "x.safetensors", role: .residual,
+                             initRule: .zero, data: TensorData(dtype: .f32, copying: bytes))
+        let input = TaskVectorInput(kind: .residual, tensors: [t], fileMetadata: [:], auxiliaryFiles: [], adapterConfig: nil,
+                                    sourceFiles: [], inputBytes: bytes.count)
+        let dir = scratchDirectory("pieces")
+        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/1.cpeft"), zstdLevel: 1, threads: 1)
+        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/2.cpeft"), zstdLevel: 1, threads: 2)
+        #expect(FileManager.default.contentsEqual(atPath: dir + "/1.cpeft", andPath: dir + "/2.cpeft"))
+    }
+}

@@ -20,30 +20,44 @@ public final class ContainerWriter {
         offset = preamble.count
     }
 
-    /// Compresses and appends one payload; returns (offset, length, raw length, hash hex).
-    private func append(raw: UnsafeRawBufferPointer, what: String) throws -> (Int, Int, Int, String) {
-        let stored: [UInt8]
+    /// Compresses a payload's raw bytes into one zstd frame (safe to call from any thread).
+    public static func compress(_ raw: UnsafeRawBufferPointer, level: Int32, file: String, what: String?) throws -> [UInt8] {
         do {
-            stored = try Zstd.compress(raw, level: level)
+            return try Zstd.compress(raw, level: level)
         } catch {
-            throw FormatError(.io, file: out.path, tensor: what, "\(error)")
+            throw FormatError(.io, file: file, tensor: what, "\(error)")
         }
+    }
+
+    /// The zstd level this writer uses.
+    public var zstdLevel: Int32 { level }
+
+    /// Appends stored bytes; returns (offset, length, hash hex).
+    private func append(stored: [UInt8]) throws -> (Int, Int, String) {
         let start = offset
         try out.write(stored)
         offset += stored.count
-        return (start, stored.count, raw.count, XXH64.hex(XXH64.hash(stored)))
+        return (start, stored.count, XXH64.hex(XXH64.hash(stored)))
     }
 
     /// Appends a verbatim file (restored byte-for-byte on decompression).
     public func addFile(name: String, bytes: [UInt8]) throws {
-        let (o, l, r, h) = try bytes.withUnsafeBytes { try append(raw: $0, what: name) }
-        files.append(.init(name: name, offset: o, length: l, rawLength: r, xxh64: h))
+        let stored = try bytes.withUnsafeBytes { try Self.compress($0, level: level, file: out.path, what: name) }
+        let (o, l, h) = try append(stored: stored)
+        files.append(.init(name: name, offset: o, length: l, rawLength: bytes.count, xxh64: h))
     }
 
     /// Appends a tensor payload whose raw bytes are `raw`; fills in the entry's location and checksum.
     public func addTensor(_ entry: ContainerIndex.Tensor, raw: UnsafeRawBufferPointer) throws {
+        let stored = try Self.compress(raw, level: level, file: out.path, what: entry.name)
+        try addTensor(entry, stored: stored, rawLength: raw.count)
+    }
+
+    /// Appends an already compressed payload (see ``compress(_:level:file:what:)``).
+    public func addTensor(_ entry: ContainerIndex.Tensor, stored: [UInt8], rawLength: Int) throws {
         var e = entry
-        (e.offset, e.length, e.rawLength, e.xxh64) = try append(raw: raw, what: entry.name)
+        (e.offset, e.length, e.xxh64) = try append(stored: stored)
+        e.rawLength = rawLength
         tensors.append(e)
     }
 

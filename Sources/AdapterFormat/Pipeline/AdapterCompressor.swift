@@ -14,41 +14,42 @@ public enum AdapterCompressor {
 
     /// Plans, codes and writes the container; the output is committed only when everything succeeded.
     ///
+    /// Tensors are coded `threads` at a time and written in index order, so the bytes do not depend on
+    /// the thread count.
+    ///
     /// - Parameters:
-    ///   - progress: called after each tensor with (tensors done, total).
+    ///   - threads: worker threads (default: all cores).
+    ///   - progress: called after each tensor with (input bytes done, total input bytes).
     public static func compress(_ input: TaskVectorInput, options: CompressionOptions, to output: AtomicFileWriter,
-                                zstdLevel: Int32 = 19, progress: ((Int, Int) -> Void)? = nil) throws -> Report {
-        let plan = try Planner.plan(input.tensors, options: options)
+                                zstdLevel: Int32 = 19, threads: Int = defaultThreadCount,
+                                progress: ((Int, Int) -> Void)? = nil) throws -> Report {
+        let plan = try Planner.plan(input.tensors, options: options, threads: threads)
         let writer = try ContainerWriter(output: output, zstdLevel: zstdLevel)
         for file in input.auxiliaryFiles { try writer.addFile(name: file.name, bytes: file.bytes) }
-        let chunks = ResidualChunks()
-        for (i, (tensor, tp)) in zip(input.tensors, plan.tensors).enumerated() {
-            let group = plan.global ?? plan.perTensor[tensor.name]
-            var entry = ContainerIndex.Tensor(
-                name: tensor.name, file: tensor.fileName, dtype: tensor.dtype, shape: tensor.shape,
-                role: tensor.role, initRule: tensor.initRule, note: tp.exactReason,
-                encoding: PayloadEncoding.raw.rawValue, count: tensor.count, kept: tensor.count, nonzero: 0,
-                scaleBits: 0, scale: 0,
-                sigma: options.scope == .tensor ? group?.sigma : nil,
-                alpha: options.scope == .tensor ? group?.alpha : nil,
-                offset: 0, length: 0, rawLength: 0, xxh64: "")
-            switch tp.storage {
-            case .exact:
-                if tensor.role == .residual { entry.role = .exact }
-                try writer.addTensor(entry, raw: tensor.data.bytes)
-            case .ternary, .sparse:
-                let code = TernaryCode.encode(tensor, thresholdBits: tp.thresholdBits, keepValues: tp.storage == .sparse, chunks: chunks)
-                entry.encoding = (tp.storage == .sparse ? PayloadEncoding.sparseFloat : .ternaryBitmap).rawValue
-                entry.kept = code.keptCount
-                entry.nonzero = code.nonzeroCount
-                if tp.storage == .ternary {
-                    entry.scaleBits = tp.scale.bitPattern
-                    entry.scale = tp.scale
+        let tensors = input.tensors
+        let totalBytes = tensors.reduce(0) { $0 + $1.data.bytes.count }
+        var doneBytes = 0
+        let batch = max(1, threads)
+        var start = 0
+        while start < tensors.count {
+            let end = min(tensors.count, start + batch)
+            let first = start
+            let path = output.path
+            let coded = UnsafeSlots<Result<(ContainerIndex.Tensor, [UInt8], Int), any Error>?>(repeating: nil, count: end - start)
+            parallelFor(count: end - start, threads: threads) { _, item in
+                let i = first + item
+                coded[item] = Result {
+                    try code(tensors[i], plan: plan.tensors[i], group: plan.global ?? plan.perTensor[tensors[i].name],
+                             options: options, level: zstdLevel, file: path)
                 }
-                let raw = PayloadEncoding.rawBytes(of: code)
-                try raw.withUnsafeBytes { try writer.addTensor(entry, raw: $0) }
             }
-            progress?(i + 1, input.tensors.count)
+            for item in 0..<(end - start) {
+                let (entry, stored, rawLength) = try coded[item]!.get()
+                try writer.addTensor(entry, stored: stored, rawLength: rawLength)
+                doneBytes += tensors[start + item].data.bytes.count
+                progress?(doneBytes, totalBytes)
+            }
+            start = end
         }
         let index = ContainerIndex(
             tool: "compeft \(CompeftVersion.string)", inputKind: input.kind.rawValue,
@@ -59,6 +60,37 @@ public enum AdapterCompressor {
         final.tensors = writer.tensors
         final.files = writer.files
         return Report(plan: plan, index: final, inputBytes: input.inputBytes, outputBytes: output.bytesWritten)
+    }
+}
+
+/// Codes one tensor: its index entry (without location), stored payload and raw payload length.
+private func code(_ tensor: SourceTensor, plan tp: TensorPlan, group: CompressionPlan.Group?, options: CompressionOptions,
+                  level: Int32, file: String) throws -> (ContainerIndex.Tensor, [UInt8], Int) {
+    var entry = ContainerIndex.Tensor(
+        name: tensor.name, file: tensor.fileName, dtype: tensor.dtype, shape: tensor.shape,
+        role: tensor.role, initRule: tensor.initRule, note: tp.exactReason,
+        encoding: PayloadEncoding.raw.rawValue, count: tensor.count, kept: tensor.count, nonzero: 0,
+        scaleBits: 0, scale: 0,
+        sigma: options.scope == .tensor ? group?.sigma : nil,
+        alpha: options.scope == .tensor ? group?.alpha : nil,
+        offset: 0, length: 0, rawLength: 0, xxh64: "")
+    switch tp.storage {
+    case .exact:
+        if tensor.role == .residual { entry.role = .exact }
+        let stored = try ContainerWriter.compress(tensor.data.bytes, level: level, file: file, what: tensor.name)
+        return (entry, stored, tensor.data.bytes.count)
+    case .ternary, .sparse:
+        let code = TernaryCode.encode(tensor, thresholdBits: tp.thresholdBits, keepValues: tp.storage == .sparse, chunks: ResidualChunks())
+        entry.encoding = (tp.storage == .sparse ? PayloadEncoding.sparseFloat : .ternaryBitmap).rawValue
+        entry.kept = code.keptCount
+        entry.nonzero = code.nonzeroCount
+        if tp.storage == .ternary {
+            entry.scaleBits = tp.scale.bitPattern
+            entry.scale = tp.scale
+        }
+        let raw = PayloadEncoding.rawBytes(of: code)
+        let stored = try raw.withUnsafeBytes { try ContainerWriter.compress($0, level: level, file: file, what: tensor.name) }
+        return (entry, stored, raw.count)
     }
 }
 

@@ -118,6 +118,32 @@ public struct ThresholdSelector: ~Copyable {
         return true
     }
 
+    /// Adds the pass-1 counts of a selector that saw other values (another thread's share).
+    ///
+    /// - Precondition: both are in pass 1 with the same rank.
+    public mutating func absorbCoarse(_ other: borrowing ThresholdSelector) {
+        precondition(phase == .coarse && other.phase == .coarse && rank == other.rank)
+        for i in 0..<(1 << 16) { coarse[i] &+= other.coarse[i] }
+        total += other.total
+    }
+
+    /// An empty selector in pass 2 with this one's bucket, for another thread's share of pass 2.
+    /// Absolute sums are not tracked by workers.
+    public func fineWorker() -> ThresholdSelector {
+        precondition(phase == .fine)
+        var w = ThresholdSelector(rank: rank, wantAbsoluteSum: false)
+        w.phase = .fine
+        w.bucket = bucket
+        w.rankInBucket = rankInBucket
+        return w
+    }
+
+    /// Adds the pass-2 counts of a ``fineWorker()``.
+    public mutating func absorbFine(_ other: borrowing ThresholdSelector) {
+        precondition(phase == .fine && other.phase == .fine && bucket == other.bucket)
+        for i in 0..<(1 << 16) { fine[i] &+= other.fine[i] }
+    }
+
     /// Pass 2 over the same values.
     public mutating func addFine(_ values: UnsafeBufferPointer<Float>) {
         precondition(phase == .fine)

@@ -8,7 +8,10 @@ public enum Planner {
     /// Plans the compression of `tensors` (which must be sorted by name, as ``TaskVectorInput`` gives them).
     ///
     /// - Throws: ``QuantizeError`` for invalid options, or naming the tensor that holds NaN or ±Inf.
-    public static func plan(_ tensors: [SourceTensor], options: CompressionOptions) throws -> CompressionPlan {
+    ///
+    /// - Parameter threads: worker threads for the analysis passes; the plan does not depend on it.
+    public static func plan(_ tensors: [SourceTensor], options: CompressionOptions,
+                            threads: Int = 1) throws -> CompressionPlan {
         try options.validate()
         let residuals = tensors.indices.filter { tensors[$0].role == .residual }
         var plans = tensors.map { t in
@@ -16,16 +19,21 @@ public enum Planner {
                        exactReason: t.dtype.isFloatingPoint ? "not a residual (modules_to_save or similar)" : "non-float dtype \(t.dtype.rawValue)",
                        count: t.count, thresholdBits: 0, scale: 0)
         }
-        let chunks = ResidualChunks()
         switch options.scope {
         case .global:
-            let group = try analyse(residuals.map { tensors[$0] }, options: options, chunks: chunks)
+            let group = try analyse(residuals.map { tensors[$0] }, options: options, threads: threads)
             for i in residuals { plans[i] = tensorPlan(tensors[i], group: group, options: options) }
             return CompressionPlan(options: options, global: group, perTensor: [:], tensors: plans)
         case .tensor:
+            // Many tensors: one thread per tensor (each analysed single-threaded, so results do not
+            // depend on the thread count).
+            let results = UnsafeSlots<Result<CompressionPlan.Group, any Error>?>(repeating: nil, count: residuals.count)
+            parallelFor(count: residuals.count, threads: threads) { _, item in
+                results[item] = Result { try analyse([tensors[residuals[item]]], options: options, threads: 1) }
+            }
             var groups: [String: CompressionPlan.Group] = [:]
-            for i in residuals {
-                let group = try analyse([tensors[i]], options: options, chunks: chunks)
+            for (item, i) in residuals.enumerated() {
+                let group = try results[item]!.get()
                 groups[tensors[i].name] = group
                 plans[i] = tensorPlan(tensors[i], group: group, options: options)
             }
@@ -33,28 +41,90 @@ public enum Planner {
         }
     }
 
+    /// Elements per work item: pieces are the unit of parallel work and of the moment merge order.
+    static let pieceSize = 1 << 22
+
+    /// One contiguous range of one tensor of a group.
+    struct Piece {
+        var tensor: Int
+        var range: Range<Int>
+    }
+
+    static func pieces(of group: [SourceTensor]) -> [Piece] {
+        var out: [Piece] = []
+        for (i, t) in group.enumerated() {
+            var start = 0
+            while start < t.count {
+                let end = min(t.count, start + pieceSize)
+                out.append(Piece(tensor: i, range: start..<end))
+                start = end
+            }
+        }
+        return out
+    }
+
     /// σ, threshold and scale for one selection group.
-    static func analyse(_ group: [SourceTensor], options: CompressionOptions, chunks: borrowing ResidualChunks) throws -> CompressionPlan.Group {
+    ///
+    /// The group is cut into fixed pieces; threads take pieces in any order, but per-piece moments
+    /// are combined in piece order and histograms are integer counts, so the result is the same for
+    /// every thread count and every run.
+    static func analyse(_ group: [SourceTensor], options: CompressionOptions, threads: Int) throws -> CompressionPlan.Group {
         let d = group.reduce(0) { $0 + $1.count }
         let k = CompressionOptions.keepCount(of: d, density: options.density)
         let m = d - k
+        let pieces = pieces(of: group)
+        let workers = max(1, min(threads, pieces.count))
+        let selectors = (0..<workers).map { _ in WorkerBox(ThresholdSelector(rank: m)) }
+        let pieceMoments = UnsafeSlots(repeating: MomentAccumulator(), count: pieces.count)
+        let finite = UnsafeSlots(repeating: true, count: pieces.count)
+        parallelFor(count: pieces.count, threads: workers) { worker, item in
+            let piece = pieces[item]
+            let chunks = ResidualChunks()
+            var acc = MomentAccumulator()
+            var ok = true
+            chunks.forEach(group[piece.tensor], range: piece.range) { _, chunk in
+                guard ok else { return }
+                ok = selectors[worker].value.addCoarse(chunk)
+                acc.add(chunk)
+            }
+            pieceMoments[item] = acc
+            finite[item] = ok
+        }
+        if let bad = (0..<pieces.count).first(where: { !finite[$0] }) {
+            throw QuantizeError(tensor: group[pieces[bad].tensor].name,
+                                "residual holds NaN or ±Inf; compeft will not silently keep or drop it (check the file)")
+        }
         var moments = MomentAccumulator()
-        var selector = ThresholdSelector(rank: m, wantAbsoluteSum: options.method == .stc)
-        for t in group {
-            var finite = true
-            chunks.forEach(t) { _, chunk in
-                guard finite else { return }
-                finite = selector.addCoarse(chunk)
-                moments.add(chunk)
+        for i in 0..<pieces.count { moments.merge(pieceMoments[i]) }
+        for w in 1..<workers { selectors[0].value.absorbCoarse(selectors[w].value) }
+        if selectors[0].value.finishCoarse() {
+            let fine = (0..<workers).map { w in w == 0 ? nil : WorkerBox(selectors[0].value.fineWorker()) }
+            parallelFor(count: pieces.count, threads: workers) { worker, item in
+                let piece = pieces[item]
+                let chunks = ResidualChunks()
+                chunks.forEach(group[piece.tensor], range: piece.range) { _, chunk in
+                    if worker == 0 { selectors[0].value.addFine(chunk) } else { fine[worker]!.value.addFine(chunk) }
+                }
             }
-            guard finite else {
-                throw QuantizeError(tensor: t.name, "residual holds NaN or ±Inf; compeft will not silently keep or drop it (check the file)")
+            for w in 1..<workers { selectors[0].value.absorbFine(fine[w]!.value) }
+        }
+        let selection = selectors[0].value.finish()
+        var keptAbsoluteSum = 0.0
+        if options.method == .stc {
+            // Σ|kept| per piece, combined in piece order: deterministic for any thread count.
+            let sums = UnsafeSlots(repeating: 0.0, count: pieces.count)
+            let t = selection.thresholdBits
+            parallelFor(count: pieces.count, threads: workers) { _, item in
+                let piece = pieces[item]
+                let chunks = ResidualChunks()
+                var sum = 0.0
+                chunks.forEach(group[piece.tensor], range: piece.range) { _, chunk in
+                    for v in chunk where v.bitPattern & 0x7FFF_FFFF >= t { sum += Double(abs(v)) }
+                }
+                sums[item] = sum
             }
+            for i in 0..<pieces.count { keptAbsoluteSum += sums[i] }
         }
-        if selector.finishCoarse() {
-            for t in group { chunks.forEach(t) { _, chunk in selector.addFine(chunk) } }
-        }
-        let selection = selector.finish()
         let sigma = moments.standardDeviation
         var scale = 0.0
         switch (options.method, options.alpha) {
@@ -63,7 +133,7 @@ public enum Planner {
             scale = selection.keptNonzero > 0 ? moments.norm / Double(selection.keptNonzero).squareRoot() : 0
         case (.stc, let alpha):
             let a: Double = if case .value(let v) = alpha { v } else { 1 }
-            scale = selection.keptCount > 0 ? a * selection.keptAbsoluteSum / Double(selection.keptCount) : 0
+            scale = selection.keptCount > 0 ? a * keptAbsoluteSum / Double(selection.keptCount) : 0
         case (.prune, _): scale = 0
         }
         let scale32 = Float(scale)

@@ -27,6 +27,19 @@ public struct TaskVectorInput: Sendable {
     /// Bytes of the input's own files (the adapter or fine-tune, not the base).
     public var inputBytes: Int
 
+    /// An input assembled in memory (e.g. a merge result to re-compress).
+    public init(kind: Kind, tensors: [SourceTensor], fileMetadata: [String: [String: String]] = [:],
+                auxiliaryFiles: [(name: String, bytes: [UInt8])] = [], adapterConfig: AdapterConfig? = nil,
+                sourceFiles: [String] = [], inputBytes: Int) {
+        self.kind = kind
+        self.tensors = tensors
+        self.fileMetadata = fileMetadata
+        self.auxiliaryFiles = auxiliaryFiles
+        self.adapterConfig = adapterConfig
+        self.sourceFiles = sourceFiles
+        self.inputBytes = inputBytes
+    }
+
     /// Options that change how an input is read.
     public struct Options: Sendable {
         /// Treat non-residual adapter tensors (`modules_to_save`) as residuals too, as the reference code does.

@@ -22,17 +22,21 @@ enum Terminal {
     }
 }
 
-/// A progress line on stderr, shown only when stderr is a terminal and the work has taken longer
-/// than a second; nothing at all otherwise.
+/// A progress line on stderr — done, rate, ETA — shown only when stderr is a terminal and the work has
+/// taken longer than a second; nothing at all otherwise.
 final class Progress {
+    enum Unit { case items, bytes }
+
     private let label: String
     private let enabled: Bool
+    private let unit: Unit
     private let start = Date()
     private var lastDraw = Date.distantPast
     private var drew = false
 
-    init(_ label: String, quiet: Bool) {
+    init(_ label: String, quiet: Bool, unit: Unit = .items) {
         self.label = label
+        self.unit = unit
         enabled = !quiet && Terminal.stderrIsTTY
     }
 
@@ -45,7 +49,13 @@ final class Progress {
         drew = true
         let fraction = total > 0 ? Double(done) / Double(total) : 1
         let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
-        let line = String(format: "\r%@ %d/%d (%.0f%%) %.1fs elapsed, ETA %.1fs ", label, done, total, fraction * 100, elapsed, eta)
+        let amount: String
+        switch unit {
+        case .items: amount = "\(done)/\(total)"
+        case .bytes:
+            amount = "\(Format.bytes(done)) of \(Format.bytes(total)), \(Format.bytes(Int(Double(done) / max(elapsed, 1e-9))))/s"
+        }
+        let line = String(format: "\r%@ %@ (%.0f%%), ETA %.0fs ", label, amount, fraction * 100, eta)
         FileHandle.standardError.write(line.data(using: .utf8)!)
     }
 
