@@ -27,6 +27,9 @@ struct DecompressCommand: ParsableCommand {
     @Option(help: "Write float tensors as f32, f16 or bf16 instead of their original dtype.")
     var dtype: String?
 
+    @Option(help: "Output format: safetensors (default; a PEFT folder for adapters) or hdf5 (one .h5 file).")
+    var format: String = "safetensors"
+
     @Option(help: "Base model of a full fine-tune, to write fine-tuned weights (base + residual).")
     var base: String?
 
@@ -36,6 +39,10 @@ struct DecompressCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
+        guard ["safetensors", "hdf5"].contains(format) else {
+            throw ValidationError("--format must be safetensors or hdf5, got '\(format)'")
+        }
+        if format == "hdf5" && output == "-" { throw ValidationError("--format hdf5 needs a file path, not '-'") }
         if let dtype {
             guard let d = DType(userSpelling: dtype), [.f32, .f16, .bf16].contains(d) else {
                 throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'")
@@ -47,14 +54,16 @@ struct DecompressCommand: ParsableCommand {
         common.setUp()
         try PathSafety.checkOutput(output, isNotAnyOf: [input] + (base.map { [$0] } ?? []))
         let reader = try ContainerReader(path: input)
-        if output == "-" && AdapterDecompressor.writesFolder(reader.index) {
+        if output == "-" && format == "safetensors" && AdapterDecompressor.writesFolder(reader.index) {
             throw CLIError(status: .usage, message: "\(input): this container decompresses to a folder (\(reader.index.inputKind)); give a folder path to -o, not '-'")
         }
         let baseCheckpoint = try base.map { try Checkpoint(path: $0) }
         let progress = Progress("decompressing", quiet: common.quiet)
-        let report = try AdapterDecompressor.decompress(
-            reader, to: output, dtype: dtype.flatMap(DType.init(userSpelling:)), base: baseCheckpoint,
-            overwrite: force, progress: { progress.update($0, $1) })
+        let outType = dtype.flatMap(DType.init(userSpelling:))
+        let report = format == "hdf5"
+            ? try AdapterDecompressor.decompressToHDF5(reader, to: output, dtype: outType, base: baseCheckpoint, overwrite: force)
+            : try AdapterDecompressor.decompress(reader, to: output, dtype: outType, base: baseCheckpoint,
+                                                 overwrite: force, progress: { progress.update($0, $1) })
         progress.finish()
         if report.residualOnly && !common.quiet {
             Terminal.err("compeft: warning: \(input) holds a full fine-tune; without --base the residual τ was written, not the weights")

@@ -125,3 +125,52 @@ import Testing
         #expect(vo["ok"] as? Bool == true)
     }
 }
+
+@Suite struct HDF5OutputTests {
+    static var hasH5py: Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import h5py, numpy"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+
+    @Test(.enabled(if: hasH5py, "needs python3 with h5py and numpy (pip install h5py)"))
+    func decompressToHDF5IsReadableByH5pyWithTheSameValues() throws {
+        let dir = scratch("h5")
+        #expect(try CLI.run(["compress", fixture("lora-bert-seqcls"), "-o", dir + "/x.cpeft", "--density", "10"]).status == 0)
+        #expect(try CLI.run(["decompress", dir + "/x.cpeft", "-o", dir + "/st"]).status == 0)
+        let r = try CLI.run(["decompress", dir + "/x.cpeft", "-o", dir + "/x.h5", "--format", "hdf5"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let script = """
+            import sys, h5py, numpy as np
+            from safetensors.numpy import load_file
+            st = load_file(sys.argv[2])
+            with h5py.File(sys.argv[1], "r") as f:
+                seen = 0
+                def visit(name, obj):
+                    global seen
+                    if isinstance(obj, h5py.Dataset):
+                        key = name.replace("/", ".")
+                        assert np.array_equal(obj[()], st[key]), key
+                        seen += 1
+                f.visititems(visit)
+            assert seen == len(st), (seen, len(st))
+            print("ok", seen)
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, dir + "/x.h5", dir + "/st/adapter_model.safetensors"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(out)")
+        #expect(out.hasPrefix("ok 10"))
+    }
+}

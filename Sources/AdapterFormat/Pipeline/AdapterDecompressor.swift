@@ -94,3 +94,29 @@ public enum AdapterDecompressor {
                       bytesWritten: w.bytesWritten, residualOnly: residualOnly)
     }
 }
+
+extension AdapterDecompressor {
+    /// Decompresses every tensor into one HDF5 file (datasets in groups split at `.`; see ``HDF5Writer``).
+    /// Verbatim files such as `adapter_config.json` are not part of an HDF5 output.
+    public static func decompressToHDF5(_ reader: ContainerReader, to path: String, dtype override: DType? = nil,
+                                        base: Checkpoint? = nil, overwrite: Bool = false) throws -> Report {
+        var tensors: [LoadedTensor] = []
+        for t in reader.index.tensors {
+            let outType = (override != nil && t.dtype.isFloatingPoint) ? override! : t.dtype
+            if case .exact(let raw) = try reader.payload(t), outType == t.dtype {
+                tensors.append(LoadedTensor(name: t.name, dtype: t.dtype, shape: t.shape, data: TensorData(dtype: t.dtype, copying: raw)))
+                continue
+            }
+            var values = [Float](repeating: 0, count: t.count)
+            try values.withUnsafeMutableBufferPointer { try reader.decodeValues(t, base: base?.data(t.name), into: $0) }
+            var bytes = [UInt8](repeating: 0, count: t.count * outType.byteSize)
+            values.withUnsafeBufferPointer { v in bytes.withUnsafeMutableBytes { FloatEncoding.store(v, as: outType, into: $0) } }
+            tensors.append(LoadedTensor(name: t.name, dtype: outType, shape: t.shape, data: TensorData(dtype: outType, copying: bytes)))
+        }
+        try HDF5Writer.write(tensors, to: path, overwrite: overwrite)
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.uint64Value ?? 0
+        let residualOnly = reader.index.tensors.contains { $0.initRule == .base && $0.role == .residual } && base == nil
+        return Report(outputPath: path, isFolder: false, files: [path], tensorCount: tensors.count,
+                      bytesWritten: size, residualOnly: residualOnly)
+    }
+}
