@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""End-to-end compress throughput: `compeft compress` (release build) against a NumPy implementation of
+the reference algorithm, on the same safetensors input, in the same run.
+
+    python3 Benchmarks/compress_vs_numpy.py [--sizes 1e6,1e7,1e8] [--density 10] [--threads 1,2] [--repeat 3]
+
+For each size it writes a residual file of Laplace values in 4 tensors (f32), then times
+  numpy:   load with safetensors, concatenate sorted by name, sigma (float64, ddof=1), the threshold with
+           np.partition (the m-th smallest |x|), kept = |x| >= t, ternary signs, np.packbits of mask and
+           signs, written to a file;
+  compeft: .build/release/compeft compress IN -o OUT --density K --threads N (files in, container out),
+           under /usr/bin/time for peak RSS.
+It prints the best of --repeat runs of each, params/s, and the ratio. Run from the repository root after
+`swift build -c release --product compeft`.
+"""
+import argparse, os, subprocess, sys, tempfile, time
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+COMPEFT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "release", "compeft")
+
+
+def numpy_reference(path, density, out):
+    tensors = load_file(path)
+    x = np.concatenate([tensors[k].ravel() for k in sorted(tensors)])
+    d = x.size
+    sigma = float(x.astype(np.float64).std(ddof=1))
+    k = int(d * (density / 100.0))
+    m = d - k
+    a = np.abs(x)
+    t = np.partition(a, m - 1)[m - 1] if m > 0 else np.float32(0)
+    kept = (a >= t) & (x != 0)
+    mask = np.packbits(kept, bitorder="little")
+    signs = np.packbits(x[kept] < 0, bitorder="little")
+    with open(out, "wb") as f:
+        f.write(np.float32(sigma).tobytes())
+        f.write(mask.tobytes())
+        f.write(signs.tobytes())
+    return int(kept.sum())
+
+
+def run_compeft(path, density, threads, out):
+    cmd = ["/usr/bin/time", "-f", "%e %M", COMPEFT, "compress", path, "-o", out, "--density", str(density),
+           "--threads", str(threads), "--force", "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"compeft failed: {r.stderr}")
+    seconds, rss_kb = r.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(rss_kb)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="1e6,1e7,1e8")
+    ap.add_argument("--density", type=float, default=10)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dir", default=tempfile.gettempdir())
+    args = ap.parse_args()
+    threads = [int(t) for t in args.threads.split(",")]
+    print(f"| params | numpy s | numpy params/s | " + " | ".join(
+        f"compeft {t}T s | params/s | peak RSS | × numpy" for t in threads) + " |")
+    print("|---:|---:|---:|" + "---:|---:|---:|---:|" * len(threads))
+    for size in [int(float(s)) for s in args.sizes.split(",")]:
+        path = os.path.join(args.dir, f"compeft-bench-{size}.safetensors")
+        if not os.path.exists(path):
+            rng = np.random.default_rng(size)
+            per = size // 4
+            save_file({f"layers.{i}.weight": rng.laplace(0, 0.01, per).astype(np.float32) for i in range(4)}, path)
+        params = (size // 4) * 4
+        best_np = min(_timed(lambda: numpy_reference(path, args.density, path + ".np.out")) for _ in range(args.repeat))
+        cells = [f"{params:.0e}", f"{best_np:.3f}", f"{params / best_np:.3g}"]
+        for t in threads:
+            runs = [run_compeft(path, args.density, t, path + ".cpeft") for _ in range(args.repeat)]
+            sec = min(r[0] for r in runs)
+            rss = max(r[1] for r in runs)
+            cells += [f"{sec:.3f}", f"{params / sec:.3g}", f"{rss / 1024:.0f} MiB", f"{best_np / sec:.1f}×"]
+        print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    main()
