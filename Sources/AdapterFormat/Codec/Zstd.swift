@@ -18,13 +18,14 @@ enum Zstd {
     /// yields more than this many decoded bytes. Used to refuse lying lengths before allocating.
     static let maxExpansion = 1 << 16
 
-    /// Compresses `source` into one frame with its content size and a content checksum.
+    /// Compresses `source` into one frame with its content size (no frame checksum: the container
+    /// checks every stored payload with XXH64).
     ///
     /// The corresponding C functions are `ZSTD_compress2` and `ZSTD_CCtx_setParameter`.
     static func compress(_ source: UnsafeRawBufferPointer, level: Int32) throws(ZstdError) -> [UInt8] {
         let context = try CompressionContext()
         try context.set(ZSTD_c_compressionLevel, level)
-        try context.set(ZSTD_c_checksumFlag, 1)
+        try context.set(ZSTD_c_checksumFlag, 0)  // the index holds an XXH64 of every stored payload
         try context.set(ZSTD_c_contentSizeFlag, 1)
         let bound = ZSTD_compressBound(source.count)
         var out = [UInt8](repeating: 0, count: bound)
@@ -53,6 +54,21 @@ enum Zstd {
         let got = ZSTD_decompressDCtx(context, destination.baseAddress, destination.count, source.baseAddress, source.count)
         if ZSTD_isError(got) != 0 { throw ZstdError(code: got) }
         if got != destination.count { throw ZstdError("frame decoded to \(got) bytes, expected \(destination.count)") }
+    }
+
+    /// Checks, from the frame's own headers and before anything is allocated, that `source` is one
+    /// frame that can decode to exactly `length` bytes.
+    ///
+    /// The corresponding C functions are `ZSTD_getFrameContentSize` and `ZSTD_decompressBound`.
+    static func checkDecodedLength(_ source: UnsafeRawBufferPointer, is length: Int) throws(ZstdError) {
+        let declared = ZSTD_getFrameContentSize(source.baseAddress, source.count)
+        if declared == ZSTD_CONTENTSIZE_ERROR { throw ZstdError("not a zstd frame") }
+        if declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != UInt64(length) {
+            throw ZstdError("frame declares \(declared) bytes, the index \(length)")
+        }
+        let bound = ZSTD_decompressBound(source.baseAddress, source.count)
+        if bound == ZSTD_CONTENTSIZE_ERROR { throw ZstdError("frame is malformed") }
+        if bound < UInt64(length) { throw ZstdError("frame can decode to at most \(bound) bytes, the index says \(length)") }
     }
 
     /// The libzstd version string, e.g. "1.5.4".

@@ -67,6 +67,11 @@ public final class ContainerReader: Sendable {
         guard XXH64.hash(stored) == indexHash else {
             throw FormatError(.checksum, file: path, "index checksum mismatch: the index is corrupt")
         }
+        do {
+            try Zstd.checkDecodedLength(stored, is: Int(indexRaw))
+        } catch {
+            throw bad("index does not decompress: \(error)")
+        }
         var json = [UInt8](repeating: 0, count: Int(indexRaw))
         do {
             try json.withUnsafeMutableBytes { try Zstd.decompress(stored, into: $0) }
@@ -144,6 +149,11 @@ public final class ContainerReader: Sendable {
 
     private func decompressed(offset: Int, length: Int, rawLength: Int, xxh64: String, tensor: String?) throws -> [UInt8] {
         let source = try stored(offset: offset, length: length, xxh64: xxh64, tensor: tensor)
+        do {
+            try Zstd.checkDecodedLength(source, is: rawLength)
+        } catch {
+            throw FormatError(.malformed, file: path, tensor: tensor, "payload does not decode: \(error)")
+        }
         var out = [UInt8](repeating: 0, count: rawLength)
         do {
             try out.withUnsafeMutableBytes { try Zstd.decompress(source, into: $0) }

@@ -1,0 +1,51 @@
+import AdapterFormat
+import Quantize
+import TaskVector
+
+/// One libFuzzer entry point for every hostile-input parser: the first byte picks the target, the
+/// rest is the file. Every input must either parse or throw; a crash, hang or huge allocation is a bug.
+///
+/// - 0: safetensors reader (header, offsets, dtypes)
+/// - 1: container reader, then every payload's checksum and decode
+/// - 2: PyTorch `.bin` (zip + restricted unpickler)
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size > 0 else { return 0 }
+    let body = UnsafeBufferPointer(start: data + 1, count: size - 1)
+    switch data[0] % 3 {
+    case 0:
+        if let f = try? SafeTensorsFile(file: MappedFile(path: "fuzz.safetensors", contents: body)) {
+            for t in f.tensors where t.dtype.isFloatingPoint && t.count <= 1 << 16 {
+                var v = [Float](repeating: 0, count: t.count)
+                v.withUnsafeMutableBufferPointer { f.data(of: t).loadFloats(from: 0, into: $0) }
+            }
+        }
+    case 1:
+        if let r = try? ContainerReader(file: MappedFile(path: "fuzz.cpeft", contents: body)) {
+            for f in r.index.files { _ = try? r.contents(of: f) }
+            for t in r.index.tensors {
+                _ = try? r.payload(t)
+                if t.dtype.isFloatingPoint, t.count <= 1 << 20 {
+                    var out = [UInt8](repeating: 0, count: t.count * 2)
+                    out.withUnsafeMutableBytes { _ = try? r.decode(t, as: .bf16, into: $0, residualOnly: true) }
+                }
+            }
+        }
+    default:
+        _ = try? TorchBinReader.load(file: MappedFile(path: "fuzz.bin", contents: body))
+    }
+    return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> CInt
+
+/// SwiftPM links an executable's entry point as `<module>_main`; hand control to libFuzzer's driver.
+@_cdecl("FuzzReaders_main")
+public func fuzzReadersMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments) { data, size in fuzz(data, size) }
+}
