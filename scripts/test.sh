@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 swift build --build-tests
 swift test --skip-build
+# A short coverage-guided fuzz smoke over the readers (the full run is `bash scripts/fuzz.sh`, 10⁶ executions).
+bash scripts/fuzz.sh 20000
