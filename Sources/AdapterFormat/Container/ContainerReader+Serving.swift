@@ -38,20 +38,55 @@ extension ContainerReader {
                 throw FormatError(.unsupported, file: path, tensor: t.name, "base tensor has \(base.count) \(base.dtype.rawValue) values, expected \(t.count) floats")
             }
         }
+        let decoded = try payload(t)
+        if case .code(let code) = decoded, residualOnly || t.initRule != .base || base!.dtype == dtype {
+            // Fast path: write the init straight into the output type, then touch only kept positions
+            // (one rounding per kept value, as the general path).
+            let scale = Float(bitPattern: t.scaleBits)
+            switch residualOnly ? .zero : t.initRule {
+            case .zero: destination.initializeMemory(as: UInt8.self, repeating: 0)
+            case .one: Self.fill(destination, with: 1, as: dtype)
+            case .base: destination.copyMemory(from: base!.bytes)
+            }
+            code.forEachKept { i, v in Self.add(code.values.isEmpty ? v * scale : v, at: i, in: destination, as: dtype) }
+            return
+        }
+        // General path (exact payloads, or a base in another dtype): compute in Float, round once.
         let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.count)
         defer { values.deallocate() }
-        switch try payload(t) {
+        switch decoded {
         case .exact(let raw):
             raw.withUnsafeBytes { TensorData(dtype: t.dtype, bytes: $0, owner: nil).loadFloats(from: 0, into: values) }
         case .code(let code):
-            if residualOnly || t.initRule == .zero {
-                code.decode(scale: Float(bitPattern: t.scaleBits), into: values)
-            } else {
-                if t.initRule == .one { values.update(repeating: 1) } else { base!.loadFloats(from: 0, into: values) }
-                code.accumulate(scale: Float(bitPattern: t.scaleBits), into: values)
-            }
+            base!.loadFloats(from: 0, into: values)
+            code.accumulate(scale: Float(bitPattern: t.scaleBits), into: values)
         }
         FloatEncoding.store(UnsafeBufferPointer(values), as: dtype, into: destination)
+    }
+
+    /// Fills a buffer of `dtype` elements with one value.
+    static func fill(_ buffer: UnsafeMutableRawBufferPointer, with value: Float, as dtype: DType) {
+        switch dtype {
+        case .f32: buffer.bindMemory(to: Float.self).update(repeating: value)
+        case .f16: buffer.bindMemory(to: UInt16.self).update(repeating: FloatConversion.f16(from: value).littleEndian)
+        default: buffer.bindMemory(to: UInt16.self).update(repeating: FloatConversion.bf16(from: value).littleEndian)
+        }
+    }
+
+    /// `buffer[i] = dtype(Float(buffer[i]) + delta)`: one rounding.
+    @inline(__always)
+    static func add(_ delta: Float, at index: Int, in buffer: UnsafeMutableRawBufferPointer, as dtype: DType) {
+        switch dtype {
+        case .f32:
+            let old = buffer.load(fromByteOffset: index * 4, as: Float.self)
+            buffer.storeBytes(of: old + delta, toByteOffset: index * 4, as: Float.self)
+        case .f16:
+            let old = FloatConversion.float(fromF16: UInt16(littleEndian: buffer.load(fromByteOffset: index * 2, as: UInt16.self)))
+            buffer.storeBytes(of: FloatConversion.f16(from: old + delta).littleEndian, toByteOffset: index * 2, as: UInt16.self)
+        default:
+            let old = FloatConversion.float(fromBF16: UInt16(littleEndian: buffer.load(fromByteOffset: index * 2, as: UInt16.self)))
+            buffer.storeBytes(of: FloatConversion.bf16(from: old + delta).littleEndian, toByteOffset: index * 2, as: UInt16.self)
+        }
     }
 
     /// Adds `factor` × the tensor's residual into `weights` (f32, f16 or bf16) in place: the serving
@@ -90,18 +125,7 @@ extension ContainerReader {
         case .code(let code):
             let step = Float(bitPattern: t.scaleBits) * factor
             code.forEachKept { index, value in
-                let delta = code.values.isEmpty ? value * step : value * factor
-                switch dtype {
-                case .f32:
-                    let old = weights.load(fromByteOffset: index * 4, as: Float.self)
-                    weights.storeBytes(of: old + delta, toByteOffset: index * 4, as: Float.self)
-                case .f16:
-                    let old = FloatConversion.float(fromF16: UInt16(littleEndian: weights.load(fromByteOffset: index * 2, as: UInt16.self)))
-                    weights.storeBytes(of: FloatConversion.f16(from: old + delta).littleEndian, toByteOffset: index * 2, as: UInt16.self)
-                default:
-                    let old = FloatConversion.float(fromBF16: UInt16(littleEndian: weights.load(fromByteOffset: index * 2, as: UInt16.self)))
-                    weights.storeBytes(of: FloatConversion.bf16(from: old + delta).littleEndian, toByteOffset: index * 2, as: UInt16.self)
-                }
+                Self.add(code.values.isEmpty ? value * step : value * factor, at: index, in: weights, as: dtype)
             }
         }
     }

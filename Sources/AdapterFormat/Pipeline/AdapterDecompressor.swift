@@ -48,7 +48,12 @@ public enum AdapterDecompressor {
             tensors.map { t in
                 let outType = (override != nil && t.dtype.isFloatingPoint) ? override! : t.dtype
                 return SafeTensorsWriter.Entry(name: t.name, dtype: outType, shape: t.shape) { sink in
-                    if case .exact(let raw) = try reader.payload(t), outType == t.dtype {
+                    if ContainerReader.decodableTypes.contains(outType), t.dtype.isFloatingPoint {
+                        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: t.count * outType.byteSize, alignment: 16)
+                        defer { out.deallocate() }
+                        try reader.decode(t, as: outType, into: out, base: base?.data(t.name), residualOnly: t.initRule == .base && base == nil)
+                        try sink(UnsafeRawBufferPointer(out))
+                    } else if case .exact(let raw) = try reader.payload(t), outType == t.dtype {
                         try raw.withUnsafeBytes { try sink($0) }
                     } else {
                         let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.count)
