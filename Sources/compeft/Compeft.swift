@@ -34,6 +34,10 @@ struct Compeft: ParsableCommand {
             try command.run()
         } catch let error as ExitCode {
             Foundation.exit(error.rawValue)
+        } catch where exitCode(for: error) == .success {
+            // `compeft SUBCOMMAND --help` parses to a help command whose run() throws the help request.
+            Terminal.out(fullMessage(for: error))
+            Foundation.exit(0)
         } catch {
             Terminal.err("compeft: error: \(error)")
             Foundation.exit(ExitStatus.of(error).rawValue)
