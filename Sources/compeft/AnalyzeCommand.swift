@@ -19,7 +19,8 @@ struct AnalyzeCommand: ParsableCommand {
             Example:
               compeft analyze ./my-lora
               compeft analyze ./my-lora --densities 1,5,10,20 --scope tensor --per-tensor
-              compeft analyze ./ft-model --base ./base-model --plot sweep.svg --json > sweep.json
+              compeft analyze ./ft-model --base ./base-model --plot sweep.svg
+              compeft analyze ./my-lora --json > sweep.json
             """)
 
     @Argument(help: "Adapter folder, .safetensors file, checkpoint folder, or '-'.")
