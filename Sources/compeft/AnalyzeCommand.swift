@@ -14,7 +14,8 @@ struct AnalyzeCommand: ParsableCommand {
             of ‖τ‖² the kept values hold, and the relative L2 error and cosine of the ternary τ̂ the \
             container decodes to. It also sets three scales side by side on the same kept values: the \
             norm-preserving ‖τ‖/√n (what --alpha auto uses), the L2-optimal mean|kept| (least error, but \
-            ‖τ̂‖ < ‖τ‖), and α·σ (α = 1 when --alpha is auto).
+            ‖τ̂‖ < ‖τ‖), and α·σ (α = 1 when --alpha is auto). It takes about as long as one compress per \
+            density.
 
             Example:
               compeft analyze ./my-lora
@@ -107,7 +108,7 @@ struct AnalyzeCommand: ParsableCommand {
         let progress = Progress("analyzing", quiet: common.quiet)
         let analysis: DensityAnalysis
         do {
-            analysis = try DensityAnalysis.run(taskVector, input: input, options: options, densities: densities,
+            analysis = try DensityAnalysis.run(taskVector, input: input, base: base, options: options, densities: densities,
                                                progress: { progress.update($0, $1) })
         } catch {
             plotWriter?.abandon()

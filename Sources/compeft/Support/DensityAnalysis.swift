@@ -24,6 +24,8 @@ struct DensityAnalysis {
     }
 
     var input: String
+    /// The base model of a full fine-tune.
+    var base: String?
     var kind: TaskVectorInput.Kind
     var peftType: String?
     /// Bytes of the input's own files (not the base).
@@ -41,7 +43,7 @@ struct DensityAnalysis {
     /// measures every plan's reconstruction in one streaming pass.
     ///
     /// - Parameter progress: called with (steps done, steps) after each density and after the pass.
-    static func run(_ taskVector: TaskVectorInput, input: String, options: CompressionOptions, densities: [Double],
+    static func run(_ taskVector: TaskVectorInput, input: String, base: String?, options: CompressionOptions, densities: [Double],
                     progress: (Int, Int) -> Void) throws -> DensityAnalysis {
         let fm = FileManager.default
         let folder = fm.temporaryDirectory.appendingPathComponent("compeft-analyze-\(getpid())-\(UUID().uuidString)").path
@@ -81,7 +83,7 @@ struct DensityAnalysis {
         progress(densities.count + 1, densities.count + 1)
         let residuals = taskVector.tensors.filter { $0.role == .residual }
         return DensityAnalysis(
-            input: input, kind: taskVector.kind, peftType: taskVector.adapterConfig?.peftType,
+            input: input, base: base, kind: taskVector.kind, peftType: taskVector.adapterConfig?.peftType,
             inputBytes: taskVector.inputBytes, options: options, residualTensors: residuals.count,
             residualValues: residuals.reduce(0) { $0 + $1.count },
             densities: zip(points, reports).map { Density(point: $0, sizes: $1.1) })

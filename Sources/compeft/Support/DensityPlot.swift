@@ -62,6 +62,7 @@ enum DensityPlot {
     static func render(_ a: DensityAnalysis) -> String {
         var svg = SVGDocument(width: width, height: height)
         let name = URL(fileURLWithPath: a.input).lastPathComponent
+            + (a.base.map { " − " + URL(fileURLWithPath: $0).lastPathComponent } ?? "")
         let densities = a.densities.map(\.point.density)
         let kMin = densities.min() ?? 1, kMax = densities.max() ?? 100
         let x = Axis(lo: kMin == kMax ? kMin / 2 : kMin / 1.3, hi: kMin == kMax ? kMax * 2 : kMax * 1.3,
@@ -101,7 +102,7 @@ enum DensityPlot {
         // Bottom panel: relative L2 error, linear.
         let bottom = (y0: 352.0, y1: 552.0)
         svg.text(left, bottom.y0 - 12, "Reconstruction error", size: 14, weight: "bold")
-        let chosenLabel = a.options.method == .stc ? "ternary ±α·mean|kept| (stc)" : "ternary ±s, \(alpha) (compeft)"
+        let chosenLabel = a.options.method == .stc ? "ternary ±α·mean|kept|, \(alpha) (stc)" : "ternary ±s, \(alpha) (compeft)"
         let chosen = Series(label: chosenLabel, detail: "what the container decodes to", color: "#c0392b", dash: nil,
                             points: a.densities.compactMap { d in d.point.total.chosen.relativeError.map { (d.point.density, $0) } })
         let optimal = Series(label: "ternary ±mean|kept|", detail: "L2-optimal scale (under-scales)", color: "#e67e22",

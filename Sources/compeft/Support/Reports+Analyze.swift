@@ -44,6 +44,7 @@ extension Reports {
             "densities": a.densities.map { densityJSON($0, a, perTensor: perTensor) },
         ]
         if let p = a.peftType { o["peft_type"] = p }
+        if let b = a.base { o["base"] = b }
         return o
     }
 
@@ -87,7 +88,7 @@ extension Reports {
     static func ratioOrDash(_ x: Double?) -> String { x.map { String(format: "%.2f×", $0) } ?? "–" }
 
     static func analyzeText(_ a: DensityAnalysis, perTensor: Bool) -> String {
-        let kind = a.kind.rawValue + (a.peftType.map { " (\($0))" } ?? "")
+        let kind = a.kind.rawValue + (a.peftType.map { " (\($0))" } ?? "") + (a.base.map { " against \($0)" } ?? "")
         var out = [
             "\(a.input): \(kind), \(Format.bytes(a.inputBytes)); \(a.residualTensors) residual tensor(s), "
                 + "\(a.residualValues) values (f16 copy \(Format.bytes(a.f16Bytes)))",
