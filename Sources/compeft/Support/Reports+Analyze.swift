@@ -79,7 +79,14 @@ extension Reports {
         x.map { String(format: "%.\(digits)f", $0) } ?? "–"
     }
 
-    static func scale(_ x: Double?) -> String { x.map { String(format: "%.4g", $0) } ?? "per tensor" }
+    static func scale(_ x: Double?) -> String { x.map { String(format: "%.4g", $0) } ?? "–" }
+
+    /// A total's scale: the shared one, or why there is none (tensor scope, stored exactly, no values).
+    static func totalScale(_ x: Double?, _ total: DensityFigures, _ scope: CompressionOptions.Scope, chosen: Bool) -> String {
+        if let x { return scale(x) }
+        if total.statistics.count == 0 { return "–" }
+        return scope == .tensor ? "per tensor" : (chosen ? "exact" : "–")
+    }
 
     static func percentOrDash(_ x: Double?) -> String { x.map(Format.percent) ?? "–" }
 
@@ -101,7 +108,8 @@ extension Reports {
             return [densityLabel(d.point.density), Format.percent(t.keptFraction), percentOrDash(t.energyShare),
                     Format.bytes(d.sizes.containerBytes), ratioOrDash(d.ratioVsInput(a.inputBytes)),
                     Format.bytes(d.sizes.residualPayloadBytes), fixed(d.bitsPerParameter, 3), ratioOrDash(d.ratioVsF16),
-                    scale(t.chosen.scale), fixed(t.chosen.relativeError, 4), fixed(t.chosen.cosine, 4)]
+                    totalScale(t.chosen.scale, t, a.options.scope, chosen: true),
+                    fixed(t.chosen.relativeError, 4), fixed(t.chosen.cosine, 4)]
         }
         out.append(Format.table(
             ["density", "kept", "‖τ‖² kept", "container", "vs input", "residual", "bits/param", "vs f16", "scale",
@@ -115,7 +123,7 @@ extension Reports {
         let candidateRows = a.densities.map { d -> [String] in
             let t = d.point.total
             return [densityLabel(d.point.density)] + [t.normPreserving, t.l2Optimal, t.alphaSigma].flatMap {
-                [scale($0.scale), fixed($0.relativeError, 4), fixed($0.normRatio, 3)]
+                [totalScale($0.scale, t, a.options.scope, chosen: false), fixed($0.relativeError, 4), fixed($0.normRatio, 3)]
             }
         }
         out.append(Format.table(["density"] + Array(repeating: ["s", "error", "‖τ̂‖/‖τ‖"], count: 3).flatMap { $0 },
