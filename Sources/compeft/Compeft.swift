@@ -12,7 +12,8 @@ struct Compeft: ParsableCommand {
             inconsistent input), 4 I/O error (missing file, output exists, disk full).
             """,
         version: CompeftVersion.string,
-        subcommands: [CompressCommand.self, DecompressCommand.self, InspectCommand.self, VerifyCommand.self])
+        subcommands: [CompressCommand.self, DecompressCommand.self, InspectCommand.self, VerifyCommand.self,
+                      AnalyzeCommand.self])
 
     /// Runs a command and maps every failure to one line on stderr and compeft's exit codes.
     static func main() {
@@ -33,6 +34,10 @@ struct Compeft: ParsableCommand {
             try command.run()
         } catch let error as ExitCode {
             Foundation.exit(error.rawValue)
+        } catch where exitCode(for: error) == .success {
+            // `compeft SUBCOMMAND --help` parses to a help command whose run() throws the help request.
+            Terminal.out(fullMessage(for: error))
+            Foundation.exit(0)
         } catch {
             Terminal.err("compeft: error: \(error)")
             Foundation.exit(ExitStatus.of(error).rawValue)

@@ -1,0 +1,242 @@
+import Quantize
+import TaskVector
+import Testing
+
+/// The density-sweep figures written as plainly as possible: materialise τ, sort, threshold, build
+/// τ̂ as an array and measure it. ``DensitySweep`` streams sums instead; the tests compare the two.
+enum ReferenceSweep {
+    struct Figures {
+        var count = 0
+        var kept = 0
+        var keptNonzero = 0
+        var energyShare: Double?
+        var threshold: Float = 0
+        var sigma = 0.0
+        /// (scale, relative error, cosine, norm ratio) of the container's τ̂ and of the three candidates.
+        var chosen: Measure
+        var normPreserving: Measure
+        var l2Optimal: Measure
+        var alphaSigma: Measure
+    }
+
+    struct Measure {
+        var scale: Double?
+        var error: Double?
+        var cosine: Double?
+        var normRatio: Double?
+    }
+
+    static func measure(_ x: [Double], _ y: [Double], scale: Double?) -> Measure {
+        let xx = x.reduce(0) { $0 + $1 * $1 }
+        let yy = y.reduce(0) { $0 + $1 * $1 }
+        let xy = zip(x, y).reduce(0) { $0 + $1.0 * $1.1 }
+        let ee = zip(x, y).reduce(0) { $0 + ($1.1 - $1.0) * ($1.1 - $1.0) }
+        guard xx > 0 else { return Measure(scale: scale) }
+        return Measure(scale: scale, error: (ee / xx).squareRoot(),
+                       cosine: yy > 0 ? xy / (xx.squareRoot() * yy.squareRoot()) : nil, normRatio: (yy / xx).squareRoot())
+    }
+
+    /// Figures of every tensor (by index) and of all of them, for one density.
+    static func run(_ parts: [[Float]], options: CompressionOptions) -> (total: Figures, tensors: [Figures]) {
+        let alpha: Double = if case .value(let a) = options.alpha { a } else { 1 }
+        // Selection groups: all parts together, or each alone.
+        let groups: [[Int]] = options.scope == .global ? [Array(parts.indices)] : parts.indices.map { [$0] }
+        var perTensor = [Figures?](repeating: nil, count: parts.count)
+        var reconstructed = [[Double]](repeating: [], count: parts.count)
+        var candidates = [[[Double]]](repeating: [[], [], []], count: parts.count)
+        var scales = [[Double]](repeating: [], count: parts.count)
+        for members in groups {
+            let x = members.flatMap { parts[$0] }
+            let ref = ReferenceCompeft.run(x, density: options.density, method: options.method, alpha: options.alpha)
+            let exact = ref.sigma == 0 || !ref.scale.isFinite || !(ref.scale > 0)
+            let norm = x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            let keptMagnitudes = zip(x, ref.kept).filter { $1 && $0 != 0 }.map { Double(abs($0.0)) }
+            let n = Double(keptMagnitudes.count)
+            let s = [n > 0 ? norm / n.squareRoot() : 0, n > 0 ? keptMagnitudes.reduce(0, +) / n : 0, alpha * ref.sigma]
+            var offset = 0
+            for i in members {
+                let v = parts[i]
+                let kept = Array(ref.kept[offset..<offset + v.count])
+                offset += v.count
+                func ternary(_ scale: Double) -> [Double] {
+                    zip(v, kept).map { value, k in k && value != 0 ? (value < 0 ? -scale : scale) : 0 }
+                }
+                reconstructed[i] = exact ? v.map(Double.init) : ternary(Double(ref.scale))
+                candidates[i] = s.map(ternary)
+                scales[i] = s
+                perTensor[i] = Figures(
+                    count: v.count, kept: kept.filter { $0 }.count,
+                    keptNonzero: zip(v, kept).filter { $1 && $0 != 0 }.count,
+                    threshold: ref.threshold, sigma: ref.sigma,
+                    chosen: Measure(scale: exact ? nil : Double(ref.scale)),
+                    normPreserving: Measure(), l2Optimal: Measure(), alphaSigma: Measure())
+                let sq = v.reduce(0.0) { $0 + Double($1) * Double($1) }
+                let keptSq = zip(v, kept).filter { $1 }.reduce(0.0) { $0 + Double($1.0) * Double($1.0) }
+                perTensor[i]!.energyShare = sq > 0 ? keptSq / sq : nil
+            }
+        }
+        var tensors: [Figures] = []
+        for i in parts.indices {
+            var f = perTensor[i]!
+            let x = parts[i].map(Double.init)
+            f.chosen = measure(x, reconstructed[i], scale: f.chosen.scale)
+            f.normPreserving = measure(x, candidates[i][0], scale: scales[i][0])
+            f.l2Optimal = measure(x, candidates[i][1], scale: scales[i][1])
+            f.alphaSigma = measure(x, candidates[i][2], scale: scales[i][2])
+            tensors.append(f)
+        }
+        let all = parts.flatMap { $0.map(Double.init) }
+        let flat = { (k: Int) in parts.indices.flatMap { candidates[$0][k] } }
+        let allSq = all.reduce(0) { $0 + $1 * $1 }
+        let keptSq = tensors.indices.reduce(0.0) { acc, i in acc + (tensors[i].energyShare ?? 0) * parts[i].reduce(0.0) { $0 + Double($1) * Double($1) } }
+        let total = Figures(
+            count: all.count, kept: tensors.reduce(0) { $0 + $1.kept }, keptNonzero: tensors.reduce(0) { $0 + $1.keptNonzero },
+            energyShare: allSq > 0 ? keptSq / allSq : nil,
+            chosen: measure(all, reconstructed.flatMap { $0 }, scale: nil),
+            normPreserving: measure(all, flat(0), scale: nil), l2Optimal: measure(all, flat(1), scale: nil),
+            alphaSigma: measure(all, flat(2), scale: nil))
+        return (total, tensors)
+    }
+}
+
+@Suite struct DensitySweepTests {
+    static let densities: [Double] = [0.5, 1, 5, 29, 50, 99, 100]
+
+    func close(_ a: Double?, _ b: Double?, _ context: String, tolerance: Double = 1e-9) {
+        switch (a, b) {
+        case (nil, nil): break
+        case let (a?, b?):
+            #expect(abs(a - b) <= tolerance * max(1, abs(b)), "\(context): \(a) vs reference \(b)")
+        default:
+            #expect(Bool(false), "\(context): \(String(describing: a)) vs reference \(String(describing: b))")
+        }
+    }
+
+    /// Relative errors come from sums (‖τ̂ − τ‖² = Σ dropped τ² + Σ kept (|τ| − s)²), so ε² is exact to
+    /// about 1e-16 of ‖τ‖² and a near-perfect reconstruction's ε to about 1e-8: compare squares.
+    func closeError(_ a: Double?, _ b: Double?, _ context: String) {
+        switch (a, b) {
+        case (nil, nil): break
+        case let (a?, b?):
+            #expect(abs(a * a - b * b) <= 1e-12 * max(1, b * b), "\(context): \(a) vs reference \(b)")
+        default:
+            #expect(Bool(false), "\(context): \(String(describing: a)) vs reference \(String(describing: b))")
+        }
+    }
+
+    func check(_ f: DensityFigures, _ r: ReferenceSweep.Figures, _ context: String, checkScales: Bool) {
+        #expect(f.statistics.count == r.count, "\(context)")
+        #expect(f.statistics.kept == r.kept, "\(context)")
+        #expect(f.statistics.keptNonzero == r.keptNonzero, "\(context)")
+        close(f.keptFraction, r.count > 0 ? Double(r.keptNonzero) / Double(r.count) : 0, "\(context) kept fraction")
+        close(f.energyShare, r.energyShare, "\(context) energy share")
+        let pairs: [(String, Reconstruction, ReferenceSweep.Measure)] = [
+            ("chosen", f.chosen, r.chosen), ("norm-preserving", f.normPreserving, r.normPreserving),
+            ("L2-optimal", f.l2Optimal, r.l2Optimal), ("α·σ", f.alphaSigma, r.alphaSigma),
+        ]
+        for (what, got, want) in pairs {
+            closeError(got.relativeError, want.error, "\(context) \(what) error")
+            close(got.cosine, want.cosine, "\(context) \(what) cosine")
+            close(got.normRatio, want.normRatio, "\(context) \(what) norm ratio")
+            if checkScales { close(got.scale, want.scale, "\(context) \(what) scale", tolerance: 1e-12) }
+        }
+    }
+
+    func sweep(_ parts: [[Float]], _ options: CompressionOptions, _ label: String) throws {
+        let tensors = parts.enumerated().map { sourceTensor("t\($0.offset)", $0.element) }
+        let points = try DensitySweep.run(tensors, options: options, densities: Self.densities)
+        #expect(points.map(\.density) == Self.densities)
+        for point in points {
+            var o = options
+            o.density = point.density
+            let ref = ReferenceSweep.run(parts, options: o)
+            let context = "\(label) K \(point.density) \(options.method) \(options.scope) α \(options.alpha)"
+            #expect(point.tensors.count == parts.count)
+            for (i, f) in point.tensors.enumerated() {
+                check(f, ref.tensors[i], "\(context) tensor t\(i)", checkScales: true)
+                #expect(f.threshold == ref.tensors[i].threshold, "\(context) tensor t\(i) threshold")
+                close(f.sigma, ref.tensors[i].sigma, "\(context) tensor t\(i) σ", tolerance: 1e-12)
+            }
+            check(point.total, ref.total, "\(context) total", checkScales: false)
+            if options.scope == .global {
+                // One group: every tensor shares the scales, and so does the total.
+                #expect(point.total.normPreserving.scale == point.tensors.first?.normPreserving.scale, "\(context)")
+            }
+        }
+    }
+
+    static let alphas: [CompressionOptions.Alpha] = [.auto, .value(2.5)]
+
+    @Test(arguments: [CompressionOptions.Scope.global, .tensor], [CompressionOptions.Method.compeft, .stc])
+    func figuresMatchReferenceOnRandomTiedAndSpecialValues(scope: CompressionOptions.Scope,
+                                                           method: CompressionOptions.Method) throws {
+        for seed in UInt64(1)...2 {
+            for alpha in Self.alphas {
+                let options = CompressionOptions(method: method, scope: scope, alpha: alpha)
+                try sweep([Inputs.random(300, seed: seed), Inputs.random(1, seed: seed), Inputs.random(129, seed: seed + 9)],
+                          options, "random seed \(seed)")
+                try sweep([Inputs.ties(513, seed: seed), Inputs.ties(64, seed: seed + 5)], options, "ties seed \(seed)")
+                try sweep([Inputs.special(77, seed: seed), []], options, "special seed \(seed)")
+            }
+        }
+    }
+
+    @Test(arguments: [CompressionOptions.Scope.global, .tensor])
+    func figuresMatchReferenceAcrossChunkBoundaries(scope: CompressionOptions.Scope) throws {
+        // Longer than one 64 Ki chunk, so sums cross chunks (and the tensors of a group).
+        try sweep([Inputs.random(ResidualChunks.chunkSize + 13, seed: 5), Inputs.ties(1000, seed: 6)],
+                  CompressionOptions(scope: scope), "multi-chunk")
+    }
+
+    @Test(arguments: [CompressionOptions.Scope.global, .tensor])
+    func zeroAndConstantTensorsHaveUndefinedRatiosAndExactStorage(scope: CompressionOptions.Scope) throws {
+        let parts: [[Float]] = [[Float](repeating: 0, count: 40), [Float](repeating: 0.3, count: 16), Inputs.random(50, seed: 7)]
+        try sweep(parts, CompressionOptions(scope: scope), "zero/constant")
+        let point = try #require(try DensitySweep.run(parts.enumerated().map { sourceTensor("t\($0.offset)", $0.element) },
+                                                      options: .init(scope: scope), densities: [10]).first)
+        #expect(point.tensors[0].chosen.relativeError == nil && point.tensors[0].energyShare == nil)
+        if scope == .tensor {
+            // σ = 0: stored exactly, so the container's reconstruction is τ itself.
+            #expect(point.tensors[1].storage == .exact && point.tensors[1].chosen.relativeError == 0)
+            #expect(point.tensors[1].chosen.cosine.map { abs($0 - 1) < 1e-12 } == true)
+        }
+    }
+
+    @Test func normPreservingScaleKeepsTheNormAndL2OptimalScaleHasTheLeastError() throws {
+        let parts = [Inputs.random(2000, seed: 3), Inputs.random(500, seed: 4).map { $0 * 4 }]
+        let tensors = parts.enumerated().map { sourceTensor("t\($0.offset)", $0.element) }
+        for scope in [CompressionOptions.Scope.global, .tensor] {
+            for point in try DensitySweep.run(tensors, options: .init(scope: scope), densities: [1, 5, 20, 50]) {
+                let t = point.total
+                #expect(abs(t.normPreserving.normRatio! - 1) < 1e-12, "K \(point.density) \(scope)")
+                #expect(t.l2Optimal.relativeError! <= t.normPreserving.relativeError!, "K \(point.density) \(scope)")
+                #expect(t.l2Optimal.relativeError! <= t.alphaSigma.relativeError!, "K \(point.density) \(scope)")
+                #expect(t.l2Optimal.normRatio! < 1, "K \(point.density) \(scope): the L2-optimal scale under-scales")
+                // α auto: the container's scale is the norm-preserving one, rounded to binary32.
+                close(t.chosen.relativeError, t.normPreserving.relativeError, "K \(point.density) \(scope)", tolerance: 1e-6)
+            }
+        }
+    }
+
+    @Test func supportStatisticsMergeAcrossShiftsIsExact() {
+        let a = Inputs.random(1000, seed: 21), b = Inputs.random(777, seed: 22)
+        var whole = SupportStatistics(shift: 0.4)
+        var left = SupportStatistics(shift: 0.4), right = SupportStatistics(shift: 0.9)
+        let t = Float(0.5).bitPattern
+        (a + b).withUnsafeBufferPointer { whole.add($0, thresholdBits: t) }
+        a.withUnsafeBufferPointer { left.add($0, thresholdBits: t) }
+        b.withUnsafeBufferPointer { right.add($0, thresholdBits: t) }
+        left.merge(right)
+        #expect(left.count == whole.count && left.kept == whole.kept && left.keptNonzero == whole.keptNonzero)
+        for s in [0.0, 0.4, 0.75, 3] {
+            close(left.ternary(scale: s).squaredError, whole.ternary(scale: s).squaredError, "scale \(s)", tolerance: 1e-12)
+        }
+        close(left.keptMeanMagnitude, whole.keptMeanMagnitude, "mean", tolerance: 1e-12)
+    }
+
+    @Test func invalidDensityIsRefused() {
+        #expect(throws: QuantizeError.self) {
+            try DensitySweep.run([sourceTensor("t", [1, 2])], options: .init(), densities: [10, 0])
+        }
+    }
+}
