@@ -174,3 +174,24 @@ import Testing
         #expect(out.hasPrefix("ok 10"))
     }
 }
+
+@Suite struct ErrorMessageTests {
+    @Test func contradictingInitRuleIsAnInputErrorThatSaysWhatToDo() throws {
+        let dir = scratch("init")
+        let r = try CLI.run(["compress", fixture("ia3-bert-seqcls"), "-o", dir + "/x.cpeft", "--init", "zero"])
+        #expect(r.status == 3)
+        #expect(r.stderr.contains("IA3") && r.stderr.contains("drop --init") && r.stderr.contains("adapter_config.json"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.cpeft"))
+    }
+
+    @Test func versionHelpAndCompletionsWork() throws {
+        let v = try CLI.run(["--version"])
+        #expect(v.status == 0 && !v.out.isEmpty)
+        for command in ["compress", "decompress", "inspect", "verify", "analyze"] {
+            let h = try CLI.run([command, "--help"])
+            #expect(h.status == 0 && h.out.contains("Example"), "\(command)")
+        }
+        let c = try CLI.run(["--generate-completion-script", "bash"])
+        #expect(c.status == 0 && c.out.contains("compeft"))
+    }
+}

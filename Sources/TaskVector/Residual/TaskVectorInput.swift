@@ -117,7 +117,18 @@ public struct TaskVectorInput: Sendable {
     /// The init rule and role PEFT's `peft_type` implies for one adapter tensor.
     public static func classify(name: String, dtype: DType, peftType: String, options: Options) throws -> (TensorRole, InitRule) {
         guard dtype.isFloatingPoint else { return (.exact, .zero) }
-        if let forced = options.initOverride { return (.residual, forced) }
+        let known: InitRule? = switch peftType.uppercased() {
+        case "LORA", "ADALORA": .zero
+        case "IA3": .one
+        default: nil
+        }
+        if let forced = options.initOverride {
+            if let known, known != forced {
+                throw TaskVectorError(.mismatch, tensor: name,
+                                      "adapter_config.json says peft_type \(peftType), whose residuals are measured from \(known == .one ? 1 : 0), but --init \(forced.rawValue) was given; drop --init (compeft reads the init from peft_type)")
+            }
+            return (.residual, forced)
+        }
         let adapterInit: InitRule
         let isResidual: Bool
         switch peftType.uppercased() {
