@@ -64,5 +64,8 @@ let package = Package(
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector"], swiftSettings: strict),
         .testTarget(name: "AdapterFormatTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures"], swiftSettings: strict),
         .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures"], swiftSettings: strict),
+        // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes
+        // example), so it does not link CompeftC; `swift build --build-tests` builds the library product anyway.
+        .testTarget(name: "CompeftCTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures"], swiftSettings: strict),
     ]
 )
