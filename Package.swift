@@ -54,6 +54,11 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // MARK: - Examples
+        .executableTarget(
+            name: "compeft-example-apply", dependencies: ["AdapterFormat", "TaskVector"], path: "Examples/ApplyAdapter",
+            swiftSettings: strict),
+
         // MARK: - Fixtures and tests
         .target(
             name: "Fixtures", path: "Fixtures",
@@ -67,5 +72,8 @@ let package = Package(
         // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes
         // example), so it does not link CompeftC; `swift build --build-tests` builds the library product anyway.
         .testTarget(name: "CompeftCTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures"], swiftSettings: strict),
+        .testTarget(
+            name: "ExamplesTests", dependencies: ["compeft-example-apply", "AdapterFormat", "Quantize", "TaskVector", "Fixtures"],
+            swiftSettings: strict),
     ]
 )
