@@ -19,6 +19,15 @@ private func outputType(_ code: compeft_dtype, for t: ContainerIndex.Tensor, in 
     return dtype
 }
 
+/// The bytes `t` takes as `dtype`; UNSUPPORTED if that does not fit in memory at all.
+private func byteCount(of t: ContainerIndex.Tensor, as dtype: DType, in container: OpenContainer) throws(ABIError) -> Int {
+    let (bytes, overflow) = t.count.multipliedReportingOverflow(by: dtype.byteSize)
+    guard !overflow else {
+        throw .unsupported("\(container.path): tensor '\(t.name)': \(t.count) values do not fit in memory")
+    }
+    return bytes
+}
+
 /// Checks a caller's (pointer, size) pair against the bytes a tensor needs.
 private func checkedBuffer(_ pointer: UnsafeMutableRawPointer?, _ bytes: Int, needs needed: Int, exact: Bool,
                            what: String, _ t: ContainerIndex.Tensor, in container: OpenContainer) throws(ABIError) -> UnsafeMutableRawBufferPointer {
@@ -41,7 +50,7 @@ public func compeft_decode(_ handle: compeft_handle, _ index: Int, _ dtype: comp
         let container = try HandleTable.container(handle)
         let t = try container.tensor(at: index)
         let type = try outputType(dtype, for: t, in: container)
-        let destination = try checkedBuffer(buffer, bufferBytes, needs: t.count * type.byteSize, exact: false,
+        let destination = try checkedBuffer(buffer, bufferBytes, needs: byteCount(of: t, as: type, in: container), exact: false,
                                             what: "buffer", t, in: container)
         // Without base weights a full fine-tune's tensor decodes to τ alone (the header says so).
         try container.reader.decode(t, as: type, into: destination, residualOnly: t.initRule == .base)
@@ -58,7 +67,7 @@ public func compeft_apply(_ handle: compeft_handle, _ index: Int, _ dtype: compe
         guard factor.isFinite else {
             throw ABIError.invalidArgument("\(container.path): tensor '\(t.name)': factor \(factor) is not finite")
         }
-        let target = try checkedBuffer(weights, weightsBytes, needs: t.count * type.byteSize, exact: true,
+        let target = try checkedBuffer(weights, weightsBytes, needs: byteCount(of: t, as: type, in: container), exact: true,
                                        what: "weights", t, in: container)
         // The Swift kernel loads whole elements, so it needs aligned memory; a misaligned buffer goes
         // through an aligned copy.
