@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "TaskVector", targets: ["TaskVector"]),
         .library(name: "Quantize", targets: ["Quantize"]),
         .library(name: "AdapterFormat", targets: ["AdapterFormat"]),
+        // The C ABI (include/compeft.h). SwiftPM names it libCompeftC.so: the product name "compeft" belongs
+        // to the executable (a duplicate product name is ignored). scripts/build-libcompeft.sh makes libcompeft.so.
+        .library(name: "CompeftC", type: .dynamic, targets: ["CompeftC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -28,11 +31,18 @@ let package = Package(
         .systemLibrary(
             name: "CHDF5", pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]),
+        // Our own C header, include/compeft.h, so the Swift side is checked against it.
+        .systemLibrary(name: "CCompeft"),
 
         // MARK: - Libraries
         .target(name: "TaskVector", dependencies: ["CHDF5"], swiftSettings: strict),
         .target(name: "Quantize", dependencies: ["TaskVector"], swiftSettings: strict),
         .target(name: "AdapterFormat", dependencies: ["Quantize", "TaskVector", "CZstd"], swiftSettings: strict),
+
+        // MARK: - C ABI
+        .target(
+            name: "CompeftC", dependencies: ["AdapterFormat", "TaskVector", "CCompeft"], exclude: ["README.md"],
+            swiftSettings: strict),
 
         // MARK: - Command line
         .executableTarget(
@@ -42,6 +52,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict),
+
+        // MARK: - Examples
+        .executableTarget(
+            name: "compeft-example-apply", dependencies: ["AdapterFormat", "TaskVector"], path: "Examples/ApplyAdapter",
             swiftSettings: strict),
 
         // MARK: - Fixtures and tests
@@ -54,5 +69,11 @@ let package = Package(
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector"], swiftSettings: strict),
         .testTarget(name: "AdapterFormatTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures"], swiftSettings: strict),
         .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures"], swiftSettings: strict),
+        // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes
+        // example), so it does not link CompeftC; `swift build --build-tests` builds the library product anyway.
+        .testTarget(name: "CompeftCTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures"], swiftSettings: strict),
+        .testTarget(
+            name: "ExamplesTests", dependencies: ["compeft-example-apply", "AdapterFormat", "Quantize", "TaskVector", "Fixtures"],
+            swiftSettings: strict),
     ]
 )

@@ -1,0 +1,251 @@
+/*
+ * compeft.h — the C ABI of compeft: read `.cpeft` containers from C, C++, Python (ctypes), ….
+ *
+ * A container holds the compressed task vector of an adapter or fine-tune (docs/FORMAT.md). This API
+ * opens one, lists its tensors, decodes any tensor into memory you own as F32, F16 or BF16, and adds a
+ * tensor's residual into base weights in place. Only the payload of the tensor you ask for is read.
+ *
+ * Building and linking
+ * --------------------
+ * SwiftPM names a dynamic library `lib<Product>.so`, and the product name `compeft` is taken by the
+ * command-line tool, so the package builds this library as `libCompeftC.so` (product `CompeftC`).
+ * `scripts/build-libcompeft.sh` builds it in release and copies it to `.build/release/libcompeft.so`
+ * (or to `--output PATH`), so that:
+ *
+ *     bash scripts/build-libcompeft.sh
+ *     cc -std=c99 -I include app.c -L .build/release -lcompeft -Wl,-rpath,"$PWD/.build/release"
+ *
+ * (`-lCompeftC` against `libCompeftC.so` works just as well.) The library needs the Swift runtime
+ * (found through its RUNPATH, the toolchain's `usr/lib/swift/linux`), libzstd and libhdf5.
+ *
+ * Conventions
+ * -----------
+ * - Every function that can fail returns a `compeft_status`: `COMPEFT_OK` (0) or an error code, and
+ *   then `compeft_last_error()` says what went wrong in words (file, tensor, expected versus found).
+ *   No function aborts the process on bad input: NULL pointers, unknown or closed handles, indexes out
+ *   of range, unknown dtype codes and small buffers are all reported as errors.
+ * - Out-parameters are written only when the call returns `COMPEFT_OK`, with three exceptions:
+ *   `out_needed` (written whenever it is not NULL and the handle is valid), `compeft_open`'s
+ *   `out_handle` (set to `COMPEFT_NULL_HANDLE` on failure) and a rank above COMPEFT_MAX_RANK.
+ * - Sizes are in bytes. Values are little-endian, as on every platform compeft runs on.
+ * - Tensors are addressed by index, 0 ..< count, in the container's order (names sorted bytewise).
+ *
+ * Threads
+ * -------
+ * Every function may be called from any thread. One handle may be used by many threads at once
+ * (decoding is read-only). Handles are never reused: a closed handle stays invalid for the life of the
+ * process, so a double close, or a call on a stale handle, returns `COMPEFT_ERR_BAD_HANDLE`. A call
+ * racing `compeft_close` on the same handle either completes normally or returns BAD_HANDLE; the
+ * container's memory is released when the last such call returns.
+ *
+ * Values
+ * ------
+ * A residual tensor decodes to init + τ (init 0 for LoRA factors and plain residuals, 1 for (IA)³
+ * vectors), computed in binary32 and rounded to the requested type to nearest, ties to even. For a full
+ * fine-tune (init "base") the library has no base weights, so `compeft_decode` gives τ alone; use
+ * `compeft_apply` to add τ into the base weights. An exact tensor (role EXACT) decodes to its stored
+ * values; non-float exact tensors (I64, …) cannot be decoded (COMPEFT_ERR_UNSUPPORTED).
+ */
+#ifndef COMPEFT_H
+#define COMPEFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Version of this interface; `compeft_abi_version()` returns the library's. */
+#define COMPEFT_ABI_VERSION 1
+
+/** The most dimensions `compeft_tensor_info` reports. */
+#define COMPEFT_MAX_RANK 8
+
+/** The result of a call: `COMPEFT_OK` or one of the `COMPEFT_ERR_*` codes. */
+typedef int32_t compeft_status;
+enum {
+    /** Success. */
+    COMPEFT_OK = 0,
+    /** A NULL pointer, an index out of range, an unknown dtype code, a non-finite factor, a NULL buffer
+        with a non-zero size, an empty path, or a weights buffer larger than the tensor. */
+    COMPEFT_ERR_INVALID_ARGUMENT = 1,
+    /** The handle was never returned by `compeft_open`, or has been closed. */
+    COMPEFT_ERR_BAD_HANDLE = 2,
+    /** No tensor of that name; the container has no `adapter_config.json`. */
+    COMPEFT_ERR_NOT_FOUND = 3,
+    /** The buffer is smaller than the result; `out_needed` (where there is one) holds the size. */
+    COMPEFT_ERR_BUFFER_TOO_SMALL = 4,
+    /** Not a container, or damaged: a checksum mismatch, a payload that does not decode, a bad index. */
+    COMPEFT_ERR_CORRUPT = 5,
+    /** Valid but not supported: a newer format version or payload encoding, decoding a non-float
+        tensor, a dtype other than F32/F16/BF16 as output, a rank above COMPEFT_MAX_RANK, a factor
+        other than 1 for an exact tensor. */
+    COMPEFT_ERR_UNSUPPORTED = 6,
+    /** The file cannot be opened or mapped (missing, a directory, no permission). */
+    COMPEFT_ERR_IO = 7
+};
+
+/** An element type, as safetensors names them. Only F32, F16 and BF16 can be decoded into. */
+typedef int32_t compeft_dtype;
+enum {
+    COMPEFT_DTYPE_F32 = 1,
+    COMPEFT_DTYPE_F16 = 2,
+    COMPEFT_DTYPE_BF16 = 3,
+    COMPEFT_DTYPE_F64 = 4,
+    COMPEFT_DTYPE_I64 = 5,
+    COMPEFT_DTYPE_I32 = 6,
+    COMPEFT_DTYPE_I16 = 7,
+    COMPEFT_DTYPE_I8 = 8,
+    COMPEFT_DTYPE_U64 = 9,
+    COMPEFT_DTYPE_U32 = 10,
+    COMPEFT_DTYPE_U16 = 11,
+    COMPEFT_DTYPE_U8 = 12,
+    COMPEFT_DTYPE_BOOL = 13,
+    COMPEFT_DTYPE_F8_E5M2 = 14,
+    COMPEFT_DTYPE_F8_E4M3 = 15
+};
+
+/** How a tensor is stored. */
+typedef int32_t compeft_role;
+enum {
+    /** A compressed residual τ. */
+    COMPEFT_ROLE_RESIDUAL = 1,
+    /** Stored losslessly (a classifier head, a non-float tensor, …). */
+    COMPEFT_ROLE_EXACT = 2
+};
+
+/** What a residual is measured from: value = init + τ. */
+typedef int32_t compeft_init;
+enum {
+    COMPEFT_INIT_ZERO = 1, /**< LoRA factors, plain residual files */
+    COMPEFT_INIT_ONE = 2,  /**< (IA)³ scaling vectors */
+    COMPEFT_INIT_BASE = 3  /**< a full fine-tune: the base model's tensor of the same name */
+};
+
+/** An open container. 0 (`COMPEFT_NULL_HANDLE`) is never a valid handle. */
+typedef uint64_t compeft_handle;
+#define COMPEFT_NULL_HANDLE ((compeft_handle)0)
+
+/** What the index says about one tensor (128 bytes, no padding). */
+typedef struct compeft_tensor_desc {
+    /** The tensor's name, NUL-terminated UTF-8; owned by the handle, valid until `compeft_close`. */
+    const char *name;
+    /** The output file it belongs to (`adapter_model.safetensors`, a shard name); same lifetime. */
+    const char *file;
+    /** Number of dimensions (0 for a scalar). May exceed COMPEFT_MAX_RANK: see `compeft_tensor_info`. */
+    uint32_t rank;
+    /** The original element type (`COMPEFT_DTYPE_*`). */
+    compeft_dtype dtype;
+    /** `COMPEFT_ROLE_*`. */
+    compeft_role role;
+    /** `COMPEFT_INIT_*`: what the residual is measured from (recorded for exact tensors too). */
+    compeft_init init;
+    /** The first min(rank, COMPEFT_MAX_RANK) dimensions; the rest are 0. */
+    int64_t shape[COMPEFT_MAX_RANK];
+    /** Number of values (the product of the shape; 1 for a scalar). */
+    int64_t count;
+    /** Values kept by the top-k selection (|τ| ≥ threshold), zeros included; `count` for exact tensors. */
+    int64_t kept;
+    /** Kept values that are non-zero: the values actually coded (0 for exact tensors). */
+    int64_t nonzero;
+    /** The scale s: every coded value of a ternary-bitmap tensor is ±s. 0 for exact tensors. */
+    float scale;
+    /** The payload encoding id (docs/FORMAT.md: 0 raw, 1 ternary-bitmap, 2 sparse-f32). */
+    uint32_t encoding;
+} compeft_tensor_desc;
+
+/** The compeft version that built the library, e.g. "0.1.0" (a static string). */
+const char *compeft_version(void);
+
+/** The ABI version of the library; compare it with COMPEFT_ABI_VERSION. */
+uint32_t compeft_abi_version(void);
+
+/**
+ * What the last failing call on this thread went wrong with, as one line of UTF-8 ("" when no call has
+ * failed on this thread). Successful calls leave it unchanged, as with errno. The string belongs to the
+ * library and stays valid until the next failing call on the same thread.
+ */
+const char *compeft_last_error(void);
+
+/** The name of a status code ("COMPEFT_ERR_BAD_HANDLE"; "COMPEFT_UNKNOWN_STATUS" for other values). */
+const char *compeft_status_name(compeft_status status);
+
+/**
+ * Opens the container at `path` and checks its preamble, trailer and index (payloads are checked when
+ * they are read). The file is memory-mapped read-only; `-` is an ordinary file name here.
+ *
+ * Errors: INVALID_ARGUMENT (NULL `path` or `out_handle`, empty path), IO (cannot open or map),
+ * CORRUPT (not a container, or damaged), UNSUPPORTED (a newer format version).
+ */
+compeft_status compeft_open(const char *path, compeft_handle *out_handle);
+
+/**
+ * Closes a handle. Pointers from `compeft_tensor_info` become invalid once calls in flight on other
+ * threads have returned. Errors: BAD_HANDLE (unknown, or already closed).
+ */
+compeft_status compeft_close(compeft_handle handle);
+
+/** The number of tensors. Errors: BAD_HANDLE, INVALID_ARGUMENT (NULL `out_count`). */
+compeft_status compeft_tensor_count(compeft_handle handle, size_t *out_count);
+
+/**
+ * Describes tensor `index` in `*out_info`.
+ *
+ * Errors: BAD_HANDLE, INVALID_ARGUMENT (NULL `out_info`, `index` out of range), UNSUPPORTED (the rank
+ * exceeds COMPEFT_MAX_RANK: `*out_info` is still filled, with `rank` the true rank and `shape` holding
+ * the first COMPEFT_MAX_RANK dimensions).
+ */
+compeft_status compeft_tensor_info(compeft_handle handle, size_t index, compeft_tensor_desc *out_info);
+
+/** The index of the tensor called `name`. Errors: BAD_HANDLE, INVALID_ARGUMENT (NULL), NOT_FOUND. */
+compeft_status compeft_find_tensor(compeft_handle handle, const char *name, size_t *out_index);
+
+/**
+ * Decodes tensor `index` into `buffer` as `dtype` (F32, F16 or BF16): count × 4 or 2 bytes, written
+ * from the start of the buffer; a larger buffer is fine. An empty tensor needs no buffer (NULL, 0).
+ * See "Values" above for what a tensor decodes to.
+ *
+ * Errors: BAD_HANDLE; INVALID_ARGUMENT (index out of range, a dtype code not in `compeft_dtype`, NULL
+ * `buffer` with a non-zero size); UNSUPPORTED (F64 or another type as output; a non-float tensor);
+ * BUFFER_TOO_SMALL; CORRUPT (the payload fails its checksum or does not decode).
+ */
+compeft_status compeft_decode(compeft_handle handle, size_t index, compeft_dtype dtype, void *buffer,
+                              size_t buffer_bytes);
+
+/**
+ * Adds `factor` × τ of tensor `index` into `weights` in place: `weights` holds exactly count values of
+ * `dtype` (F32, F16 or BF16), e.g. the base model's tensor for a full fine-tune. Only the positions the
+ * container kept are touched. An exact tensor is not a residual: applying it (with factor 1) replaces
+ * `weights` by its values. Any alignment works (a misaligned buffer is worked on through a copy).
+ *
+ * Errors: as `compeft_decode`, and INVALID_ARGUMENT for a non-finite factor or a buffer larger than the
+ * tensor; UNSUPPORTED for an exact tensor with a factor other than 1.
+ */
+compeft_status compeft_apply(compeft_handle handle, size_t index, compeft_dtype dtype, void *weights,
+                             size_t weights_bytes, float factor);
+
+/**
+ * The container's index as compact JSON, keys sorted (the fields docs/FORMAT.md describes: tool,
+ * inputKind, peftType, compression, tensors, …), NUL-terminated. `*out_needed` (if not NULL) receives
+ * the size including the NUL; a call with (NULL, 0) returns BUFFER_TOO_SMALL and the size.
+ *
+ * Errors: BAD_HANDLE; INVALID_ARGUMENT (NULL `buffer` with a non-zero size); BUFFER_TOO_SMALL (nothing
+ * is written).
+ */
+compeft_status compeft_metadata_json(compeft_handle handle, char *buffer, size_t size, size_t *out_needed);
+
+/**
+ * The `adapter_config.json` stored in the container (a PEFT adapter's), byte-for-byte and
+ * NUL-terminated; sizes as for `compeft_metadata_json`.
+ *
+ * Errors: as `compeft_metadata_json`; NOT_FOUND when the container holds no adapter_config.json;
+ * CORRUPT when its payload is damaged.
+ */
+compeft_status compeft_adapter_config(compeft_handle handle, char *buffer, size_t size, size_t *out_needed);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* COMPEFT_H */
