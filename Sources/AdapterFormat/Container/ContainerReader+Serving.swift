@@ -66,10 +66,16 @@ extension ContainerReader {
 
     /// Fills a buffer of `dtype` elements with one value.
     static func fill(_ buffer: UnsafeMutableRawBufferPointer, with value: Float, as dtype: DType) {
+        // Caller buffers may be unaligned: store byte-wise-safe, never through a typed binding.
         switch dtype {
-        case .f32: buffer.bindMemory(to: Float.self).update(repeating: value)
-        case .f16: buffer.bindMemory(to: UInt16.self).update(repeating: FloatConversion.f16(from: value).littleEndian)
-        default: buffer.bindMemory(to: UInt16.self).update(repeating: FloatConversion.bf16(from: value).littleEndian)
+        case .f32:
+            for i in 0..<(buffer.count / 4) { buffer.storeBytes(of: value, toByteOffset: i &* 4, as: Float.self) }
+        case .f16:
+            let bits = FloatConversion.f16(from: value).littleEndian
+            for i in 0..<(buffer.count / 2) { buffer.storeBytes(of: bits, toByteOffset: i &* 2, as: UInt16.self) }
+        default:
+            let bits = FloatConversion.bf16(from: value).littleEndian
+            for i in 0..<(buffer.count / 2) { buffer.storeBytes(of: bits, toByteOffset: i &* 2, as: UInt16.self) }
         }
     }
 
@@ -78,13 +84,13 @@ extension ContainerReader {
     static func add(_ delta: Float, at index: Int, in buffer: UnsafeMutableRawBufferPointer, as dtype: DType) {
         switch dtype {
         case .f32:
-            let old = buffer.load(fromByteOffset: index * 4, as: Float.self)
+            let old = buffer.loadUnaligned(fromByteOffset: index * 4, as: Float.self)
             buffer.storeBytes(of: old + delta, toByteOffset: index * 4, as: Float.self)
         case .f16:
-            let old = FloatConversion.float(fromF16: UInt16(littleEndian: buffer.load(fromByteOffset: index * 2, as: UInt16.self)))
+            let old = FloatConversion.float(fromF16: UInt16(littleEndian: buffer.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
             buffer.storeBytes(of: FloatConversion.f16(from: old + delta).littleEndian, toByteOffset: index * 2, as: UInt16.self)
         default:
-            let old = FloatConversion.float(fromBF16: UInt16(littleEndian: buffer.load(fromByteOffset: index * 2, as: UInt16.self)))
+            let old = FloatConversion.float(fromBF16: UInt16(littleEndian: buffer.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
             buffer.storeBytes(of: FloatConversion.bf16(from: old + delta).littleEndian, toByteOffset: index * 2, as: UInt16.self)
         }
     }
