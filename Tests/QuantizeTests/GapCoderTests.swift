@@ -142,7 +142,7 @@ func roundTrip(_ plain: PlainTernary, _ label: String) throws {
     @Test(arguments: GapCoder.OutputType.allCases)
     func floatDecodeMatchesReferenceExpansion(type: GapCoder.OutputType) throws {
         for (count, density, scale) in [(0, 0.1, Float(1)), (9, 0.5, 0.25), (4097, 0.1, 0.0123), (100_000, 0.02, 3e-5),
-                                        (100_000, 0.4, -7.5), (70_000, 0.97, 1e-40)] {
+                                        (100_000, 0.4, -7.5), (70_000, 0.97, Float.leastNormalMagnitude / 4)] {
             let plain = PlainTernary.random(count: count, density: density, seed: UInt64(count) + 11)
             let code = plain.code
             let bytes = GapCoder.encode(code)
@@ -243,7 +243,7 @@ func roundTrip(_ plain: PlainTernary, _ label: String) throws {
         for index in GolombParameter.indices.prefix(200) {
             var writer = BitWriter()
             let plan = [GapCoder.RunParameter](repeating: .init(isHuffman: false, index: index),
-                                               count: (code.count + 4095) / 4096)
+                                               count: (code.count + 255) >> GapCoder.blockShift)
             code.mask.withUnsafeBufferPointer { maskBytes in
                 var words = [UInt64](repeating: 0, count: (code.count + 63) / 64)
                 words.withUnsafeMutableBytes { $0.copyBytes(from: code.mask) }

@@ -46,122 +46,195 @@ extension GapCoder {
     /// The Golomb parameters for every index, built once.
     static let golombParameters: [GolombParameter] = GolombParameter.indices.map(GolombParameter.init(index:))
 
-    /// Chooses each block's parameter.
+    /// Chooses each block's parameter: a shortest path over blocks, then exact refinement per run.
     ///
-    /// Per block, candidates are the Golomb indices around the one matching the block's mean gap and,
-    /// for densities in [1/16, 15/16], the Huffman codes around j = 64·density; their exact bit costs
-    /// on the block are compared with the current run's parameter, which is kept unless a candidate
-    /// saves more than an estimate of the bits a new run costs (run header and Golomb terminator).
-    /// The first block starts from the parameter for the tensor's overall density.
+    /// States are Golomb indices (every index up to m = 32, every other one above, down to the
+    /// tensor's sparsest plausible density) and byte Huffman codes with even j. A block's cost in a
+    /// state is modelled from its kept count c and zero count z alone, z/m + c·(1 + b − 1 + (m − t)/m)
+    /// − c·(m − 1)/(2m) for Golomb (remainders taken as uniform), and Σ (bytes with i set bits) ×
+    /// (mean code length of such bytes) for Huffman. Switching state costs an estimated run header
+    /// plus the Golomb terminator. The cheapest path is optimal for the model; each run of it then gets
+    /// the best of its parameter and the neighbouring ones by exact bit count.
     static func planRuns(_ words: UnsafeBufferPointer<UInt64>, count: Int, nonzero: Int) -> [RunParameter] {
         let blockSize = 1 << blockShift
+        let wordsPerBlock = blockSize >> 6
         let blocks = (count + blockSize - 1) >> blockShift
-        var plan: [RunParameter] = []
-        plan.reserveCapacity(blocks)
-        var gaps = [Int](repeating: 0, count: blockSize)
-        var histogram = [Int](repeating: 0, count: 256)
-        var previous = -1
+        guard blocks > 0 else { return [] }
+        let states = PlanningStates(count: count)
+        let stateCount = states.parameters.count
+        let flagWords = (stateCount + 63) >> 6
+        var switched = [UInt64](repeating: 0, count: blocks * flagWords)
+        var cheapestLeaving = [Int32](repeating: 0, count: blocks)
+        var cost = [Double](repeating: .infinity, count: stateCount)
         var setBits = 0
-        var current: RunParameter?
-        var lastIndex = [initialGolombIndex, initialHuffmanIndex]  // [Golomb, Huffman]
+        var popcounts = [Int](repeating: 0, count: 9)
+        // The cheapest state to leave before the current block, with its Golomb terminator.
+        var leaving = runHeaderBits
+        var leavingState = 0
 
-        gaps.withUnsafeMutableBufferPointer { gaps in
-            histogram.withUnsafeMutableBufferPointer { histogram in
-                for block in 0..<blocks {
-                    let start = block << blockShift
-                    let end = min(count, start + blockSize)
-                    // Gaps of the kept positions in this block, from the block start or the previous
-                    // kept position; the zeros after the last one are charged to this block as well.
-                    var kept = 0
-                    var next = start
-                    for w in (start >> 6)..<((end + 63) >> 6) {
+        cost.withUnsafeMutableBufferPointer { cost in
+        switched.withUnsafeMutableBufferPointer { switched in
+        states.inverseModulus.withUnsafeBufferPointer { inverseModulus in
+        states.halfRemainder.withUnsafeBufferPointer { halfRemainder in
+        states.perKept.withUnsafeBufferPointer { perKept in
+        states.terminatorBits.withUnsafeBufferPointer { terminatorBits in
+        popcounts.withUnsafeMutableBufferPointer { popcounts in
+            for block in 0..<blocks {
+                let start = block << blockShift
+                let length = min(count, start + blockSize) - start
+                let firstWord = block &* wordsPerBlock
+                let lastWord = min(words.count, firstWord &+ wordsPerBlock)
+                var kept = 0
+                for w in firstWord..<lastWord { kept &+= words[w].nonzeroBitCount }
+                setBits &+= kept
+                let dense = kept &* 16 >= length && kept &* 16 <= 15 &* length
+                if dense {
+                    popcounts.update(repeating: 0)
+                    for w in firstWord..<lastWord {
                         var word = words[w]
-                        while word != 0 {
-                            let position = w &<< 6 | word.trailingZeroBitCount
-                            word &= word &- 1
-                            gaps[kept] = position &- next
-                            kept &+= 1
-                            next = position &+ 1
+                        for _ in 0..<8 {
+                            popcounts[Int(truncatingIfNeeded: word & 0xFF).nonzeroBitCount] &+= 1
+                            word &>>= 8
                         }
                     }
-                    let tailZeros = end - next
-                    setBits &+= kept
-                    let keptGaps = UnsafeBufferPointer(rebasing: gaps[..<kept])
-                    let length = end - start
-                    let density = Double(kept) / Double(length)
-                    let huffmanRange = ByteHuffmanCode.indices
-                    var histogramReady = false
-                    func cost(_ p: RunParameter) -> Int {
-                        if p.isHuffman {
-                            if !histogramReady {
-                                histogram.update(repeating: 0)
-                                for w in (start >> 6)..<((end + 63) >> 6) {
-                                    var word = words[w]
-                                    for _ in 0..<8 {
-                                        histogram[Int(word & 0xFF)] &+= 1
-                                        word &>>= 8
-                                    }
-                                }
-                                // Bytes past the end of the tensor are not coded.
-                                histogram[0] &-= ((((end + 63) >> 6) << 6) - ((end + 7) & ~7)) >> 3
-                                histogramReady = true
-                            }
-                            return ByteHuffmanCode.code(p.index).cost(UnsafeBufferPointer(histogram))
-                        }
-                        let g = golombParameters[p.index]
-                        var bits = tailZeros / g.modulus
-                        for gap in keptGaps { bits &+= g.length(gap) }
-                        return bits
-                    }
-
-                    var candidates: [RunParameter] = []
-                    do {
-                        let k = GolombParameter.index(forDensity: max(Double(kept), 0.5) / Double(length))
-                        for i in max(0, k - 1)...min(GolombParameter.indices.upperBound - 1, k + 1) {
-                            candidates.append(RunParameter(isHuffman: false, index: i))
-                        }
-                    }
-                    if density >= 1.0 / 16 && density <= 15.0 / 16 {
-                        let j = min(huffmanRange.upperBound, max(huffmanRange.lowerBound, Int((density * 64).rounded())))
-                        for i in max(huffmanRange.lowerBound, j - 1)...min(huffmanRange.upperBound, j + 1) {
-                            candidates.append(RunParameter(isHuffman: true, index: i))
-                        }
-                    }
-                    if current == nil {
-                        current = initialParameter(count: count, nonzero: nonzero)
-                    }
-                    var chosen = current!
-                    var chosenCost = cost(chosen)
-                    for candidate in candidates where candidate != chosen {
-                        let c = cost(candidate)
-                        let reference = candidate.isHuffman == current!.isHuffman
-                            ? current!.index : lastIndex[candidate.isHuffman ? 1 : 0]
-                        var penalty = 6 + gammaBits(zigzag(candidate.index - reference) + 1)
-                        if !current!.isHuffman { penalty += golombParameters[current!.index].shortWidth + 2 }
-                        if c + penalty < chosenCost {
-                            chosen = candidate
-                            chosenCost = c + penalty
-                        }
-                    }
-                    if chosen != current! {
-                        lastIndex[current!.isHuffman ? 1 : 0] = current!.index
-                        current = chosen
-                    }
-                    plan.append(chosen)
+                    // Bytes past the end of the tensor are not coded.
+                    popcounts[0] &-= (lastWord &- firstWord) &* 8 &- (length &+ 7) &>> 3
                 }
+                let c = Double(kept)
+                let z = Double(length &- kept)
+                cheapestLeaving[block] = Int32(leavingState)
+                let entering = leaving + runHeaderBits
+                var nextLeaving = Double.infinity
+                var nextLeavingState = 0
+                for s in 0..<stateCount {
+                    var blockCost: Double
+                    if s < states.golombCount {
+                        blockCost = max(0, z * inverseModulus[s] - c * halfRemainder[s]) + c * perKept[s]
+                    } else if dense {
+                        blockCost = 0
+                        let lengths = states.classLength[s &- states.golombCount]
+                        for i in 0..<9 { blockCost += Double(popcounts[i]) * lengths[i] }
+                    } else {
+                        blockCost = .infinity
+                    }
+                    var total = cost[s]
+                    if entering < total {
+                        total = entering
+                        switched[block &* flagWords &+ s &>> 6] |= 1 &<< UInt64(s & 63)
+                    }
+                    total += blockCost
+                    cost[s] = total
+                    let leave = total + terminatorBits[s]
+                    if leave < nextLeaving {
+                        nextLeaving = leave
+                        nextLeavingState = s
+                    }
+                }
+                leaving = nextLeaving
+                leavingState = nextLeavingState
             }
         }
+        }
+        }
+        }
+        }
+        }
+        }
         precondition(setBits == nonzero, "mask has \(setBits) set bits, nonzeroCount is \(nonzero)")
+
+        // Walk the cheapest path back.
+        var state = cost.indices.min { cost[$0] < cost[$1] }!
+        var path = [Int](repeating: 0, count: blocks)
+        for block in stride(from: blocks - 1, through: 0, by: -1) {
+            path[block] = state
+            if switched[block * flagWords + state >> 6] >> UInt64(state & 63) & 1 == 1 {
+                state = Int(cheapestLeaving[block])
+            }
+        }
+        var plan = path.map { states.parameters[$0] }
+        refine(&plan, words: words, count: count)
         return plan
     }
 
-    /// The parameter for a whole tensor of the given density.
-    static func initialParameter(count: Int, nonzero: Int) -> RunParameter {
-        let p = count == 0 ? 0 : Double(nonzero) / Double(count)
-        if p >= 0.25 && p <= 0.75 {
-            return RunParameter(isHuffman: true, index: Int((p * 64).rounded()))
+    /// Estimated bits of a run header, charged on every switch.
+    static let runHeaderBits = 14.0
+
+    /// Replaces each run's parameter by the best of it and its neighbours, counted exactly.
+    static func refine(_ plan: inout [RunParameter], words: UnsafeBufferPointer<UInt64>, count: Int) {
+        var block = 0
+        var gaps: [Int] = []
+        var histogram = [Int](repeating: 0, count: 256)
+        while block < plan.count {
+            let parameter = plan[block]
+            var next = block + 1
+            while next < plan.count && plan[next] == parameter { next += 1 }
+            let start = block << blockShift
+            let end = min(count, next << blockShift)
+            let firstWord = start >> 6
+            let lastWord = (end + 63) >> 6
+            // Exact costs of the run's parameter, its neighbours, and the parameters of both modes
+            // that match the run's density.
+            var gapBits = 0
+            gaps.removeAll(keepingCapacity: true)
+            var position = start
+            for w in firstWord..<lastWord {
+                var word = words[w]
+                while word != 0 {
+                    let kept = w &<< 6 | word.trailingZeroBitCount
+                    word &= word &- 1
+                    gaps.append(kept &- position)
+                    position = kept &+ 1
+                }
+            }
+            gaps.append(end - position)
+            gapBits = gaps.count - 1
+            let density = Double(gapBits) / Double(end - start)
+            var candidates: [RunParameter] = []
+            let k0 = GolombParameter.index(forDensity: max(density, 0.5 / Double(end - start)))
+            for k in [k0 - 1, k0, k0 + 1] + (parameter.isHuffman ? [] : [parameter.index - 1, parameter.index, parameter.index + 1])
+            where GolombParameter.indices.contains(k) {
+                candidates.append(RunParameter(isHuffman: false, index: k))
+            }
+            if density >= 1.0 / 16 && density <= 15.0 / 16 || parameter.isHuffman {
+                let j0 = Int((density * 64).rounded())
+                for j in [j0 - 1, j0, j0 + 1] + (parameter.isHuffman ? [parameter.index - 1, parameter.index, parameter.index + 1] : [])
+                where ByteHuffmanCode.indices.contains(j) {
+                    candidates.append(RunParameter(isHuffman: true, index: j))
+                }
+            }
+            var best = parameter
+            var bestBits = Int.max
+            var histogramReady = false
+            for candidate in candidates {
+                var bits = 0
+                if candidate.isHuffman {
+                    if !histogramReady {
+                        histogram.withUnsafeMutableBufferPointer { histogram in
+                            histogram.update(repeating: 0)
+                            for w in firstWord..<lastWord {
+                                var word = words[w]
+                                for _ in 0..<8 {
+                                    histogram[Int(truncatingIfNeeded: word & 0xFF)] &+= 1
+                                    word &>>= 8
+                                }
+                            }
+                            histogram[0] &-= (lastWord - firstWord) * 8 - ((end + 7) >> 3) + (start >> 3)
+                        }
+                        histogramReady = true
+                    }
+                    bits = histogram.withUnsafeBufferPointer { ByteHuffmanCode.code(candidate.index).cost($0) }
+                } else {
+                    let golomb = golombParameters[candidate.index]
+                    for gap in gaps { bits &+= golomb.length(gap) }
+                }
+                if bits < bestBits {
+                    bestBits = bits
+                    best = candidate
+                }
+            }
+            for b in block..<next { plan[b] = best }
+            block = next
         }
-        return RunParameter(isHuffman: false, index: p > 0 ? GolombParameter.index(forDensity: min(p, 0.5)) : 0)
     }
 
     /// Writes the runs of `plan` (one parameter per block) and their payloads.
@@ -205,6 +278,47 @@ extension GapCoder {
                 golomb.write(end - position, to: &writer)
             }
             block = next
+        }
+    }
+
+    /// The parameters the planner chooses among, with the constants of their cost models.
+    struct PlanningStates {
+        var parameters: [RunParameter] = []
+        var golombCount = 0
+        /// Golomb states: 1/m, (m − 1)/(2m), 1 + (b − 1) + (m − t)/m, and the terminator estimate.
+        var inverseModulus: [Double] = []
+        var halfRemainder: [Double] = []
+        var perKept: [Double] = []
+        var terminatorBits: [Double] = []
+        /// Huffman states: mean code length of the bytes with i set bits, i = 0...8.
+        var classLength: [[Double]] = []
+
+        init(count: Int) {
+            let sparsest = GolombParameter.index(forDensity: 0.25 / Double(max(count, 1))) + 2
+            var k = 0
+            while k <= min(sparsest, GolombParameter.indices.upperBound - 1) {
+                let g = golombParameters[k]
+                let m = Double(g.modulus)
+                parameters.append(RunParameter(isHuffman: false, index: k))
+                inverseModulus.append(1 / m)
+                halfRemainder.append((m - 1) / (2 * m))
+                perKept.append(Double(1 + g.shortWidth) + (m - Double(min(g.threshold, g.modulus))) / m)
+                terminatorBits.append(Double(g.shortWidth + 2))
+                k += k < 16 ? 1 : k < 32 ? 2 : 4
+            }
+            golombCount = parameters.count
+            for j in Swift.stride(from: ByteHuffmanCode.indices.lowerBound, through: ByteHuffmanCode.indices.upperBound, by: 2) {
+                let code = ByteHuffmanCode.code(j)
+                var sums = [Double](repeating: 0, count: 9)
+                var counts = [Double](repeating: 0, count: 9)
+                for byte in 0..<256 {
+                    sums[byte.nonzeroBitCount] += Double(code.lengths[byte])
+                    counts[byte.nonzeroBitCount] += 1
+                }
+                parameters.append(RunParameter(isHuffman: true, index: j))
+                terminatorBits.append(0)
+                classLength.append((0..<9).map { sums[$0] / counts[$0] })
+            }
         }
     }
 

@@ -12,16 +12,17 @@ import Musl
 /// A ternary tensor of d values with n kept carries at least
 /// ``shannonBoundBits(count:nonzero:)`` = d·H(n/d) + n bits when kept positions are independent
 /// (H is the binary entropy; n bits are the signs). This coder stores the signs verbatim and codes the
-/// mask in runs of whole blocks of 2^12 = 4096 positions; each run carries its own parameter:
+/// mask in runs of whole blocks of 2^8 = 256 positions; each run carries its own parameter:
 ///
 /// - a Golomb modulus (``GolombParameter``) for the gaps between kept positions, optimal for
 ///   geometric gaps, within 0.3 % of the bound at p ≤ 2 % and 0.65 % at p ≤ 20 %;
 /// - or a Huffman code on mask bytes for p = j / 64 (``ByteHuffmanCode``), within 0.45 % of the bound
 ///   for 0.25 ≤ p ≤ 0.75, where Golomb codes lose up to 2 %.
 ///
-/// The encoder picks each block's parameter by the exact bit cost of that block and keeps the previous
-/// run's parameter unless switching saves more than the switch costs, so an iid mask is one run and a
-/// clustered mask (dense rows, empty rows) follows its density block by block.
+/// The encoder chooses the runs by a shortest path over blocks that weighs each block's modelled cost
+/// in every parameter against the cost of starting a new run, then fixes each run's parameter by
+/// exact bit count; so an iid mask is one run, and a clustered mask (dense rows, empty rows, at any
+/// row width down to a few hundred values) follows its density.
 ///
 /// ## Layout
 ///
@@ -50,7 +51,7 @@ public enum GapCoder {
     /// The layout version in the header's high four bits.
     static let formatVersion: UInt8 = 1
     /// log₂ of the positions per block.
-    static let blockShift = 12
+    static let blockShift = 8
     /// Positions this coder accepts (2^48), so block arithmetic never overflows.
     static let maxCount = 1 << 48
     /// Golomb index and Huffman j that the first run of each mode is coded relative to.
