@@ -10,17 +10,25 @@ import Darwin
 /// Sizes and speeds of ``GapCoder`` beside zstd -19 on the v1 packing and on a 2-bit packing.
 ///
 /// Usage: `swift run -c release --package-path Benchmarks CoderBenchmark [--large] [--quick]`
-/// (`--large` adds 10⁸ values; `--quick` runs 10⁵ and 10⁶ only).
+/// (`--coder-only` skips the zstd baselines; `--large` adds 10⁸ values; `--quick` runs 10⁵ and 10⁶ only; `--size N` runs d = N only; `--density P` runs p = P only).
 @main
 struct CoderBenchmark {
-    static let densities = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
+    nonisolated(unsafe) static var densities = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
     static let scale: Float = 0.0123
+    nonisolated(unsafe) static var coderOnly = false
 
     static func main() {
         let arguments = CommandLine.arguments
         var sizes = [100_000, 1_000_000, 10_000_000]
         if arguments.contains("--quick") { sizes = [100_000, 1_000_000] }
         if arguments.contains("--large") { sizes.append(100_000_000) }
+        coderOnly = arguments.contains("--coder-only")
+        if let i = arguments.firstIndex(of: "--density"), i + 1 < arguments.count, let p = Double(arguments[i + 1]) {
+            densities = [p]
+        }
+        if let i = arguments.firstIndex(of: "--size"), i + 1 < arguments.count, let size = Int(arguments[i + 1]) {
+            sizes = [size]
+        }
 
         print("zstd \(Zstd.version); throughput in 10⁶ values per second, one thread, best of several runs")
         print("")
@@ -78,6 +86,10 @@ struct CoderBenchmark {
 
         // (a) v1 packing + zstd -19.
         var v1Frame: [UInt8] = []
+        guard !coderOnly else {
+            return ("| \(name) | \(d) | \(format(Double(n) / Double(d) * 100, 1)) % | \(encoded.count) | \(format(Double(encoded.count) / bound, 4)) "
+                    + "| \(format(Double(d) / encodeTime / 1e6, 0)) | \(format(Double(d) / decodeTime / 1e6, 0)) |", "")
+        }
         let v1EncodeTime = best(maxRuns: 2) { v1Frame = Zstd.compress(v1Bytes(code), level: 19) }
         var scratch = [UInt8](repeating: 0, count: v1.count)
         out.withUnsafeMutableBufferPointer { $0.update(repeating: 0xFFFF) }

@@ -22,18 +22,19 @@ extension GapCoder {
         words.withUnsafeMutableBytes { $0.copyBytes(from: code.mask) }
         for i in words.indices { words[i] = UInt64(littleEndian: words[i]) }
 
-        var out: [UInt8] = []
-        out.reserveCapacity(1 + code.signs.count + count / 16 + 16)
-        out.append(formatVersion << 4 | UInt8(blockShift - 8))
-        out += code.signs
-        words.withUnsafeBufferPointer { words in
+        let writer = words.withUnsafeBufferPointer { words in
             code.mask.withUnsafeBufferPointer { maskBytes in
                 let plan = planRuns(words, count: count, nonzero: nonzero)
-                var writer = BitWriter(reservingBits: count / 2)
+                var writer = BitWriter(reservingBits: count + 64)
                 writeRuns(plan, words: words, maskBytes: maskBytes, count: count, into: &writer)
-                writer.append(to: &out)
+                return writer
             }
         }
+        var out: [UInt8] = []
+        out.reserveCapacity(1 + code.signs.count + (writer.bitCount + 7) / 8)
+        out.append(formatVersion << 4 | UInt8(blockShift - 8))
+        out += code.signs
+        writer.append(to: &out)
         return out
     }
 
@@ -48,8 +49,8 @@ extension GapCoder {
 
     /// Chooses each block's parameter: a shortest path over blocks, then exact refinement per run.
     ///
-    /// States are Golomb indices (every index up to m = 32, every other one above, down to the
-    /// tensor's sparsest plausible density) and byte Huffman codes with even j. A block's cost in a
+    /// States are Golomb indices (every index up to m = 16, then coarser, to m = 4096) and byte
+    /// Huffman codes with j = 4, 8, ..., 60; refinement makes the coarse grid exact. A block's cost in a
     /// state is modelled from its kept count c and zero count z alone, z/m + c·(1 + b − 1 + (m − t)/m)
     /// − c·(m − 1)/(2m) for Golomb (remainders taken as uniform), and Σ (bytes with i set bits) ×
     /// (mean code length of such bytes) for Huffman. Switching state costs an estimated run header
@@ -62,8 +63,9 @@ extension GapCoder {
         guard blocks > 0 else { return [] }
         let states = PlanningStates(count: count)
         let stateCount = states.parameters.count
-        let flagWords = (stateCount + 63) >> 6
-        var switched = [UInt64](repeating: 0, count: blocks * flagWords)
+        var switched = [UInt8](repeating: 0, count: blocks * stateCount)
+        var blockCostStorage = [Double](repeating: 0, count: stateCount)
+        let classLengthStorage = states.classLength.flatMap { $0 }
         var cheapestLeaving = [Int32](repeating: 0, count: blocks)
         var cost = [Double](repeating: .infinity, count: stateCount)
         var setBits = 0
@@ -79,6 +81,8 @@ extension GapCoder {
         states.perKept.withUnsafeBufferPointer { perKept in
         states.terminatorBits.withUnsafeBufferPointer { terminatorBits in
         popcounts.withUnsafeMutableBufferPointer { popcounts in
+        blockCostStorage.withUnsafeMutableBufferPointer { blockCost in
+        classLengthStorage.withUnsafeBufferPointer { classLength in
             for block in 0..<blocks {
                 let start = block << blockShift
                 let length = min(count, start + blockSize) - start
@@ -104,27 +108,29 @@ extension GapCoder {
                 let z = Double(length &- kept)
                 cheapestLeaving[block] = Int32(leavingState)
                 let entering = leaving + runHeaderBits
+                // Block costs, then stay-or-switch per state, then the cheapest state to leave.
+                for s in 0..<states.golombCount {
+                    blockCost[s] = max(0, z * inverseModulus[s] - c * halfRemainder[s]) + c * perKept[s]
+                }
+                for h in 0..<(stateCount &- states.golombCount) {
+                    var bits = Double.infinity
+                    if dense {
+                        bits = 0
+                        for i in 0..<9 { bits += Double(popcounts[i]) * classLength[h &* 9 &+ i] }
+                    }
+                    blockCost[states.golombCount &+ h] = bits
+                }
+                let flags = switched.baseAddress! + block &* stateCount
+                for s in 0..<stateCount {
+                    let stay = cost[s]
+                    let switches = entering < stay
+                    flags[s] = switches ? 1 : 0
+                    cost[s] = (switches ? entering : stay) + blockCost[s]
+                }
                 var nextLeaving = Double.infinity
                 var nextLeavingState = 0
                 for s in 0..<stateCount {
-                    var blockCost: Double
-                    if s < states.golombCount {
-                        blockCost = max(0, z * inverseModulus[s] - c * halfRemainder[s]) + c * perKept[s]
-                    } else if dense {
-                        blockCost = 0
-                        let lengths = states.classLength[s &- states.golombCount]
-                        for i in 0..<9 { blockCost += Double(popcounts[i]) * lengths[i] }
-                    } else {
-                        blockCost = .infinity
-                    }
-                    var total = cost[s]
-                    if entering < total {
-                        total = entering
-                        switched[block &* flagWords &+ s &>> 6] |= 1 &<< UInt64(s & 63)
-                    }
-                    total += blockCost
-                    cost[s] = total
-                    let leave = total + terminatorBits[s]
+                    let leave = cost[s] + terminatorBits[s]
                     if leave < nextLeaving {
                         nextLeaving = leave
                         nextLeavingState = s
@@ -140,6 +146,8 @@ extension GapCoder {
         }
         }
         }
+        }
+        }
         precondition(setBits == nonzero, "mask has \(setBits) set bits, nonzeroCount is \(nonzero)")
 
         // Walk the cheapest path back.
@@ -147,7 +155,7 @@ extension GapCoder {
         var path = [Int](repeating: 0, count: blocks)
         for block in stride(from: blocks - 1, through: 0, by: -1) {
             path[block] = state
-            if switched[block * flagWords + state >> 6] >> UInt64(state & 63) & 1 == 1 {
+            if switched[block * stateCount + state] == 1 {
                 state = Int(cheapestLeaving[block])
             }
         }
@@ -163,6 +171,8 @@ extension GapCoder {
     static func refine(_ plan: inout [RunParameter], words: UnsafeBufferPointer<UInt64>, count: Int) {
         var block = 0
         var gaps: [Int] = []
+        let smallGapLimit = 4096
+        var gapHistogram = [Int](repeating: 0, count: smallGapLimit)
         var histogram = [Int](repeating: 0, count: 256)
         while block < plan.count {
             let parameter = plan[block]
@@ -174,33 +184,52 @@ extension GapCoder {
             let lastWord = (end + 63) >> 6
             // Exact costs of the run's parameter, its neighbours, and the parameters of both modes
             // that match the run's density.
-            var gapBits = 0
+            // Gaps of the run: listed when few, counted per value (with the rare long ones listed)
+            // when many, so a dense run costs each modulus in O(largest gap), not O(n).
+            var runKept = 0
+            for w in firstWord..<lastWord { runKept &+= words[w].nonzeroBitCount }
+            let useHistogram = runKept > 4 * smallGapLimit
             gaps.removeAll(keepingCapacity: true)
-            var position = start
-            for w in firstWord..<lastWord {
-                var word = words[w]
-                while word != 0 {
-                    let kept = w &<< 6 | word.trailingZeroBitCount
-                    word &= word &- 1
-                    gaps.append(kept &- position)
-                    position = kept &+ 1
+            var largestSmallGap = 0
+            if useHistogram {
+                gapHistogram.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            }
+            gapHistogram.withUnsafeMutableBufferPointer { histogram in
+                var position = start
+                func add(_ gap: Int) {
+                    if useHistogram && gap < smallGapLimit {
+                        histogram[gap] &+= 1
+                        largestSmallGap = max(largestSmallGap, gap)
+                    } else {
+                        gaps.append(gap)
+                    }
                 }
+                for w in firstWord..<lastWord {
+                    var word = words[w]
+                    while word != 0 {
+                        let kept = w &<< 6 | word.trailingZeroBitCount
+                        word &= word &- 1
+                        add(kept &- position)
+                        position = kept &+ 1
+                    }
+                }
+                add(end - position)
             }
-            gaps.append(end - position)
-            gapBits = gaps.count - 1
+            let gapBits = runKept
             let density = Double(gapBits) / Double(end - start)
+            // Byte codes first: on a tie they write one code word per byte, not per kept value.
             var candidates: [RunParameter] = []
-            let k0 = GolombParameter.index(forDensity: max(density, 0.5 / Double(end - start)))
-            for k in [k0 - 1, k0, k0 + 1] + (parameter.isHuffman ? [] : [parameter.index - 1, parameter.index, parameter.index + 1])
-            where GolombParameter.indices.contains(k) {
-                candidates.append(RunParameter(isHuffman: false, index: k))
-            }
             if density >= 1.0 / 16 && density <= 15.0 / 16 || parameter.isHuffman {
                 let j0 = Int((density * 64).rounded())
                 for j in [j0 - 1, j0, j0 + 1] + (parameter.isHuffman ? [parameter.index - 1, parameter.index, parameter.index + 1] : [])
-                where ByteHuffmanCode.indices.contains(j) {
+                where ByteHuffmanCode.indices.contains(j) && !candidates.contains(RunParameter(isHuffman: true, index: j)) {
                     candidates.append(RunParameter(isHuffman: true, index: j))
                 }
+            }
+            let k0 = GolombParameter.index(forDensity: max(density, 0.5 / Double(end - start)))
+            for k in [k0 - 1, k0, k0 + 1] + (parameter.isHuffman ? [] : [parameter.index - 1, parameter.index, parameter.index + 1])
+            where GolombParameter.indices.contains(k) && !candidates.contains(RunParameter(isHuffman: false, index: k)) {
+                candidates.append(RunParameter(isHuffman: false, index: k))
             }
             var best = parameter
             var bestBits = Int.max
@@ -225,6 +254,13 @@ extension GapCoder {
                     bits = histogram.withUnsafeBufferPointer { ByteHuffmanCode.code(candidate.index).cost($0) }
                 } else {
                     let golomb = golombParameters[candidate.index]
+                    if useHistogram {
+                        gapHistogram.withUnsafeBufferPointer { histogram in
+                            for value in 0...largestSmallGap where histogram[value] != 0 {
+                                bits &+= histogram[value] &* golomb.length(value)
+                            }
+                        }
+                    }
                     for gap in gaps { bits &+= golomb.length(gap) }
                 }
                 if bits < bestBits {
@@ -294,9 +330,9 @@ extension GapCoder {
         var classLength: [[Double]] = []
 
         init(count: Int) {
-            let sparsest = GolombParameter.index(forDensity: 0.25 / Double(max(count, 1))) + 2
+            // m ≤ 4096: refinement gives sparser runs their exact modulus.
             var k = 0
-            while k <= min(sparsest, GolombParameter.indices.upperBound - 1) {
+            while k <= 144 {
                 let g = golombParameters[k]
                 let m = Double(g.modulus)
                 parameters.append(RunParameter(isHuffman: false, index: k))
@@ -304,10 +340,10 @@ extension GapCoder {
                 halfRemainder.append((m - 1) / (2 * m))
                 perKept.append(Double(1 + g.shortWidth) + (m - Double(min(g.threshold, g.modulus))) / m)
                 terminatorBits.append(Double(g.shortWidth + 2))
-                k += k < 16 ? 1 : k < 32 ? 2 : 4
+                k += k < 16 ? 1 : k < 32 ? 2 : k < 80 ? 4 : 8
             }
             golombCount = parameters.count
-            for j in Swift.stride(from: ByteHuffmanCode.indices.lowerBound, through: ByteHuffmanCode.indices.upperBound, by: 2) {
+            for j in Swift.stride(from: ByteHuffmanCode.indices.lowerBound, through: ByteHuffmanCode.indices.upperBound, by: 4) {
                 let code = ByteHuffmanCode.code(j)
                 var sums = [Double](repeating: 0, count: 9)
                 var counts = [Double](repeating: 0, count: 9)
