@@ -51,8 +51,9 @@ struct CoderBenchmark {
         print("")
         print("Design alternatives at d = 10⁶ (bytes; ×bound in parentheses):")
         print("")
-        print("| input | p | bound B | coder B | static Golomb, best single m | adaptive binary AC, ideal (KT) |")
-        print("|---|--:|--:|--:|--:|--:|")
+        print("| input | p | bound B | coder B | coder dec M/s | static Golomb, best single m, B | adaptive binary range coder B "
+              + "| range coder dec M/s | adaptive binary AC ideal (one KT estimator), B |")
+        print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
         for line in alternatives { print(line) }
     }
 
@@ -122,10 +123,22 @@ struct CoderBenchmark {
             + "| \(rate(encodeTime)) | \(rate(decodeTime)) "
             + "| \(v1Frame.count) | \(ratio(v1Frame.count)) | \(rate(v1EncodeTime)) | \(rate(v1DecodeTime)) "
             + "| \(twoBitFrame.count) | \(ratio(twoBitFrame.count)) | \(rate(twoBitEncodeTime)) | \(rate(twoBitDecodeTime)) |"
+        // An adaptive binary range coder, for comparison.
+        var ranged: [UInt8] = []
+        ranged = RangeCoderPrototype.encode(code)
+        out.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        let rangedDecodeTime = best {
+            out.withUnsafeMutableBufferPointer { out in
+                out.update(repeating: 0)
+                RangeCoderPrototype.decode(ranged, count: d, nonzero: n, positive: positive, into: out)
+            }
+        }
+        precondition(out == reference, "range coder prototype decode differs")
         let staticBytes = staticGolombBytes(code)
         let ideal = adaptiveArithmeticIdealBytes(count: d, nonzero: n)
-        let alternatives = "| \(name) | \(p) | \(format(bound, 0)) | \(encoded.count) (\(ratio(encoded.count))) "
-            + "| \(staticBytes) (\(ratio(staticBytes))) | \(format(ideal, 0)) (\(format(ideal / bound, 4))) |"
+        let alternatives = "| \(name) | \(p) | \(format(bound, 0)) | \(encoded.count) (\(ratio(encoded.count))) | \(rate(decodeTime)) "
+            + "| \(staticBytes) (\(ratio(staticBytes))) | \(ranged.count) (\(ratio(ranged.count))) | \(rate(rangedDecodeTime)) "
+            + "| \(format(ideal, 0)) (\(format(ideal / bound, 4))) |"
         return (table, alternatives)
     }
 

@@ -8,7 +8,7 @@ extension GapCoder {
     ///   `nonzeroCount` set bits and zero pad bits.
     /// - Returns: the encoded bytes; ``decode(_:count:nonzero:)`` with the same count and nonzero count
     ///   returns the same mask and signs.
-    /// - Complexity: O(d) time; O(d / 64 + n) extra memory.
+    /// - Complexity: O(d) time; about d/4 bytes of working memory besides the result.
     public static func encode(_ code: TernaryCode) -> [UInt8] {
         precondition(code.values.isEmpty, "GapCoder codes signs, not sparse values")
         let count = code.count
@@ -63,7 +63,8 @@ extension GapCoder {
         guard blocks > 0 else { return [] }
         let states = PlanningStates(count: count)
         let stateCount = states.parameters.count
-        var switched = [UInt8](repeating: 0, count: blocks * stateCount)
+        precondition(stateCount <= 64)
+        var switched = [UInt64](repeating: 0, count: blocks)
         var blockCostStorage = [Double](repeating: 0, count: stateCount)
         let classLengthStorage = states.classLength.flatMap { $0 }
         var cheapestLeaving = [Int32](repeating: 0, count: blocks)
@@ -120,13 +121,14 @@ extension GapCoder {
                     }
                     blockCost[states.golombCount &+ h] = bits
                 }
-                let flags = switched.baseAddress! + block &* stateCount
+                var flags: UInt64 = 0
                 for s in 0..<stateCount {
                     let stay = cost[s]
                     let switches = entering < stay
-                    flags[s] = switches ? 1 : 0
+                    flags |= (switches ? 1 : 0) &<< UInt64(s)
                     cost[s] = (switches ? entering : stay) + blockCost[s]
                 }
+                switched[block] = flags
                 var nextLeaving = Double.infinity
                 var nextLeavingState = 0
                 for s in 0..<stateCount {
@@ -155,7 +157,7 @@ extension GapCoder {
         var path = [Int](repeating: 0, count: blocks)
         for block in stride(from: blocks - 1, through: 0, by: -1) {
             path[block] = state
-            if switched[block * stateCount + state] == 1 {
+            if switched[block] >> UInt64(state) & 1 == 1 {
                 state = Int(cheapestLeaving[block])
             }
         }
