@@ -48,20 +48,19 @@ extension GapCoder {
                      "destination has \(destination.count) bytes for \(count) values of \(type)")
         let layout = try split(bytes, count: count, nonzero: nonzero)
         guard let base = destination.baseAddress else { return }
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: destination.count)
         let signs = layout.signs.baseAddress ?? UnsafeRawPointer(base)
         switch type {
         case .f32:
-            var sink = FloatSink<UInt32>(destination: base, signs: signs, positive: scale.bitPattern,
+            var sink = FloatSink<UInt32>(destination: base, count: count, signs: signs, positive: scale.bitPattern,
                                          negative: (-scale).bitPattern)
             try decodeRuns(layout.stream, count: count, nonzero: nonzero, blockShift: layout.blockShift, into: &sink)
         case .f16:
             let bits = FloatConversion.f16(from: scale)
-            var sink = FloatSink<UInt16>(destination: base, signs: signs, positive: bits, negative: bits ^ 0x8000)
+            var sink = FloatSink<UInt16>(destination: base, count: count, signs: signs, positive: bits, negative: bits ^ 0x8000)
             try decodeRuns(layout.stream, count: count, nonzero: nonzero, blockShift: layout.blockShift, into: &sink)
         case .bf16:
             let bits = FloatConversion.bf16(from: scale)
-            var sink = FloatSink<UInt16>(destination: base, signs: signs, positive: bits, negative: bits ^ 0x8000)
+            var sink = FloatSink<UInt16>(destination: base, count: count, signs: signs, positive: bits, negative: bits ^ 0x8000)
             try decodeRuns(layout.stream, count: count, nonzero: nonzero, blockShift: layout.blockShift, into: &sink)
         }
     }
@@ -124,6 +123,7 @@ extension GapCoder {
                 }
                 block += length
             }
+            sink.finish()
             guard decoded == nonzero else {
                 throw QuantizeError("gap stream: decoded \(decoded) kept values, expected \(nonzero)")
             }
