@@ -151,14 +151,18 @@ extension GapCoder {
         var next = start
         var k = decoded
         defer { decoded = k }
+        // A code word of q + 1 + b ≤ 57 bits is read from one 64-bit load.
+        let fastQuotients = min(32, 56 - golomb.shortWidth)
         while true {
-            var quotient = (~reader.peek()).trailingZeroBitCount
-            if quotient < 32 {
+            var word = reader.peek()
+            var quotient = (~word).trailingZeroBitCount
+            if quotient < fastQuotients {
+                word &>>= UInt64(quotient &+ 1)
                 reader.position &+= quotient &+ 1
             } else {
                 quotient = try readLongUnary(&reader, limit: (end - next) / m)
+                word = reader.peek()
             }
-            let word = reader.peek()
             let x = Int(truncatingIfNeeded: word & shortMask)
             let long = x >= threshold
             let extra = Int(truncatingIfNeeded: (word &>> shortWidth) & 1)
@@ -179,7 +183,7 @@ extension GapCoder {
         }
     }
 
-    /// Reads a unary quotient of 32 or more one bits and its closing zero, at most `limit` ones.
+    /// Reads a unary quotient of any length and its closing zero, at most `limit` ones.
     @inline(never)
     static func readLongUnary(_ reader: inout BitReader, limit: Int) throws -> Int {
         var quotient = 0

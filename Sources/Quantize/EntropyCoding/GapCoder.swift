@@ -41,8 +41,9 @@ import Musl
 ///    - Huffman: one code word per mask byte of the run, the last byte's pad bits zero.
 ///    The stream ends with zero bits to a whole byte; nothing follows it.
 ///
-/// Fixed overhead is the 1-byte header; each run adds 3 bits or more (about 2–4 bytes per tensor for
-/// an iid mask), and byte padding of the signs and of the stream adds under 2 bytes.
+/// Fixed overhead is the 1-byte header. Each run adds a header of 3 bits or more and, for Golomb, its
+/// terminator; byte padding of the signs and of the stream adds under 2 bytes. An iid mask is one run,
+/// so it costs 3–6 bytes in all: a 512-value tensor at p = 10 % takes 41 bytes against a bound of 36.3.
 ///
 /// Decoding checks everything: a stream either decodes to exactly `count` positions with `nonzero`
 /// kept, or throws. It never reads past the input, allocates only in proportion to `count` and the
