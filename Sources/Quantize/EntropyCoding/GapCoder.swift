@@ -43,7 +43,7 @@ import Musl
 ///
 /// Fixed overhead is the 1-byte header. Each run adds a header of 3 bits or more and, for Golomb, its
 /// terminator; byte padding of the signs and of the stream adds under 2 bytes. An iid mask is one run,
-/// so it costs 3–6 bytes in all: a 512-value tensor at p = 10 % takes 41 bytes against a bound of 36.3.
+/// so it costs 3–7 bytes in all: a 512-value tensor at p = 10 % takes 41 bytes against a bound of 36.3.
 ///
 /// Decoding checks everything: a stream either decodes to exactly `count` positions with `nonzero`
 /// kept, or throws. It never reads past the input, allocates only in proportion to `count` and the
