@@ -1,0 +1,84 @@
+/// Appends bit fields least significant bit first, as the gap coder's streams are laid out.
+///
+/// Bit i of the stream is bit (i mod 8) of byte i / 8. A field of `count` bits is written low bit
+/// first, so reading the same width back at the same offset returns the same value.
+struct BitWriter {
+    private(set) var words: [UInt64] = []
+    private var accumulator: UInt64 = 0
+    private var used = 0
+
+    /// Bits written so far.
+    var bitCount: Int { words.count &* 64 &+ used }
+
+    init(reservingBits bits: Int = 0) {
+        words.reserveCapacity(bits / 64 + 1)
+    }
+
+    /// Writes the low `count` bits of `value`; the bits above `count` must be zero.
+    @inline(__always)
+    mutating func write(_ value: UInt64, count: Int) {
+        assert(count >= 0 && count <= 64 && (count == 64 || value &>> UInt64(count) == 0))
+        accumulator |= value &<< UInt64(used)
+        let total = used &+ count
+        if total >= 64 {
+            words.append(accumulator)
+            accumulator = used == 0 ? 0 : value &>> UInt64(64 &- used)
+            used = total &- 64
+        } else {
+            used = total
+        }
+    }
+
+    /// Writes `count` one bits.
+    mutating func writeOnes(_ count: Int) {
+        var left = count
+        while left >= 32 {
+            write(0xFFFF_FFFF, count: 32)
+            left &-= 32
+        }
+        write((1 &<< UInt64(left)) &- 1, count: left)
+    }
+
+    /// Writes `value` in Elias-gamma form: ⌊log₂ value⌋ zero bits, then `value` low bit last.
+    ///
+    /// The bits of `value` are written most significant first, so the leading one ends the zero run.
+    mutating func writeGamma(_ value: UInt64) {
+        precondition(value >= 1)
+        let width = 64 &- value.leadingZeroBitCount
+        write(0, count: width &- 1)
+        write(value.bitReversed(width: width), count: width)
+    }
+
+    /// Appends the stream to `bytes`, padded with zero bits to a whole byte.
+    func append(to bytes: inout [UInt8]) {
+        let byteCount = (bitCount &+ 7) &>> 3
+        bytes.reserveCapacity(bytes.count &+ byteCount)
+        for word in words {
+            for shift in stride(from: 0, to: 64, by: 8) {
+                bytes.append(UInt8(truncatingIfNeeded: word &>> UInt64(shift)))
+            }
+        }
+        var tail = accumulator
+        for _ in 0..<((used &+ 7) &>> 3) {
+            bytes.append(UInt8(truncatingIfNeeded: tail))
+            tail &>>= 8
+        }
+    }
+}
+
+extension UInt64 {
+    /// The low `width` bits in reverse order (bit 0 becomes bit `width - 1`).
+    @inline(__always)
+    func bitReversed(width: Int) -> UInt64 {
+        width == 0 ? 0 : bitReversedWord() &>> UInt64(64 &- width)
+    }
+
+    @inline(__always)
+    private func bitReversedWord() -> UInt64 {
+        var x = self
+        x = ((x &>> 1) & 0x5555_5555_5555_5555) | ((x & 0x5555_5555_5555_5555) &<< 1)
+        x = ((x &>> 2) & 0x3333_3333_3333_3333) | ((x & 0x3333_3333_3333_3333) &<< 2)
+        x = ((x &>> 4) & 0x0F0F_0F0F_0F0F_0F0F) | ((x & 0x0F0F_0F0F_0F0F_0F0F) &<< 4)
+        return x.byteSwapped
+    }
+}
