@@ -10,12 +10,19 @@ public enum PayloadEncoding: Int, Sendable, CaseIterable, CustomStringConvertibl
     case ternaryBitmap = 1
     /// Sparse: mask then the kept values as little-endian binary32, zstd-compressed.
     case sparseFloat = 2
+    /// Ternary: a ``GapCoder`` stream (signs, then Golomb / byte-Huffman runs over the mask), stored as
+    /// it is — no zstd frame around it.
+    case ternaryGap = 3
+
+    /// Whether the stored payload is a zstd frame of the raw bytes (every encoding but the gap coder).
+    public var isZstdFramed: Bool { self != .ternaryGap }
 
     public var description: String {
         switch self {
         case .raw: "raw"
         case .ternaryBitmap: "ternary-bitmap"
         case .sparseFloat: "sparse-f32"
+        case .ternaryGap: "ternary-gap"
         }
     }
 
@@ -30,6 +37,7 @@ public enum PayloadEncoding: Int, Sendable, CaseIterable, CustomStringConvertibl
         case .sparseFloat:
             let (n, o) = nonzero.multipliedReportingOverflow(by: 4)
             return o ? nil : maskBytes + n
+        case .ternaryGap: return nil  // self-delimiting; its raw length is its stored length
         }
     }
 
@@ -73,8 +81,8 @@ public enum PayloadEncoding: Int, Sendable, CaseIterable, CustomStringConvertibl
             }
             guard values.allSatisfy({ $0.isFinite }) else { return (nil, "stored value is NaN or Inf") }
             return (TernaryCode(count: count, keptCount: kept, nonzeroCount: nonzero, mask: mask, signs: [], values: values), nil)
-        case .raw:
-            return (nil, "raw payload is not a code")
+        case .raw, .ternaryGap:
+            return (nil, "payload is not a mask-and-signs code")
         }
     }
 }

@@ -38,6 +38,18 @@ extension ContainerReader {
                 throw FormatError(.unsupported, file: path, tensor: t.name, "base tensor has \(base.count) \(base.dtype.rawValue) values, expected \(t.count) floats")
             }
         }
+        if t.encoding == PayloadEncoding.ternaryGap.rawValue && (residualOnly || t.initRule == .zero) {
+            // The serving fast path: the gap coder writes ±scale and zeros straight into the caller's buffer.
+            let stored = try stored(offset: t.offset, length: t.length, xxh64: t.xxh64, tensor: t.name)
+            let type: GapCoder.OutputType = dtype == .f32 ? .f32 : dtype == .f16 ? .f16 : .bf16
+            do {
+                try GapCoder.decode(stored, count: t.count, nonzero: t.nonzero, scale: Float(bitPattern: t.scaleBits),
+                                    into: destination, as: type)
+            } catch {
+                throw FormatError(.malformed, file: path, tensor: t.name, "payload does not decode: \(error)")
+            }
+            return
+        }
         let decoded = try payload(t)
         if case .code(let code) = decoded, residualOnly || t.initRule != .base || base!.dtype == dtype {
             // Fast path: write the init straight into the output type, then touch only kept positions

@@ -119,7 +119,14 @@ public final class ContainerReader: Sendable {
                 throw FormatError(.malformed, file: path, tensor: t.name, "kept counts \(t.kept)/\(t.nonzero) are impossible for \(t.count) values")
             }
             try checkRange(t.offset, t.length, t.rawLength, "tensor", tensor: t.name)
-            if let encoding = PayloadEncoding(rawValue: t.encoding) {
+            if let encoding = PayloadEncoding(rawValue: t.encoding), encoding == .ternaryGap {
+                guard t.rawLength == t.length else {
+                    throw FormatError(.malformed, file: path, tensor: t.name, "a gap-coded payload's raw length must equal its stored length")
+                }
+                guard t.dtype.isFloatingPoint, t.count <= GapCoder.maxCount else {
+                    throw FormatError(.malformed, file: path, tensor: t.name, "a \(t.dtype.rawValue) tensor of \(t.count) values cannot hold a gap code")
+                }
+            } else if let encoding = PayloadEncoding(rawValue: t.encoding) {
                 guard PayloadEncoding.rawLength(encoding, count: t.count, nonzero: t.nonzero, dtype: t.dtype) == t.rawLength else {
                     throw FormatError(.malformed, file: path, tensor: t.name, "payload length \(t.rawLength) does not match its shape and counts")
                 }
@@ -139,7 +146,7 @@ public final class ContainerReader: Sendable {
     }
 
     /// The stored bytes of a payload after checking its checksum.
-    private func stored(offset: Int, length: Int, xxh64: String, tensor: String?) throws -> UnsafeRawBufferPointer {
+    func stored(offset: Int, length: Int, xxh64: String, tensor: String?) throws -> UnsafeRawBufferPointer {
         let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[offset..<(offset + length)])
         guard XXH64.hex(XXH64.hash(bytes)) == xxh64 else {
             throw FormatError(.checksum, file: path, tensor: tensor, "checksum mismatch: the payload is corrupt")
@@ -184,6 +191,16 @@ public final class ContainerReader: Sendable {
         guard let encoding = PayloadEncoding(rawValue: t.encoding) else {
             throw FormatError(.unsupported, file: path, tensor: t.name,
                               "payload encoding \(t.encoding) is not known to this compeft (written by a newer version?)")
+        }
+        if encoding == .ternaryGap {
+            let stored = try stored(offset: t.offset, length: t.length, xxh64: t.xxh64, tensor: t.name)
+            do {
+                var code = try GapCoder.decode(stored, count: t.count, nonzero: t.nonzero)
+                code.keptCount = t.kept
+                return .code(code)
+            } catch {
+                throw FormatError(.malformed, file: path, tensor: t.name, "payload does not decode: \(error)")
+            }
         }
         let raw = try decompressed(offset: t.offset, length: t.length, rawLength: t.rawLength, xxh64: t.xxh64, tensor: t.name)
         if encoding == .raw { return .exact(raw) }

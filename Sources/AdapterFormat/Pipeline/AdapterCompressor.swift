@@ -81,18 +81,35 @@ private func code(_ tensor: SourceTensor, plan tp: TensorPlan, group: Compressio
         return (entry, stored, tensor.data.bytes.count)
     case .ternary, .sparse:
         let code = TernaryCode.encode(tensor, thresholdBits: tp.thresholdBits, keepValues: tp.storage == .sparse, chunks: ResidualChunks())
-        entry.encoding = (tp.storage == .sparse ? PayloadEncoding.sparseFloat : .ternaryBitmap).rawValue
         entry.kept = code.keptCount
         entry.nonzero = code.nonzeroCount
-        if tp.storage == .ternary {
-            entry.scaleBits = tp.scale.bitPattern
-            entry.scale = tp.scale
+        if tp.storage == .sparse {
+            entry.encoding = PayloadEncoding.sparseFloat.rawValue
+            let raw = PayloadEncoding.rawBytes(of: code)
+            let stored = try raw.withUnsafeBytes { try ContainerWriter.compress($0, level: level, file: file, what: tensor.name) }
+            return (entry, stored, raw.count)
         }
-        let raw = PayloadEncoding.rawBytes(of: code)
-        let stored = try raw.withUnsafeBytes { try ContainerWriter.compress($0, level: level, file: file, what: tensor.name) }
-        return (entry, stored, raw.count)
+        entry.scaleBits = tp.scale.bitPattern
+        entry.scale = tp.scale
+        // The gap coder, unless zstd on the plain mask+signs packing is smaller (it can be on small, highly
+        // structured tensors). The comparison is skipped above `zstdCandidateLimit` values, where zstd at
+        // high levels is slow and the gap coder measured smaller on every input tried (docs/PERFORMANCE.md).
+        let gap = GapCoder.encode(code)
+        if tensor.count <= zstdCandidateLimit {
+            let raw = PayloadEncoding.rawBytes(of: code)
+            let framed = try raw.withUnsafeBytes { try ContainerWriter.compress($0, level: level, file: file, what: tensor.name) }
+            if framed.count < gap.count {
+                entry.encoding = PayloadEncoding.ternaryBitmap.rawValue
+                return (entry, framed, raw.count)
+            }
+        }
+        entry.encoding = PayloadEncoding.ternaryGap.rawValue
+        return (entry, gap, gap.count)
     }
 }
+
+/// Tensors up to this many values also try zstd on the plain packing and keep the smaller payload.
+let zstdCandidateLimit = 1 << 22
 
 func lastPathComponent(_ path: String) -> String {
     path.split(separator: "/").last.map(String.init) ?? path

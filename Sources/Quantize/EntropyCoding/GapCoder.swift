@@ -54,7 +54,7 @@ public enum GapCoder {
     /// log₂ of the positions per block.
     static let blockShift = 8
     /// Positions this coder accepts (2^48), so block arithmetic never overflows.
-    static let maxCount = 1 << 48
+    public static let maxCount = 1 << 48
     /// Golomb index and Huffman j that the first run of each mode is coded relative to.
     static let initialGolombIndex = 6
     static let initialHuffmanIndex = 16
