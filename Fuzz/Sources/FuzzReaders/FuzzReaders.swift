@@ -8,11 +8,12 @@ import TaskVector
 /// - 0: safetensors reader (header, offsets, dtypes)
 /// - 1: container reader, then every payload's checksum and decode
 /// - 2: PyTorch `.bin` (zip + restricted unpickler)
+/// - 3: the gap coder alone: u32 count, u32 nonzero, then the stream (decoded to a code and to bf16)
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let body = UnsafeBufferPointer(start: data + 1, count: size - 1)
-    switch data[0] % 3 {
+    switch data[0] % 4 {
     case 0:
         if let f = try? SafeTensorsFile(file: MappedFile(path: "fuzz.safetensors", contents: body)) {
             for t in f.tensors where t.dtype.isFloatingPoint && t.count <= 1 << 16 {
@@ -31,8 +32,17 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
                 }
             }
         }
-    default:
+    case 2:
         _ = try? TorchBinReader.load(file: MappedFile(path: "fuzz.bin", contents: body))
+    default:
+        guard body.count >= 8 else { return 0 }
+        let raw = UnsafeRawBufferPointer(body)
+        let count = Int(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian) & ((1 << 20) - 1)
+        let nonzero = Int(raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian) % (count + 1)
+        let stream = UnsafeRawBufferPointer(rebasing: raw[8...])
+        _ = try? GapCoder.decode(stream, count: count, nonzero: nonzero)
+        var out = [UInt8](repeating: 0, count: count * 2)
+        out.withUnsafeMutableBytes { _ = try? GapCoder.decode(stream, count: count, nonzero: nonzero, scale: 0.5, into: $0, as: .bf16) }
     }
     return 0
 }
