@@ -10,7 +10,7 @@ import Darwin
 /// Sizes and speeds of ``GapCoder`` beside zstd -19 on the v1 packing and on a 2-bit packing.
 ///
 /// Usage: `swift run -c release --package-path Benchmarks CoderBenchmark [--large] [--quick]`
-/// (`--coder-only` skips the zstd baselines; `--large` adds 10⁸ values; `--quick` runs 10⁵ and 10⁶ only; `--size N` runs d = N only; `--density P` runs p = P only).
+/// (`--fixtures ADAPTER…` prints the size table for real adapters instead; `--coder-only` skips the zstd baselines; `--large` adds 10⁸ values; `--quick` runs 10⁵ and 10⁶ only; `--size N` runs d = N only; `--density P` runs p = P only).
 @main
 struct CoderBenchmark {
     nonisolated(unsafe) static var densities = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
@@ -19,6 +19,10 @@ struct CoderBenchmark {
 
     static func main() {
         let arguments = CommandLine.arguments
+        if let i = arguments.firstIndex(of: "--fixtures") {
+            FixtureTable.run(paths: Array(arguments[(i + 1)...]))
+            return
+        }
         var sizes = [100_000, 1_000_000, 10_000_000]
         if arguments.contains("--quick") { sizes = [100_000, 1_000_000] }
         if arguments.contains("--large") { sizes.append(100_000_000) }
