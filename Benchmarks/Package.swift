@@ -19,6 +19,7 @@ let package = Package(
                 "CZstdBenchmark",
                 .product(name: "Quantize", package: "compeft"),
                 .product(name: "TaskVector", package: "compeft"),
+                .product(name: "AdapterFormat", package: "compeft"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]),
     ]

@@ -10,7 +10,8 @@ import Darwin
 /// Sizes and speeds of ``GapCoder`` beside zstd -19 on the v1 packing and on a 2-bit packing.
 ///
 /// Usage: `swift run -c release --package-path Benchmarks CoderBenchmark [--large] [--quick]`
-/// (`--fixtures ADAPTER…` prints the size table for real adapters instead; `--coder-only` skips the zstd baselines; `--large` adds 10⁸ values; `--quick` runs 10⁵ and 10⁶ only; `--size N` runs d = N only; `--density P` runs p = P only).
+/// (`--decode-container FILE` times the serving decode of every tensor of a container into bf16;
+/// `--fixtures ADAPTER…` prints the size table for real adapters instead; `--coder-only` skips the zstd baselines; `--large` adds 10⁸ values; `--quick` runs 10⁵ and 10⁶ only; `--size N` runs d = N only; `--density P` runs p = P only).
 @main
 struct CoderBenchmark {
     nonisolated(unsafe) static var densities = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
@@ -19,6 +20,10 @@ struct CoderBenchmark {
 
     static func main() {
         let arguments = CommandLine.arguments
+        if let i = arguments.firstIndex(of: "--decode-container"), i + 1 < arguments.count {
+            ContainerDecode.run(path: arguments[i + 1])
+            return
+        }
         if let i = arguments.firstIndex(of: "--fixtures") {
             FixtureTable.run(paths: Array(arguments[(i + 1)...]))
             return
