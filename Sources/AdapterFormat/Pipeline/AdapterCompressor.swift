@@ -108,8 +108,10 @@ private func code(_ tensor: SourceTensor, plan tp: TensorPlan, group: Compressio
     }
 }
 
-/// Tensors up to this many values also try zstd on the plain packing and keep the smaller payload.
-let zstdCandidateLimit = 1 << 22
+/// Tensors up to this many values also try zstd on the plain packing and keep the smaller payload (the
+/// fixture table in docs/PERFORMANCE.md: zstd wins only on a few small, structured tensors, and zstd-19
+/// on a large mask costs more than the rest of compression).
+let zstdCandidateLimit = 1 << 16
 
 func lastPathComponent(_ path: String) -> String {
     path.split(separator: "/").last.map(String.init) ?? path
