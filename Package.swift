@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "Fixtures", path: "Fixtures",
             exclude: ["make_fixtures.py", "make_merge_fixtures.py", "make_format_fixtures.py", "reference_compeft.py",
-                      "check_peft_load.py", "read_safetensors.py", "README.md"],
+                      "check_peft_load.py", "read_safetensors.py", "decode_gap.py", "README.md"],
             resources: [.copy("files")], swiftSettings: strict),
         .testTarget(name: "TaskVectorTests", dependencies: ["TaskVector", "Fixtures"], swiftSettings: strict),
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector"], swiftSettings: strict),
