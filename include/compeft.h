@@ -149,7 +149,7 @@ typedef struct compeft_tensor_desc {
     int64_t kept;
     /** Kept values that are non-zero: the values actually coded (0 for exact tensors). */
     int64_t nonzero;
-    /** The scale s: every coded value of a ternary-bitmap tensor is ±s. 0 for exact tensors. */
+    /** The scale s: every coded value of a ternary tensor (ternary-bitmap or ternary-gap) is ±s. 0 for exact tensors. */
     float scale;
     /** The payload encoding id (docs/FORMAT.md: 0 raw, 1 ternary-bitmap, 2 sparse-f32, 3 ternary-gap). */
     uint32_t encoding;

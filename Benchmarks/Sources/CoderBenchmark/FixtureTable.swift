@@ -30,7 +30,7 @@ enum FixtureTable {
                     let z = Zstd.compress(v1Bytes(code), level: 19).count
                     gap += g
                     v1 += z
-                    container += min(g, z)
+                    container += t.count <= 1 << 16 ? min(g, z) : g  // the container tries zstd up to 64 Ki values
                     twoBit += Zstd.compress(twoBitBytes(code), level: 19).count
                 }
                 let bound = GapCoder.shannonBoundBits(count: g.total, nonzero: n) / 8
