@@ -65,8 +65,9 @@ let package = Package(
             exclude: ["make_fixtures.py", "make_merge_fixtures.py", "make_format_fixtures.py", "reference_compeft.py",
                       "check_peft_load.py", "read_safetensors.py", "decode_gap.py", "README.md"],
             resources: [.copy("files")], swiftSettings: strict),
-        .testTarget(name: "TaskVectorTests", dependencies: ["TaskVector", "Fixtures"], swiftSettings: strict),
-        .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector"], swiftSettings: strict),
+        .target(name: "CompeftTestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "TaskVectorTests", dependencies: ["TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
+        .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector", "CompeftTestSupport"], swiftSettings: strict),
         .testTarget(name: "AdapterFormatTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures"], swiftSettings: strict),
         .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures"], swiftSettings: strict),
         // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes

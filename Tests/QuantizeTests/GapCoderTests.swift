@@ -3,17 +3,9 @@ import TaskVector
 @testable import Quantize
 
 /// SplitMix64: a small seeded generator, so every mask here is reproducible from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The shared SplitMix64, so every mask here is reproducible from its seed.
+typealias SeededGenerator = SplitMix64
+
 
 /// A ternary tensor as plain booleans, the reference every coder result is compared with.
 struct PlainTernary {

@@ -1,3 +1,4 @@
+import CompeftTestSupport
 import Foundation
 import Testing
 
@@ -180,16 +181,7 @@ struct TorchBinTests {
 @Suite("PyTorch .bin reader on mutated input")
 struct TorchBinMutationTests {
     /// SplitMix64, so a failure can be replayed from the printed seed.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+
 
     static func mutate(_ bytes: inout [UInt8], in range: Range<Int>, using rng: inout SplitMix64) {
         for _ in 0..<Int.random(in: 1...4, using: &rng) {

@@ -1,3 +1,4 @@
+@_exported import CompeftTestSupport
 import Fixtures
 import Foundation
 import TaskVector
@@ -75,17 +76,9 @@ func allClose(_ actual: [Float], _ expected: [Float], relative: Float = 1e-5, ab
 }
 
 /// A repeatable generator for test data (SplitMix64), so a failing seed can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+typealias SeededGenerator = SplitMix64
 
+extension SplitMix64 {
     /// Standard normal values (Box–Muller), as `Float`.
     mutating func normals(_ count: Int) -> [Float] {
         (0..<count).map { _ in
