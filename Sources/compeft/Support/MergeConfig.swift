@@ -55,59 +55,100 @@ struct MergeConfig {
         if let unknown = object.keys.sorted().first(where: { !Self.keys.contains($0) }) {
             throw bad("unknown key '\(unknown)'; known keys: \(Self.keys.sorted().joined(separator: ", "))")
         }
+        let file: File
+        do {
+            file = try JSONDecoder().decode(File.self, from: data)
+        } catch DecodingError.typeMismatch(let type, let context), DecodingError.valueNotFound(let type, let context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw bad("'\(key)' must be \(Self.describe(type))")
+        } catch {
+            throw bad("not a valid merge config: \(error)")
+        }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         func resolve(_ p: String) -> String { p.hasPrefix("/") || p == "-" ? p : folder + "/" + p }
-        func string(_ key: String) throws -> String? {
-            guard let v = object[key], !(v is NSNull) else { return nil }
-            guard let s = v as? String else { throw bad("'\(key)' must be a string") }
-            return s
-        }
-        func number(_ key: String) throws -> Double? {
-            guard let v = object[key], !(v is NSNull) else { return nil }
-            guard let n = v as? NSNumber, !(v is Bool) else { throw bad("'\(key)' must be a number") }
-            return n.doubleValue
-        }
-        func integer(_ key: String) throws -> Int? {
-            guard let d = try number(key) else { return nil }
-            guard d == d.rounded(), d.magnitude < 0x1p53 else { throw bad("'\(key)' must be an integer") }
-            return Int(d)
-        }
-        if let v = object["inputs"], !(v is NSNull) {
-            guard let list = v as? [String], !list.isEmpty else { throw bad("'inputs' must be a non-empty list of paths") }
+        if let list = file.inputs {
+            guard !list.isEmpty else { throw bad("'inputs' must be a non-empty list of paths") }
             inputs = list.map(resolve)
         }
-        output = try string("output").map(resolve)
-        method = try string("method")
-        density = try number("density")
-        if let v = object["weights"], !(v is NSNull) {
-            if let text = v as? String {
-                guard let parsed = MergeCommand.parseWeights(text) else { throw bad("'weights' must be numbers, got '\(text)'") }
-                weights = parsed
-            } else if let list = v as? [Any], list.allSatisfy({ $0 is NSNumber && !($0 is Bool) }) {
-                weights = list.map { ($0 as! NSNumber).doubleValue }
-            } else {
-                throw bad("'weights' must be a list of numbers or a string like \"1,1,0.5\"")
+        output = file.output.map(resolve)
+        method = file.method
+        density = file.density
+        switch file.weights {
+        case .list(let w): weights = w
+        case .text(let text):
+            guard let parsed = MergeCommand.parseWeights(text) else { throw bad("'weights' must be numbers, got '\(text)'") }
+            weights = parsed
+        case nil: break
+        }
+        lambda = file.lambda
+        base = file.base.map(resolve)
+        election = file.election
+        seed = file.seed
+        scope = file.scope
+        lora = file.lora
+        rank = file.rank
+        outDensity = file.outDensity
+        switch file.outAlpha {
+        case .text(let t): outAlpha = t
+        case .number(let n): outAlpha = "\(n)"
+        case nil: break
+        }
+        force = file.force
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        case is Int.Type, is UInt64.Type: "a non-negative integer"
+        case is Double.Type: "a number"
+        case is [String].Type: "a list of paths"
+        default: "of another type (see the README)"
+        }
+    }
+
+    /// The file as JSON decodes it; every key optional, strictly typed.
+    struct File: Decodable {
+        enum Weights: Decodable {
+            case list([Double])
+            case text(String)
+            init(from decoder: any Decoder) throws {
+                let c = try decoder.singleValueContainer()
+                if let text = try? c.decode(String.self) { self = .text(text); return }
+                self = .list(try c.decode([Double].self))
             }
         }
-        lambda = try number("lambda")
-        base = try string("base").map(resolve)
-        election = try string("election")
-        if let s = try integer("seed") {
-            guard s >= 0 else { throw bad("'seed' must be a non-negative integer") }
-            seed = UInt64(s)
-        }
-        scope = try string("scope")
-        lora = try string("lora")
-        rank = try integer("rank")
-        outDensity = try number("out_density")
-        if let v = object["out_alpha"], !(v is NSNull) {
-            if let s = v as? String { outAlpha = s } else if let n = v as? NSNumber, !(v is Bool) { outAlpha = "\(n.doubleValue)" } else {
-                throw bad("'out_alpha' must be \"auto\" or a number")
+
+        enum Alpha: Decodable {
+            case text(String)
+            case number(Double)
+            init(from decoder: any Decoder) throws {
+                let c = try decoder.singleValueContainer()
+                if let text = try? c.decode(String.self) { self = .text(text); return }
+                self = .number(try c.decode(Double.self))
             }
         }
-        if let v = object["force"], !(v is NSNull) {
-            guard let b = v as? Bool else { throw bad("'force' must be true or false") }
-            force = b
+
+        var inputs: [String]?
+        var output: String?
+        var method: String?
+        var density: Double?
+        var weights: Weights?
+        var lambda: Double?
+        var base: String?
+        var election: String?
+        var seed: UInt64?
+        var scope: String?
+        var lora: String?
+        var rank: Int?
+        var outDensity: Double?
+        var outAlpha: Alpha?
+        var force: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case inputs, output, method, density, weights, lambda, base, election, seed, scope, lora, rank, force
+            case outDensity = "out_density"
+            case outAlpha = "out_alpha"
         }
     }
 }
