@@ -12,8 +12,8 @@ struct Compeft: ParsableCommand {
             inconsistent input), 4 I/O error (missing file, output exists, disk full).
             """,
         version: CompeftVersion.string,
-        subcommands: [CompressCommand.self, DecompressCommand.self, InspectCommand.self, VerifyCommand.self,
-                      AnalyzeCommand.self])
+        subcommands: [CompressCommand.self, DecompressCommand.self, MergeCommand.self, InspectCommand.self,
+                      VerifyCommand.self, AnalyzeCommand.self])
 
     /// Runs a command and maps every failure to one line on stderr and compeft's exit codes.
     static func main() {

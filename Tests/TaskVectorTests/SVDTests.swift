@@ -131,6 +131,25 @@ import TaskVector
         #expect(svd.sweeps < 20)
     }
 
+    /// Sparse, with zero rows and columns at random places, as a TIES-trimmed LoRA ΔW is (one from the
+    /// fixtures, 64×64 with 26% non-zeros, 11 zero rows and 7 zero columns, used to trap). Exactly zero
+    /// columns leave left vectors to complete against many filled ones, and no basis vector's
+    /// projection may keep a norm of 0.5; the completion must still find one.
+    @Test(arguments: [(0, 10, 0.26), (8, 5, 0.2), (11, 7, 0.26), (0, 30, 0.5)], [UInt64(0), 1, 2, 3])
+    func sparseMatricesWithZeroRowsAndColumnsDecompose(_ shape: (zeroRows: Int, zeroColumns: Int, density: Double),
+                                                       seed: UInt64) {
+        var g = SeededGenerator(seed: seed)
+        var a = Matrix(rows: 64, cols: 64, floats: g.normals(64 * 64))
+        for i in 0..<64 { for j in 0..<64 where Double(g.next() % 1000) >= shape.density * 1000 { a[i, j] = 0 } }
+        var rows = Array(0..<64)
+        var columns = Array(0..<64)
+        rows.shuffle(using: &g)
+        columns.shuffle(using: &g)
+        for k in rows.prefix(shape.zeroRows) { for j in 0..<64 { a[k, j] = 0 } }
+        for k in columns.prefix(shape.zeroColumns) { for i in 0..<64 { a[i, k] = 0 } }
+        Self.checkDecomposition(a, SVD(a))
+    }
+
     @Test func discardedEnergyIsTheTailShare() {
         let u = Self.orthogonal(4, seed: 6)
         let v = Self.orthogonal(4, seed: 7)

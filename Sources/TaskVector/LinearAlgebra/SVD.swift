@@ -143,13 +143,20 @@ public struct SVD: Sendable {
 
     /// Fills the columns `missing` of `columns` with unit vectors orthogonal to all the others, by
     /// Gram–Schmidt (twice) over the standard basis.
+    ///
+    /// Each column takes the first basis vector (scanning on from the last one taken) whose
+    /// projection keeps a norm above 0.5, or else the one whose projection is longest. With r
+    /// orthonormal columns the squared norms of the n projections sum to n − r, so the longest is at
+    /// least √((n − r)/n) > 0 while a column is missing: the scan always succeeds, even when most
+    /// columns are filled and no projection reaches 0.5.
     private static func complete(_ columns: inout [[Double]], missing: [Int], length: Int) {
-        var candidate = 0
+        var next = 0
         for k in missing {
-            while candidate < length {
+            var best: (norm: Double, vector: [Double]) = (0, [])
+            for step in 0..<length {
+                let candidate = (next + step) % length
                 var e = [Double](repeating: 0, count: length)
                 e[candidate] = 1
-                candidate += 1
                 for _ in 0..<2 {
                     for other in columns where !other.isEmpty {
                         var dot = 0.0
@@ -158,11 +165,14 @@ public struct SVD: Sendable {
                     }
                 }
                 let norm = e.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                if norm > best.norm { best = (norm, e) }
                 if norm > 0.5 {
-                    columns[k] = e.map { $0 / norm }
+                    next = candidate + 1
                     break
                 }
             }
+            precondition(best.norm > 0, "cannot complete an orthonormal basis of \(length) vectors")
+            columns[k] = best.vector.map { $0 / best.norm }
         }
     }
 
