@@ -33,6 +33,10 @@ struct Compeft: ParsableCommand {
             try command.run()
         } catch let error as ExitCode {
             Foundation.exit(error.rawValue)
+        } catch where exitCode(for: error) == .success {
+            // `--help` and `help CMD` arrive here, thrown by the help command's run().
+            Terminal.out(fullMessage(for: error))
+            Foundation.exit(0)
         } catch {
             Terminal.err("compeft: error: \(error)")
             Foundation.exit(ExitStatus.of(error).rawValue)
