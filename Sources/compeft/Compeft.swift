@@ -35,7 +35,7 @@ struct Compeft: ParsableCommand {
         } catch let error as ExitCode {
             Foundation.exit(error.rawValue)
         } catch where exitCode(for: error) == .success {
-            // `compeft SUBCOMMAND --help` parses to a help command whose run() throws the help request.
+            // `--help` and `help CMD` arrive here, thrown by the help command's run().
             Terminal.out(fullMessage(for: error))
             Foundation.exit(0)
         } catch {

@@ -34,9 +34,9 @@ struct MergeCommand: ParsableCommand {
             expanding them (--verbose says which path each tensor took); the result equals the expanded merge.
 
             Examples:
-              compeft merge math-lora code-lora -o merged --method ties --density 20 --weights 1,0.5
-              compeft merge a.cpeft b.cpeft c.cpeft -o merged.cpeft --method ties --out-density 10
-              compeft merge ft1 ft2 --base base-model -o merged-model --method dare-ties --density 30 --seed 7
+              compeft merge math-lora code-lora -o merged --method ties --weights 1,0.5
+              compeft merge a.cpeft b.cpeft -o merged.cpeft --method ties --out-density 10
+              compeft merge ft1 ft2 --base base -o merged --method dare-ties --seed 7
               compeft merge --config sets/set1.json --force
             """)
 

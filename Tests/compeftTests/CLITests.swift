@@ -187,7 +187,7 @@ import Testing
     @Test func versionHelpAndCompletionsWork() throws {
         let v = try CLI.run(["--version"])
         #expect(v.status == 0 && !v.out.isEmpty)
-        for command in ["compress", "decompress", "inspect", "verify", "analyze"] {
+        for command in ["compress", "decompress", "merge", "inspect", "verify", "analyze"] {
             let h = try CLI.run([command, "--help"])
             #expect(h.status == 0 && h.out.contains("Example"), "\(command)")
         }

@@ -479,3 +479,15 @@ import Testing
         #expect(try SafeTensorsFile(file: MappedFile(path: "-", contents: piped.stdout)).tensors.count == 7)
     }
 }
+
+@Suite struct HelpTests {
+    @Test(arguments: [["merge", "--help"], ["help", "merge"], ["compress", "--help"], ["--help"]])
+    func helpPrintsUsageAndExitsZero(_ arguments: [String]) throws {
+        let r = try CLI.run(arguments)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.out.contains("USAGE"), "\(r.out)")
+        if arguments.contains("merge") {
+            #expect(r.out.contains("--lora") && r.out.contains("truncated SVD"))
+        }
+    }
+}
