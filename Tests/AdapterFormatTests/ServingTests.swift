@@ -101,3 +101,15 @@ import Testing
         #expect(throws: FormatError.self) { try b2.withUnsafeMutableBytes { try reader.decode(ints, as: .f32, into: $0) } }
     }
 }
+
+@Suite struct ServingMetadataTests {
+    @Test func storedAdapterConfigComesBackByteForByte() throws {
+        let reader = try ContainerReader(path: Fixtures.path("containers/lora-bert-seqcls-v1.0.cpeft"))
+        let config = try #require(try reader.adapterConfig())
+        let original = Array(try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("lora-bert-seqcls/adapter_config.json"))))
+        #expect(config == original)
+        #expect(reader.index.peftType == "LORA")
+        let residual = try ContainerReader(path: Fixtures.path("containers/ia3-gpt2-f16-v1.0.cpeft"))
+        #expect(try residual.adapterConfig() != nil)
+    }
+}

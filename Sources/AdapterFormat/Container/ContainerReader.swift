@@ -170,6 +170,14 @@ public final class ContainerReader: Sendable {
         return out
     }
 
+    /// The stored `adapter_config.json`, byte for byte, or `nil` when the container holds none.
+    ///
+    /// - Throws: ``FormatError`` when its payload is corrupt.
+    public func adapterConfig() throws -> [UInt8]? {
+        guard let f = index.files.first(where: { $0.name == "adapter_config.json" }) else { return nil }
+        return try contents(of: f)
+    }
+
     /// The bytes of a verbatim file, checked.
     public func contents(of f: ContainerIndex.File) throws -> [UInt8] {
         try decompressed(offset: f.offset, length: f.length, rawLength: f.rawLength, xxh64: f.xxh64, tensor: nil)
