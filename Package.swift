@@ -68,8 +68,8 @@ let package = Package(
         .target(name: "CompeftTestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TaskVectorTests", dependencies: ["TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector", "CompeftTestSupport"], swiftSettings: strict),
-        .testTarget(name: "AdapterFormatTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures"], swiftSettings: strict),
-        .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures"], swiftSettings: strict),
+        .testTarget(name: "AdapterFormatTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
+        .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes
         // example), so it does not link CompeftC; `swift build --build-tests` builds the library product anyway.
         .testTarget(name: "CompeftCTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures"], swiftSettings: strict),

@@ -1,3 +1,4 @@
+@_exported import CompeftTestSupport
 import Foundation
 import TaskVector
 
@@ -13,26 +14,6 @@ func scratchDirectory(_ name: String) -> String {
 }
 
 /// Runs Python for cross-checks. Tests that need it are disabled with a visible reason when it is absent.
-enum Python {
-    static func run(_ arguments: [String]) -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3"] + arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        do { try p.run() } catch { return (-1, "\(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    static func has(_ modules: String...) -> Bool {
-        run(["-c", "import " + modules.joined(separator: ", ")]).status == 0
-    }
-
-    static let hasNumpyAndSafetensors = has("numpy", "safetensors")
-}
 
 /// Loads every float tensor of a safetensors file as Float, by name.
 func floatTensors(_ path: String) throws -> [String: (DType, [Int], [Float])] {

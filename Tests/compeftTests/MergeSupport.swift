@@ -1,3 +1,4 @@
+@_exported import CompeftTestSupport
 import AdapterFormat
 import Foundation
 import TaskVector
@@ -89,22 +90,6 @@ func perturb(_ values: [Float], factor: Float, amplitude: Float, phase: Float = 
 }
 
 /// Python with the packages a cross-check needs.
-enum Python {
-    static func run(_ arguments: [String]) -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3"] + arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        do { try p.run() } catch { return (-1, "\(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    static let hasPEFT = run(["-c", "import torch, peft, transformers"]).status == 0
-}
 
 extension CLI.Result {
     /// The JSON report on stdout.

@@ -90,20 +90,11 @@ public struct Checkpoint: Sendable {
             fileNames = shards
             index = (URL(fileURLWithPath: target).lastPathComponent, indexBytes)
             bytes += indexBytes.count
-        } else if lower.hasSuffix(".h5") || lower.hasSuffix(".hdf5") {
-            format = .hdf5
+        } else if let (readerFormat, read) = Self.inMemoryReader(for: lower) {
+            // HDF5 and torch.save files are read into memory by their readers.
+            format = readerFormat
             let name = URL(fileURLWithPath: target).lastPathComponent
-            for t in try HDF5Reader.read(path: target) {
-                try add(Entry(name: t.name, dtype: t.dtype, shape: t.shape, fileName: name, data: t.data))
-            }
-            fileNames = [name]
-            index = nil
-            sources = [target]
-            bytes = Self.fileSize(target)
-        } else if lower.hasSuffix(".bin") || lower.hasSuffix(".pt") || lower.hasSuffix(".pth") {
-            format = .torch
-            let name = URL(fileURLWithPath: target).lastPathComponent
-            for t in try TorchBinReader.read(path: target) {
+            for t in try read(target) {
                 try add(Entry(name: t.name, dtype: t.dtype, shape: t.shape, fileName: name, data: t.data))
             }
             fileNames = [name]
@@ -151,6 +142,17 @@ public struct Checkpoint: Sendable {
         if singles.isEmpty && indexes.isEmpty && bins.count == 1 { return path + "/" + bins[0] }
         if singles.isEmpty && indexes.isEmpty && bins.isEmpty && h5.count == 1 { return path + "/" + h5[0] }
         throw TaskVectorError(.io, file: path, "folder holds no single checkpoint (found \(singles.count) .safetensors, \(indexes.count) index, \(bins.count) .bin and \(h5.count) .h5 files)")
+    }
+
+    /// The reader for a file that is not safetensors, chosen by its (lowercased) name.
+    private static func inMemoryReader(for lowercasedPath: String) -> (Format, (String) throws -> [LoadedTensor])? {
+        if lowercasedPath.hasSuffix(".h5") || lowercasedPath.hasSuffix(".hdf5") {
+            return (.hdf5, { try HDF5Reader.read(path: $0) })
+        }
+        if lowercasedPath.hasSuffix(".bin") || lowercasedPath.hasSuffix(".pt") || lowercasedPath.hasSuffix(".pth") {
+            return (.torch, { try TorchBinReader.read(path: $0) })
+        }
+        return nil
     }
 
     private static func fileSize(_ path: String) -> Int {
