@@ -79,4 +79,66 @@ import Testing
         #expect(CompressionOptions.keepCount(of: 0, density: 50) == 0)
         #expect(CompressionOptions.keepCount(of: 1, density: 50) == 0)
     }
+
+    /// The fused first pass (histogram, finiteness and moments in one read) against the separate
+    /// ``ThresholdSelector/addCoarse(_:)`` and ``MomentAccumulator/add(_:)``: identical moments, bit for
+    /// bit, and identical selections, over uneven chunks (every lane tail).
+    @Test(arguments: sizes + [8, 9, 12, 16, 4_099])
+    func fusedFirstPassEqualsSeparatePasses(n: Int) throws {
+        for x in [Inputs.random(n, seed: UInt64(n) &+ 9), Inputs.ties(n, seed: UInt64(n) &+ 10),
+                  Inputs.special(n, seed: UInt64(n) &+ 11), (0..<n).map { 1000 + Float($0 % 7) * 1e-4 }] {
+            let m = n / 3
+            var separate = ThresholdSelector(rank: m)
+            var fused = ThresholdSelector(rank: m)
+            var moments = MomentAccumulator()
+            var fusedMoments = MomentAccumulator()
+            var i = 0
+            var step = 1
+            while i < x.count {
+                let chunk = x[i..<min(x.count, i + step)]
+                let (okSeparate, okFused) = chunk.withUnsafeBufferPointer { c in
+                    moments.add(c)
+                    return (separate.addCoarse(c), fused.addCoarse(c, moments: &fusedMoments))
+                }
+                #expect(okSeparate && okFused)
+                i += chunk.count
+                step = step * 2 + 1
+            }
+            #expect(fusedMoments == moments, "n=\(n)")
+            let a = separate.finishCoarse()
+            let b = fused.finishCoarse()
+            #expect(a == b)
+            if a {
+                x.withUnsafeBufferPointer { separate.addFine($0) }
+                x.withUnsafeBufferPointer { fused.addFine($0) }
+            }
+            #expect(separate.finish() == fused.finish(), "n=\(n)")
+        }
+    }
+
+    /// A chunk holding NaN or ±Inf in any lane (vector body or scalar tail) is refused and leaves no
+    /// trace: neither counts nor moments.
+    @Test func fusedFirstPassRefusesNonFiniteInEveryLane() {
+        let good = Inputs.random(37, seed: 3)
+        for bad in [Float.nan, .infinity, -.infinity, -Float.nan] {
+            for position in [0, 3, 4, 7, 8, 15, 31, 35, 36] {
+                var x = Inputs.random(37, seed: 4)
+                x[position] = bad
+                var selector = ThresholdSelector(rank: 10)
+                var moments = MomentAccumulator()
+                let refused = x.withUnsafeBufferPointer { selector.addCoarse($0, moments: &moments) }
+                #expect(!refused, "\(bad) at \(position)")
+                #expect(moments == MomentAccumulator())
+                let accepted = good.withUnsafeBufferPointer { selector.addCoarse($0, moments: &moments) }
+                #expect(accepted)
+                var clean = ThresholdSelector(rank: 10)
+                var cleanMoments = MomentAccumulator()
+                _ = good.withUnsafeBufferPointer { clean.addCoarse($0, moments: &cleanMoments) }
+                #expect(moments == cleanMoments)
+                if selector.finishCoarse() { good.withUnsafeBufferPointer { selector.addFine($0) } }
+                if clean.finishCoarse() { good.withUnsafeBufferPointer { clean.addFine($0) } }
+                #expect(selector.finish() == clean.finish())
+            }
+        }
+    }
 }

@@ -41,6 +41,13 @@ public struct MomentAccumulator: Sendable, Equatable {
             sum += d
             shiftedSquares += d * d
         }
+        addChunk(count: n, shift: c, shiftedSum: sum, shiftedSquares: shiftedSquares)
+    }
+
+    /// Adds a chunk of `n` values given Σ(x−c) and Σ(x−c)² for a shift c; ``add(_:)`` and the fused
+    /// first pass of ``ThresholdSelector`` both end here, so they give identical results.
+    mutating func addChunk(count n: Int, shift c: Double, shiftedSum sum: Double, shiftedSquares: Double) {
+        guard n > 0 else { return }
         // Σx² = Σ(x−c)² + 2cΣ(x−c) + n·c², exact enough for a norm (all terms are well conditioned here).
         let squares = shiftedSquares + 2 * c * sum + Double(n) * c * c
         let shiftedMean = sum / Double(n)

@@ -86,6 +86,74 @@ public struct ThresholdSelector: ~Copyable {
         return true
     }
 
+    /// Pass 1 fused with the moments: counts a chunk and adds it to `moments` in one read, with the
+    /// same arithmetic as ``MomentAccumulator/add(_:)``. Returns `false` (and counts and adds nothing)
+    /// when the chunk holds NaN or ±Inf.
+    public mutating func addCoarse(_ values: UnsafeBufferPointer<Float>, moments: inout MomentAccumulator) -> Bool {
+        precondition(phase == .coarse)
+        let n = values.count
+        guard n > 0, let base = values.baseAddress else { return true }
+        let counts = coarse
+        let raw = UnsafeRawPointer(base)
+        let c = Double(base[0])
+        let shift = SIMD4<Double>(repeating: c)
+        var s = SIMD4<Double>.zero
+        var q = SIMD4<Double>.zero
+        var nonFinite = SIMD8<UInt32>.zero
+        let magnitudeMask = SIMD8<UInt32>(repeating: 0x7FFF_FFFF)
+        var i = 0
+        // Eight values a step: the histogram increments, the running maximum of the magnitudes (the
+        // finiteness check), and two 4-lane steps of the shifted sums, in the order `add` uses.
+        while n &- i >= 8 {
+            let bits = raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD8<UInt32>.self)
+            let magnitude = bits & magnitudeMask
+            // A magnitude ≥ 0x7F80_0000 (NaN, ±Inf) carries into bit 31; integer add and or vectorize.
+            nonFinite |= magnitude &+ SIMD8<UInt32>(repeating: 0x0080_0000)
+            let high = magnitude &>> 16
+            for lane in 0..<8 { counts[Int(high[lane])] &+= 1 }
+            let v = unsafeBitCast(bits, to: SIMD8<Float>.self)
+            let d0 = SIMD4<Double>(v.lowHalf) - shift
+            s += d0
+            q += d0 * d0
+            let d1 = SIMD4<Double>(v.highHalf) - shift
+            s += d1
+            q += d1 * d1
+            i &+= 8
+        }
+        if n &- i >= 4 {
+            let bits = raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD4<UInt32>.self)
+            for lane in 0..<4 {
+                let magnitude = bits[lane] & 0x7FFF_FFFF
+                nonFinite[lane] |= magnitude &+ 0x0080_0000
+                counts[Int(magnitude &>> 16)] &+= 1
+            }
+            let d = SIMD4<Double>(unsafeBitCast(bits, to: SIMD4<Float>.self)) - shift
+            s += d
+            q += d * d
+            i &+= 4
+        }
+        var sum = (s[0] + s[1]) + (s[2] + s[3])
+        var shiftedSquares = (q[0] + q[1]) + (q[2] + q[3])
+        var maxBits: UInt32 = 0
+        for lane in 0..<8 where nonFinite[lane] & 0x8000_0000 != 0 { maxBits = 0x7F80_0000 }
+        while i < n {
+            let bits = base[i].bitPattern & 0x7FFF_FFFF
+            maxBits = max(maxBits, bits)
+            counts[Int(bits &>> 16)] &+= 1
+            let d = Double(base[i]) - c
+            sum += d
+            shiftedSquares += d * d
+            i &+= 1
+        }
+        guard maxBits < 0x7F80_0000 else {
+            for v in values { counts[Int((v.bitPattern & 0x7FFF_FFFF) &>> 16)] &-= 1 }
+            return false
+        }
+        total += n
+        moments.addChunk(count: n, shift: c, shiftedSum: sum, shiftedSquares: shiftedSquares)
+        return true
+    }
+
     /// Ends pass 1. Returns `true` when a second pass is needed (call ``addFine(_:)`` over the same
     /// values in any order, then ``finish()``), `false` when the result is already known.
     public mutating func finishCoarse() -> Bool {
@@ -170,9 +238,24 @@ public struct ThresholdSelector: ~Copyable {
         } else {
             // Values above the bucket were already counted by pass 1 (see finishCoarse); only the
             // bucket's low bits are needed here.
-            for v in values {
-                let bits = v.bitPattern & 0x7FFF_FFFF
+            // Sixteen values a step; only steps that hold a value of the bucket (a small share, for
+            // a bucket is 1/128 of an octave) are counted one by one.
+            let n = values.count
+            let raw = UnsafeRawPointer(values.baseAddress)
+            let magnitudeMask = SIMD16<UInt32>(repeating: 0x7FFF_FFFF)
+            let bucketLanes = SIMD16<UInt32>(repeating: b)
+            var i = 0
+            while n &- i >= 16 {
+                let bits = raw!.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<UInt32>.self) & magnitudeMask
+                if any(bits &>> 16 .== bucketLanes) {
+                    for lane in 0..<16 where bits[lane] &>> 16 == b { counts[Int(bits[lane] & 0xFFFF)] &+= 1 }
+                }
+                i &+= 16
+            }
+            while i < n {
+                let bits = values[i].bitPattern & 0x7FFF_FFFF
                 if bits &>> 16 == b { counts[Int(bits & 0xFFFF)] &+= 1 }
+                i &+= 1
             }
         }
     }

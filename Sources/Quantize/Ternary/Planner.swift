@@ -84,8 +84,7 @@ public enum Planner {
             var ok = true
             chunks.forEach(group[piece.tensor], range: piece.range) { _, chunk in
                 guard ok else { return }
-                ok = selectors[worker].value.addCoarse(chunk)
-                acc.add(chunk)
+                ok = selectors[worker].value.addCoarse(chunk, moments: &acc)
             }
             pieceMoments[item] = acc
             finite[item] = ok
