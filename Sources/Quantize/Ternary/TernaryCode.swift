@@ -32,6 +32,9 @@ public struct TernaryCode: Sendable, Equatable {
     /// - Parameter keepValues: store the kept residual values (sparse / prune) instead of signs only.
     public static func encode(_ tensor: SourceTensor, thresholdBits: UInt32, keepValues: Bool,
                               chunks: borrowing ResidualChunks) -> TernaryCode {
+        if !keepValues && thresholdBits != 0 {
+            return encodeSigns(tensor, thresholdBits: thresholdBits, chunks: chunks)
+        }
         let n = tensor.count
         var mask = [UInt8](repeating: 0, count: (n + 7) / 8)
         var signs: [UInt8] = []
@@ -122,6 +125,93 @@ public struct TernaryCode: Sendable, Equatable {
         }
         if keepValues { signs = [] }
         return TernaryCode(count: n, keptCount: kept, nonzeroCount: nonzero, mask: mask, signs: signs, values: values)
+    }
+
+    /// The common case of ``encode(_:thresholdBits:keepValues:chunks:)``: signs only, threshold above
+    /// zero (so no kept value is zero), sixteen values a step.
+    ///
+    /// Each step compares sixteen magnitudes at once (`SIMD16<UInt32>`), narrows the 0/1 lanes to bytes
+    /// and gathers each group of eight into a mask byte with one multiplication; the signs of the kept
+    /// values are compacted through ``SignCompaction/table`` into a 64-bit accumulator written to a
+    /// preallocated buffer. The general loop above is the reference the tests compare this with.
+    static func encodeSigns(_ tensor: SourceTensor, thresholdBits: UInt32,
+                            chunks: borrowing ResidualChunks) -> TernaryCode {
+        precondition(thresholdBits != 0)
+        let n = tensor.count
+        var mask = [UInt8](repeating: 0, count: (n + 7) / 8)
+        // At most one sign bit per value, plus room for the 8-byte stores of the accumulator.
+        let signCapacity = (n + 7) / 8 + 8
+        let signBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: signCapacity, alignment: 8)
+        defer { signBuffer.deallocate() }
+        var signBytes = 0
+        var accumulator: UInt64 = 0
+        var pending = 0
+        var nonzero = 0
+        let table = SignCompaction.table
+        table.withUnsafeBufferPointer { table in
+        mask.withUnsafeMutableBytes { maskBytes in
+            let below = thresholdBits &- 1
+            let belowLanes = SIMD16<UInt32>(repeating: below)
+            let magnitudeMask = SIMD16<UInt32>(repeating: 0x7FFF_FFFF)
+            // Eight 0/1 bytes, little-endian in a word, times this: the eight bits land in the top byte.
+            let gather: UInt64 = 0x0102_0408_1020_4080
+            let out = signBuffer.baseAddress!
+            chunks.forEach(tensor) { offset, chunk in
+                // Chunks start at multiples of 16 (the chunk size is), so steps fill whole mask bytes.
+                let raw = UnsafeRawPointer(chunk.baseAddress!)
+                let count = chunk.count
+                var j = 0
+                while j < count {
+                    let m: UInt16
+                    let neg: UInt16
+                    if count &- j >= 16 {
+                        let bits = raw.loadUnaligned(fromByteOffset: j &* 4, as: SIMD16<UInt32>.self)
+                        // kept ⇔ magnitude ≥ t ⇔ the sign bit of (t − 1 − magnitude) is set.
+                        let keep = SIMD16<UInt8>(truncatingIfNeeded: (belowLanes &- (bits & magnitudeMask)) &>> 31)
+                        let negative = SIMD16<UInt8>(truncatingIfNeeded: bits &>> 31)
+                        let k = unsafeBitCast(keep, to: SIMD2<UInt64>.self)
+                        let s = unsafeBitCast(negative, to: SIMD2<UInt64>.self)
+                        m = UInt16(truncatingIfNeeded: (k[0] &* gather) &>> 56 | ((k[1] &* gather) &>> 56) &<< 8)
+                        neg = UInt16(truncatingIfNeeded: (s[0] &* gather) &>> 56 | ((s[1] &* gather) &>> 56) &<< 8)
+                    } else {
+                        var mm: UInt16 = 0
+                        var nn: UInt16 = 0
+                        for b in 0..<(count &- j) {
+                            let bits = chunk[j &+ b].bitPattern
+                            mm |= (bits & 0x7FFF_FFFF >= thresholdBits ? 1 : 0) &<< UInt16(b)
+                            nn |= UInt16(truncatingIfNeeded: bits &>> 31) &<< UInt16(b)
+                        }
+                        (m, neg) = (mm, nn)
+                    }
+                    if m != 0 {
+                        let at = (offset &+ j) &>> 3
+                        maskBytes[at] = UInt8(truncatingIfNeeded: m)
+                        if count &- j > 8 { maskBytes[at &+ 1] = UInt8(truncatingIfNeeded: m &>> 8) }
+                        let low = Int(m & 0xFF)
+                        let high = Int(m &>> 8)
+                        let lowSigns = UInt64(table[low &<< 8 | Int(neg & 0xFF)])
+                        let highSigns = UInt64(table[high &<< 8 | Int(neg &>> 8)])
+                        let lowCount = low.nonzeroBitCount
+                        let setBits = lowCount &+ high.nonzeroBitCount
+                        accumulator |= (lowSigns | highSigns &<< UInt64(lowCount)) &<< UInt64(pending)
+                        pending &+= setBits
+                        nonzero &+= setBits
+                        if pending >= 32 {
+                            (out + signBytes).storeBytes(of: accumulator.littleEndian, as: UInt64.self)
+                            signBytes &+= 4
+                            accumulator &>>= 32
+                            pending &-= 32
+                        }
+                    }
+                    j &+= 16
+                }
+            }
+            (out + signBytes).storeBytes(of: accumulator.littleEndian, as: UInt64.self)
+        }
+        }
+        signBytes += (pending + 7) / 8
+        let signs = [UInt8](UnsafeRawBufferPointer(rebasing: signBuffer[0..<signBytes]))
+        return TernaryCode(count: n, keptCount: nonzero, nonzeroCount: nonzero, mask: mask, signs: signs)
     }
 
     /// Calls `body(index, value)` for every kept non-zero position in order: `value` is ±1 for a
