@@ -2,17 +2,25 @@
 ///
 /// Bit i of the stream is bit (i mod 8) of byte i / 8. A field of `count` bits is written low bit
 /// first, so reading the same width back at the same offset returns the same value.
-struct BitWriter {
-    private(set) var words: [UInt64] = []
+///
+/// Whole words go to a buffer the writer owns and grows by doubling, so the hot path of ``write(_:count:)``
+/// is a shift, an or and, every 64 bits, one store.
+struct BitWriter: ~Copyable {
+    private var words: UnsafeMutablePointer<UInt64>
+    private var capacity: Int
+    private var stored = 0
     private var accumulator: UInt64 = 0
     private var used = 0
 
     /// Bits written so far.
-    var bitCount: Int { words.count &* 64 &+ used }
+    var bitCount: Int { stored &* 64 &+ used }
 
     init(reservingBits bits: Int = 0) {
-        words.reserveCapacity(bits / 64 + 1)
+        capacity = max(16, bits / 64 + 1)
+        words = .allocate(capacity: capacity)
     }
+
+    deinit { words.deallocate() }
 
     /// Writes the low `count` bits of `value`; the bits above `count` must be zero.
     @inline(__always)
@@ -21,12 +29,23 @@ struct BitWriter {
         accumulator |= value &<< UInt64(used)
         let total = used &+ count
         if total >= 64 {
-            words.append(accumulator)
-            accumulator = used == 0 ? 0 : value &>> UInt64(64 &- used)
+            if stored == capacity { grow() }
+            words[stored] = accumulator
+            stored &+= 1
+            // The bits of `value` that did not fit; two shifts, as a shift by 64 is not defined.
+            accumulator = (value &>> 1) &>> UInt64(63 &- used)
             used = total &- 64
         } else {
             used = total
         }
+    }
+
+    private mutating func grow() {
+        let larger = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity &* 2)
+        larger.moveInitialize(from: words, count: stored)
+        words.deallocate()
+        words = larger
+        capacity &*= 2
     }
 
     /// Writes `count` one bits.
@@ -53,10 +72,8 @@ struct BitWriter {
     func append(to bytes: inout [UInt8]) {
         let byteCount = (bitCount &+ 7) &>> 3
         bytes.reserveCapacity(bytes.count &+ byteCount)
-        for word in words {
-            for shift in stride(from: 0, to: 64, by: 8) {
-                bytes.append(UInt8(truncatingIfNeeded: word &>> UInt64(shift)))
-            }
+        for i in 0..<stored {
+            withUnsafeBytes(of: words[i].littleEndian) { bytes.append(contentsOf: $0) }
         }
         var tail = accumulator
         for _ in 0..<((used &+ 7) &>> 3) {

@@ -84,9 +84,12 @@ struct GolombParameter: Equatable {
     /// The remainder field for r and its width in bits.
     @inline(__always)
     func remainderField(_ r: Int) -> (value: UInt64, width: Int) {
-        if r < threshold { return (UInt64(truncatingIfNeeded: r), shortWidth) }
+        // Both forms are computed and one selected: which one applies is a coin toss for random gaps,
+        // and a branch on it would mispredict half the time.
         let y = r &+ threshold
-        return (UInt64(truncatingIfNeeded: (y &>> 1) | ((y & 1) &<< shortWidth)), shortWidth &+ 1)
+        let long = UInt64(truncatingIfNeeded: (y &>> 1) | ((y & 1) &<< shortWidth))
+        let isLong = r >= threshold
+        return (isLong ? long : UInt64(truncatingIfNeeded: r), shortWidth &+ (isLong ? 1 : 0))
     }
 
     /// Writes the code word for gap g ≥ 0.
