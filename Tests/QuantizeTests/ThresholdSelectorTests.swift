@@ -1,4 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Quantize
+import TaskVector
 import Testing
 
 @Suite struct ThresholdSelectorTests {
@@ -139,6 +145,75 @@ import Testing
                 if clean.finishCoarse() { good.withUnsafeBufferPointer { clean.addFine($0) } }
                 #expect(selector.finish() == clean.finish())
             }
+        }
+    }
+
+    /// Selects with a window and `workers` selectors over interleaved chunks, through the fused pass.
+    func selectWithWindow(_ x: [Float], rank: Int, window: Range<UInt32>?, capacity: Int = ThresholdSelector.windowHitCapacity,
+                          workers: Int = 1) -> (ThresholdSelector.Result, resolvedInWindow: Bool) {
+        let selectors = (0..<workers).map { _ in WorkerBox(ThresholdSelector(rank: rank, window: window, windowCapacity: capacity)) }
+        var moments = MomentAccumulator()
+        var i = 0
+        var chunk = 0
+        while i < x.count {
+            let n = min(1000 + chunk % 7, x.count - i)
+            let ok = x[i..<(i + n)].withUnsafeBufferPointer { selectors[chunk % workers].value.addCoarse($0, moments: &moments) }
+            precondition(ok)
+            i += n
+            chunk += 1
+        }
+        for w in 1..<workers { selectors[0].value.absorbCoarse(selectors[w].value) }
+        if selectors[0].value.finishCoarse() { x.withUnsafeBufferPointer { selectors[0].value.addFine($0) } }
+        let result = selectors[0].value.finish()
+        return (result, selectors[0].value.resolvedInWindow)
+    }
+
+    /// A window never changes the result: the threshold's bucket inside it (second pass skipped),
+    /// outside it, at either end of the bucket range, past the collection capacity, over two workers.
+    @Test func windowGivesTheSameSelectionWhereverItLies() throws {
+        let n = 20_000
+        for (kind, x) in [("random", Inputs.random(n, seed: 21)), ("ties", Inputs.ties(n, seed: 22)),
+                          ("special", Inputs.special(n, seed: 23)), ("zeros", [Float](repeating: 0, count: n))] {
+            for density in [0.5, 10, 50, 100] {
+                let m = n - ReferenceCompeft.keepCount(n, density)
+                let plain = try #require(select(x, rank: m))
+                let bucket = plain.thresholdBits >> 16
+                let windows: [Range<UInt32>] = [
+                    bucket.subtractingReportingOverflow(3).overflow ? 0..<8 : (bucket - 3)..<(bucket + 5),
+                    0..<8, 65_528..<65_536, (bucket &+ 9)..<(bucket &+ 17),
+                ].filter { $0.upperBound <= 1 << 16 }
+                for window in windows {
+                    for workers in [1, 2] {
+                        let (got, resolved) = selectWithWindow(x, rank: m, window: window, workers: workers)
+                        #expect(got == plain, "\(kind) K=\(density) window \(window) workers \(workers)")
+                        #expect(resolved == window.contains(bucket), "\(kind) K=\(density) window \(window)")
+                    }
+                }
+                // Too many values in the window for the capacity: given up, still exact.
+                if bucket >= 3 {
+                    let (got, resolved) = selectWithWindow(x, rank: m, window: (bucket - 3)..<(bucket + 5), capacity: 16, workers: 2)
+                    #expect(got == plain && !resolved, "\(kind) K=\(density) overflow")
+                }
+            }
+        }
+    }
+
+    /// The sampled guess lands on the threshold's bucket for smooth large inputs (what makes it pay),
+    /// and is nil for small ones.
+    @Test func sampledWindowHoldsTheThresholdOfSmoothInputs() throws {
+        #expect(ThresholdSelector.window(sampling: [sourceTensor("t", Inputs.random(1000, seed: 1))], rank: 500) == nil)
+        var g = SplitMix64(seed: 77)
+        let x = (0..<(1 << 21)).map { _ in
+            // Laplace-like: a random sign times an exponential, the shape of task vectors.
+            Float(-log(Double(g.next() >> 11 | 1) * 0x1p-53)) * (g.next() & 1 == 0 ? 0.01 : -0.01)
+        }
+        for density in [1.0, 10, 30] {
+            let m = x.count - ReferenceCompeft.keepCount(x.count, density)
+            let window = try #require(ThresholdSelector.window(sampling: [sourceTensor("a", Array(x[..<(1 << 20)])),
+                                                                           sourceTensor("b", Array(x[(1 << 20)...]))], rank: m))
+            let (got, resolved) = selectWithWindow(x, rank: m, window: window)
+            #expect(resolved, "K=\(density) window \(window) threshold bucket \(got.thresholdBits >> 16)")
+            #expect(got == (try #require(select(x, rank: m))))
         }
     }
 }

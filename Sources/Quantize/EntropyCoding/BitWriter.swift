@@ -40,6 +40,75 @@ struct BitWriter: ~Copyable {
         }
     }
 
+    /// Writes the Golomb code word of every gap between the set bits of `words` in positions
+    /// `start..<end` (from `start`, then from one past each set bit), then the gap to `end`.
+    ///
+    /// The same bits as ``GolombParameter/write(_:to:)`` per gap, with the writer's state held in
+    /// locals for the loop: as an `inout` the state would go through memory on every word.
+    mutating func writeGolombGaps(_ words: UnsafeBufferPointer<UInt64>, from start: Int, to end: Int,
+                                  golomb: GolombParameter) {
+        var position = start
+        var acc = accumulator
+        var bits = used
+        var count = stored
+        var buffer = self.words
+        var limit = capacity
+        let modulus = golomb.modulus
+        let threshold = golomb.threshold
+        let shortWidth = golomb.shortWidth
+        let reciprocal = golomb.reciprocal
+        @inline(__always) func divideSmall(_ g: Int) -> (Int, Int) {
+            let q = Int(truncatingIfNeeded: reciprocal.multipliedFullWidth(by: UInt64(truncatingIfNeeded: g)).high)
+            return (q, g &- q &* modulus)
+        }
+        guard start < end else {
+            golomb.write(end &- position, to: &self)
+            return
+        }
+        for w in (start &>> 6)..<((end &+ 63) &>> 6) {
+            var word = words[w]
+            while word != 0 {
+                let kept = w &<< 6 | word.trailingZeroBitCount
+                word &= word &- 1
+                let gap = kept &- position
+                position = kept &+ 1
+                let (q, r) = gap < 1 &<< 32 && modulus > 1
+                    ? divideSmall(gap) : golomb.divide(gap)
+                // The remainder field without a branch (long or short is a coin toss for random gaps).
+                let y = r &+ threshold
+                let isLong = ((threshold &- 1 &- r) &>> 63) & 1
+                let long = (y &>> 1) | ((y & 1) &<< shortWidth)
+                let field = UInt64(truncatingIfNeeded: r ^ ((long ^ r) & (0 &- isLong)))
+                let width = shortWidth &+ isLong
+                if q < 32 && width <= 31 {
+                    let value = ((1 &<< UInt64(q)) &- 1) | (field &<< UInt64(q &+ 1))
+                    acc |= value &<< UInt64(bits)
+                    let total = bits &+ q &+ 1 &+ width
+                    if total >= 64 {
+                        if count == limit {
+                            stored = count
+                            grow()
+                            buffer = self.words
+                            limit = capacity
+                        }
+                        buffer[count] = acc
+                        count &+= 1
+                        acc = (value &>> 1) &>> UInt64(63 &- bits)
+                        bits = total &- 64
+                    } else {
+                        bits = total
+                    }
+                } else {
+                    (accumulator, used, stored) = (acc, bits, count)
+                    golomb.write(gap, to: &self)
+                    (acc, bits, count, buffer, limit) = (accumulator, used, stored, self.words, capacity)
+                }
+            }
+        }
+        (accumulator, used, stored) = (acc, bits, count)
+        golomb.write(end &- position, to: &self)
+    }
+
     private mutating func grow() {
         let larger = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity &* 2)
         larger.moveInitialize(from: words, count: stored)

@@ -44,14 +44,44 @@ public struct ThresholdSelector: ~Copyable {
     public private(set) var phase: Phase = .coarse
     private var bucket: UInt32 = 0
     private var rankInBucket = 0
+    /// Coarse buckets whose values pass 1 also collects (width 0 when there is no window).
+    private let windowStart: UInt32
+    private let windowWidth: UInt32
+    /// Magnitude bits of the values in the window, in no particular order; `windowHitCount` of them.
+    /// Appending is sequential, where counting them in a table would scatter over megabytes.
+    private let windowHits: UnsafeMutableBufferPointer<UInt32>
+    private var windowHitCount = 0
+    /// More values fell in the window than `windowHits` holds: the window is not used.
+    private var windowOverflowed = false
+    /// Whether pass 2 was skipped because the threshold's bucket lay in the window.
+    public private(set) var resolvedInWindow = false
+
+    /// Window values one selector collects at most (16 MiB); beyond that pass 2 runs as usual.
+    public static let windowHitCapacity = 1 << 22
+
+    /// Buckets a window spans (the pass-1 filter relies on it being 8).
+    public static let maxWindowBuckets = 8
 
     /// - Parameters:
     ///   - rank: m, the 1-based rank of the threshold among ascending magnitudes (0 keeps all).
     ///   - wantAbsoluteSum: also compute Σ|τ| over kept values (for the STC scale).
-    public init(rank: Int, wantAbsoluteSum: Bool = false) {
+    ///   - window: coarse buckets (top 16 bits of |τ|) that pass 1 also counts by their low 16 bits,
+    ///     exactly ``maxWindowBuckets`` of them. When the threshold falls in one of them, pass 2 is not
+    ///     needed (``finishCoarse()`` returns `false`); otherwise nothing changes. A guess, typically
+    ///     from a sample (``window(sampling:rank:)``): the result never depends on it.
+    ///   - windowCapacity: window values collected at most before the window is given up.
+    public init(rank: Int, wantAbsoluteSum: Bool = false, window: Range<UInt32>? = nil,
+                windowCapacity: Int = windowHitCapacity) {
         precondition(rank >= 0)
+        precondition(window.map { $0.count == Self.maxWindowBuckets && $0.upperBound <= 1 << 16 } ?? true,
+                     "a window spans exactly \(Self.maxWindowBuckets) buckets")
         self.rank = rank
         self.wantAbsoluteSum = wantAbsoluteSum
+        windowStart = window?.lowerBound ?? 0
+        windowWidth = UInt32(window?.count ?? 0)
+        // Not initialised: only the first `windowHitCount` entries are ever read, and untouched pages
+        // of a large allocation cost no memory.
+        windowHits = .allocate(capacity: window == nil ? 0 : max(0, windowCapacity))
         coarse = .allocate(capacity: 1 << 16)
         coarse.initialize(repeating: 0)
         fine = .allocate(capacity: 1 << 16)
@@ -64,6 +94,19 @@ public struct ThresholdSelector: ~Copyable {
         coarse.deallocate()
         fine.deallocate()
         fineSums.deallocate()
+        windowHits.deallocate()
+    }
+
+    /// Collects a magnitude whose bucket is in the window.
+    @inline(__always)
+    private mutating func collectInWindow(_ magnitude: UInt32) {
+        guard (magnitude &>> 16) &- windowStart < windowWidth else { return }
+        if windowHitCount < windowHits.count {
+            windowHits[windowHitCount] = magnitude
+            windowHitCount &+= 1
+        } else {
+            windowOverflowed = true
+        }
     }
 
     /// Pass 1: counts a chunk. Returns `false` (and counts nothing) when the chunk holds NaN or ±Inf.
@@ -82,6 +125,9 @@ public struct ThresholdSelector: ~Copyable {
             for v in values { counts[Int((v.bitPattern & 0x7FFF_FFFF) &>> 16)] &-= 1 }
             return false
         }
+        if windowWidth != 0 {
+            for v in values { collectInWindow(v.bitPattern & 0x7FFF_FFFF) }
+        }
         total += values.count
         return true
     }
@@ -95,12 +141,16 @@ public struct ThresholdSelector: ~Copyable {
         guard n > 0, let base = values.baseAddress else { return true }
         let counts = coarse
         let raw = UnsafeRawPointer(base)
+        let hitsBefore = windowHitCount
         let c = Double(base[0])
         let shift = SIMD4<Double>(repeating: c)
         var s = SIMD4<Double>.zero
         var q = SIMD4<Double>.zero
         var nonFinite = SIMD8<UInt32>.zero
         let magnitudeMask = SIMD8<UInt32>(repeating: 0x7FFF_FFFF)
+        // Without a window, a start no bucket reaches in the filter below ((b − start) >> 3 ≥ 2).
+        let windowFirst = SIMD8<UInt32>(repeating: windowWidth == 0 ? 0xFFFF_FFF0 : windowStart)
+        let words = raw.assumingMemoryBound(to: UInt32.self)
         var i = 0
         // Eight values a step: the histogram increments, the running maximum of the magnitudes (the
         // finiteness check), and two 4-lane steps of the shifted sums, in the order `add` uses.
@@ -110,7 +160,29 @@ public struct ThresholdSelector: ~Copyable {
             // A magnitude ≥ 0x7F80_0000 (NaN, ±Inf) carries into bit 31; integer add and or vectorize.
             nonFinite |= magnitude &+ SIMD8<UInt32>(repeating: 0x0080_0000)
             let high = magnitude &>> 16
-            for lane in 0..<8 { counts[Int(high[lane])] &+= 1 }
+            // The increments take their indices from memory: extracting 32-bit lanes from a vector
+            // register costs more on the baseline target (SSE2) than loading them again.
+            for lane in 0..<8 { counts[Int((words[i &+ lane] & 0x7FFF_FFFF) &>> 16)] &+= 1 }
+            // Values in the window (a few per cent at most) also count their low bits. The filter is
+            // slot < 8 as an equality (unsigned lane compares cost more on the baseline target);
+            // `countInWindow` checks the exact width.
+            let inWindow = (high &- windowFirst) &>> 3 .== .zero
+            if any(inWindow) {
+                // The lanes that hit, as bits (one multiplication gathers eight 0/1 bytes), so only
+                // they are visited: a per-lane test here would run, and mispredict, on every step.
+                let ones = SIMD8<UInt8>(truncatingIfNeeded: SIMD8<UInt32>.zero.replacing(with: 1, where: inWindow))
+                var hits = (unsafeBitCast(ones, to: UInt64.self) &* 0x0102_0408_1020_4080) &>> 56
+                if windowHitCount &+ 8 <= windowHits.count {
+                    while hits != 0 {
+                        let lane = hits.trailingZeroBitCount
+                        hits &= hits &- 1
+                        windowHits[windowHitCount] = words[i &+ lane] & 0x7FFF_FFFF
+                        windowHitCount &+= 1
+                    }
+                } else {
+                    windowOverflowed = true
+                }
+            }
             let v = unsafeBitCast(bits, to: SIMD8<Float>.self)
             let d0 = SIMD4<Double>(v.lowHalf) - shift
             s += d0
@@ -126,6 +198,7 @@ public struct ThresholdSelector: ~Copyable {
                 let magnitude = bits[lane] & 0x7FFF_FFFF
                 nonFinite[lane] |= magnitude &+ 0x0080_0000
                 counts[Int(magnitude &>> 16)] &+= 1
+                collectInWindow(magnitude)
             }
             let d = SIMD4<Double>(unsafeBitCast(bits, to: SIMD4<Float>.self)) - shift
             s += d
@@ -140,6 +213,7 @@ public struct ThresholdSelector: ~Copyable {
             let bits = base[i].bitPattern & 0x7FFF_FFFF
             maxBits = max(maxBits, bits)
             counts[Int(bits &>> 16)] &+= 1
+            collectInWindow(bits)
             let d = Double(base[i]) - c
             sum += d
             shiftedSquares += d * d
@@ -147,6 +221,7 @@ public struct ThresholdSelector: ~Copyable {
         }
         guard maxBits < 0x7F80_0000 else {
             for v in values { counts[Int((v.bitPattern & 0x7FFF_FFFF) &>> 16)] &-= 1 }
+            windowHitCount = hitsBefore
             return false
         }
         total += n
@@ -171,17 +246,25 @@ public struct ThresholdSelector: ~Copyable {
             // Keep everything: threshold 0 and every value qualifies; pass 2 only counts zeros/sums.
             bucket = 0
             rankInBucket = 0
-            return true
-        }
-        var cumulative = 0
-        for b in 0..<(1 << 16) {
-            let c = Int(coarse[b])
-            if cumulative + c >= rank {
-                bucket = UInt32(b)
-                rankInBucket = rank - cumulative
-                break
+        } else {
+            var cumulative = 0
+            for b in 0..<(1 << 16) {
+                let c = Int(coarse[b])
+                if cumulative + c >= rank {
+                    bucket = UInt32(b)
+                    rankInBucket = rank - cumulative
+                    break
+                }
+                cumulative += c
             }
-            cumulative += c
+        }
+        // Pass 1 already collected the bucket's values when it lay in the window (sums are not kept there).
+        if !wantAbsoluteSum && !windowOverflowed && bucket &- windowStart < windowWidth {
+            for i in 0..<windowHitCount where windowHits[i] &>> 16 == bucket {
+                fine[Int(windowHits[i] & 0xFFFF)] &+= 1
+            }
+            resolvedInWindow = true
+            return false
         }
         return true
     }
@@ -191,7 +274,14 @@ public struct ThresholdSelector: ~Copyable {
     /// - Precondition: both are in pass 1 with the same rank.
     public mutating func absorbCoarse(_ other: borrowing ThresholdSelector) {
         precondition(phase == .coarse && other.phase == .coarse && rank == other.rank)
+        precondition(windowStart == other.windowStart && windowWidth == other.windowWidth)
         for i in 0..<(1 << 16) { coarse[i] &+= other.coarse[i] }
+        if other.windowOverflowed || windowHitCount + other.windowHitCount > windowHits.count {
+            windowOverflowed = true
+        } else if !windowOverflowed {
+            for i in 0..<other.windowHitCount { windowHits[windowHitCount &+ i] = other.windowHits[i] }
+            windowHitCount += other.windowHitCount
+        }
         total += other.total
     }
 

@@ -74,7 +74,10 @@ public enum Planner {
         let m = d - k
         let pieces = pieces(of: group)
         let workers = max(1, min(threads, pieces.count))
-        let selectors = (0..<workers).map { _ in WorkerBox(ThresholdSelector(rank: m)) }
+        // A sampled guess of the threshold's bucket lets pass 1 count its low bits too, and then the
+        // second pass over the values is skipped (the result is the same either way).
+        let window = options.method == .stc ? nil : ThresholdSelector.window(sampling: group, rank: m)
+        let selectors = (0..<workers).map { _ in WorkerBox(ThresholdSelector(rank: m, window: window)) }
         let pieceMoments = UnsafeSlots(repeating: MomentAccumulator(), count: pieces.count)
         let finite = UnsafeSlots(repeating: true, count: pieces.count)
         parallelFor(count: pieces.count, threads: workers) { worker, item in

@@ -164,6 +164,8 @@ public struct TernaryCode: Sendable, Equatable {
                 while j < count {
                     let m: UInt16
                     let neg: UInt16
+                    let lowCount: Int
+                    let setBits: Int
                     if count &- j >= 16 {
                         let bits = raw.loadUnaligned(fromByteOffset: j &* 4, as: SIMD16<UInt32>.self)
                         // kept ⇔ magnitude ≥ t ⇔ the sign bit of (t − 1 − magnitude) is set.
@@ -173,6 +175,11 @@ public struct TernaryCode: Sendable, Equatable {
                         let s = unsafeBitCast(negative, to: SIMD2<UInt64>.self)
                         m = UInt16(truncatingIfNeeded: (k[0] &* gather) &>> 56 | ((k[1] &* gather) &>> 56) &<< 8)
                         neg = UInt16(truncatingIfNeeded: (s[0] &* gather) &>> 56 | ((s[1] &* gather) &>> 56) &<< 8)
+                        // Set bits by summing the 0/1 bytes with one multiplication each: the baseline
+                        // x86-64 target has no popcnt instruction, and its emulation costs more.
+                        let sum: UInt64 = 0x0101_0101_0101_0101
+                        lowCount = Int(truncatingIfNeeded: (k[0] &* sum) &>> 56)
+                        setBits = lowCount &+ Int(truncatingIfNeeded: (k[1] &* sum) &>> 56)
                     } else {
                         var mm: UInt16 = 0
                         var nn: UInt16 = 0
@@ -182,6 +189,8 @@ public struct TernaryCode: Sendable, Equatable {
                             nn |= UInt16(truncatingIfNeeded: bits &>> 31) &<< UInt16(b)
                         }
                         (m, neg) = (mm, nn)
+                        lowCount = (mm & 0xFF).nonzeroBitCount
+                        setBits = mm.nonzeroBitCount
                     }
                     if m != 0 {
                         let at = (offset &+ j) &>> 3
@@ -191,8 +200,6 @@ public struct TernaryCode: Sendable, Equatable {
                         let high = Int(m &>> 8)
                         let lowSigns = UInt64(table[low &<< 8 | Int(neg & 0xFF)])
                         let highSigns = UInt64(table[high &<< 8 | Int(neg &>> 8)])
-                        let lowCount = low.nonzeroBitCount
-                        let setBits = lowCount &+ high.nonzeroBitCount
                         accumulator |= (lowSigns | highSigns &<< UInt64(lowCount)) &<< UInt64(pending)
                         pending &+= setBits
                         nonzero &+= setBits
