@@ -65,43 +65,65 @@ struct BitWriter: ~Copyable {
             golomb.write(end &- position, to: &self)
             return
         }
-        for w in (start &>> 6)..<((end &+ 63) &>> 6) {
-            var word = words[w]
-            while word != 0 {
-                let kept = w &<< 6 | word.trailingZeroBitCount
-                word &= word &- 1
-                let gap = kept &- position
-                position = kept &+ 1
-                let (q, r) = gap < 1 &<< 32 && modulus > 1
-                    ? divideSmall(gap) : golomb.divide(gap)
-                // The remainder field without a branch (long or short is a coin toss for random gaps).
-                let y = r &+ threshold
-                let isLong = ((threshold &- 1 &- r) &>> 63) & 1
-                let long = (y &>> 1) | ((y & 1) &<< shortWidth)
-                let field = UInt64(truncatingIfNeeded: r ^ ((long ^ r) & (0 &- isLong)))
-                let width = shortWidth &+ isLong
-                if q < 32 && width <= 31 {
-                    let value = ((1 &<< UInt64(q)) &- 1) | (field &<< UInt64(q &+ 1))
-                    acc |= value &<< UInt64(bits)
-                    let total = bits &+ q &+ 1 &+ width
-                    if total >= 64 {
-                        if count == limit {
-                            stored = count
-                            grow()
-                            buffer = self.words
-                            limit = capacity
-                        }
-                        buffer[count] = acc
-                        count &+= 1
-                        acc = (value &>> 1) &>> UInt64(63 &- bits)
-                        bits = total &- 64
+        // Long runs read the code words of gaps below 256 from a table: value | length << 56
+        // (0 where a word would be longer than 56 bits). Short runs do not repay building it.
+        let tableSize = end &- start >= 1 << 16 ? 256 : 0
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 256) { table in
+            for g in 0..<tableSize {
+                let (q, r) = golomb.divide(g)
+                let (field, width) = golomb.remainderField(r)
+                let length = q &+ 1 &+ width
+                table[g] = length > 56 ? 0
+                    : ((1 &<< UInt64(q)) &- 1) | (field &<< UInt64(q &+ 1)) | UInt64(length) &<< 56
+            }
+            for w in (start &>> 6)..<((end &+ 63) &>> 6) {
+                var word = words[w]
+                while word != 0 {
+                    let kept = w &<< 6 | word.trailingZeroBitCount
+                    word &= word &- 1
+                    let gap = kept &- position
+                    position = kept &+ 1
+                    var value: UInt64 = 0
+                    var length = 0
+                    if gap < tableSize {
+                        let entry = table[gap]
+                        value = entry & 0x00FF_FFFF_FFFF_FFFF
+                        length = Int(truncatingIfNeeded: entry &>> 56)
                     } else {
-                        bits = total
+                        let (q, r) = gap < 1 &<< 32 && modulus > 1 ? divideSmall(gap) : golomb.divide(gap)
+                        // The remainder field without a branch (long or short is a coin toss for random gaps).
+                        let y = r &+ threshold
+                        let isLong = ((threshold &- 1 &- r) &>> 63) & 1
+                        let long = (y &>> 1) | ((y & 1) &<< shortWidth)
+                        let field = UInt64(truncatingIfNeeded: r ^ ((long ^ r) & (0 &- isLong)))
+                        let width = shortWidth &+ isLong
+                        if q < 32 && width <= 31 {
+                            value = ((1 &<< UInt64(q)) &- 1) | (field &<< UInt64(q &+ 1))
+                            length = q &+ 1 &+ width
+                        }
                     }
-                } else {
-                    (accumulator, used, stored) = (acc, bits, count)
-                    golomb.write(gap, to: &self)
-                    (acc, bits, count, buffer, limit) = (accumulator, used, stored, self.words, capacity)
+                    if length != 0 {
+                        acc |= value &<< UInt64(bits)
+                        let total = bits &+ length
+                        if total >= 64 {
+                            if count == limit {
+                                stored = count
+                                grow()
+                                buffer = self.words
+                                limit = capacity
+                            }
+                            buffer[count] = acc
+                            count &+= 1
+                            acc = (value &>> 1) &>> UInt64(63 &- bits)
+                            bits = total &- 64
+                        } else {
+                            bits = total
+                        }
+                    } else {
+                        (accumulator, used, stored) = (acc, bits, count)
+                        golomb.write(gap, to: &self)
+                        (acc, bits, count, buffer, limit) = (accumulator, used, stored, self.words, capacity)
+                    }
                 }
             }
         }

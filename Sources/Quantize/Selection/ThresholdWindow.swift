@@ -39,6 +39,9 @@ extension ThresholdSelector {
                 }
                 start += windowSampleStride
             }
+            // The kernel maps whole neighbourhoods (or large folios) around each sampled page; hand
+            // them back so sampling does not hold a mapped model in memory.
+            tensor.releasePages(elements: 0..<tensor.count)
         }
         guard sampled > 0 else { return nil }
         let q = Double(rank) / Double(total)
