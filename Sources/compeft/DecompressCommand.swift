@@ -1,5 +1,6 @@
 import AdapterFormat
 import ArgumentParser
+import Quantize
 import Foundation
 import TaskVector
 
@@ -33,6 +34,9 @@ struct DecompressCommand: ParsableCommand {
     @Option(help: "Base model of a full fine-tune, to write fine-tuned weights (base + residual).")
     var base: String?
 
+    @Option(help: "Tensors decoded at once (default: all cores). The output does not depend on it.")
+    var threads: Int?
+
     @Flag(help: "Overwrite the output if it exists.")
     var force = false
 
@@ -42,6 +46,7 @@ struct DecompressCommand: ParsableCommand {
         guard ["safetensors", "hdf5"].contains(format) else {
             throw ValidationError("--format must be safetensors or hdf5, got '\(format)'")
         }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if format == "hdf5" && output == "-" { throw ValidationError("--format hdf5 needs a file path, not '-'") }
         if let dtype {
             guard let d = DType(userSpelling: dtype), [.f32, .f16, .bf16].contains(d) else {
@@ -63,7 +68,8 @@ struct DecompressCommand: ParsableCommand {
         let report = format == "hdf5"
             ? try AdapterDecompressor.decompressToHDF5(reader, to: output, dtype: outType, base: baseCheckpoint, overwrite: force)
             : try AdapterDecompressor.decompress(reader, to: output, dtype: outType, base: baseCheckpoint,
-                                                 overwrite: force, progress: { progress.update($0, $1) })
+                                                 overwrite: force, threads: threads ?? defaultThreadCount,
+                                                 progress: { progress.update($0, $1) })
         progress.finish()
         if report.residualOnly && !common.quiet {
             Terminal.err("compeft: warning: \(input) holds a full fine-tune; without --base the residual τ was written, not the weights")

@@ -142,4 +142,46 @@ import Testing
         _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/2.cpeft"), zstdLevel: 1, threads: 2)
         #expect(FileManager.default.contentsEqual(atPath: dir + "/1.cpeft", andPath: dir + "/2.cpeft"))
     }
+
+    /// Decompressing to a file fills a sized, mapped output from several workers; the bytes are those
+    /// of one worker and of the streamed form (standard output is streamed in order).
+    @Test func decompressedBytesDoNotDependOnTheThreadCount() throws {
+        let dir = scratchDirectory("decompress-threads")
+        let input = try TaskVectorInput.load(path: Fixtures.path("residual.safetensors"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/c.cpeft", overwrite: true))
+        let reader = try ContainerReader(path: dir + "/c.cpeft")
+        for dtype in [nil, DType.bf16, .f16, .f32] {
+            _ = try AdapterDecompressor.decompress(reader, to: dir + "/1.safetensors", dtype: dtype, overwrite: true, threads: 1)
+            _ = try AdapterDecompressor.decompress(reader, to: dir + "/3.safetensors", dtype: dtype, overwrite: true, threads: 3)
+            #expect(FileManager.default.contentsEqual(atPath: dir + "/1.safetensors", andPath: dir + "/3.safetensors"), "\(String(describing: dtype))")
+            // The same tensors streamed through SafeTensorsWriter (the path standard output takes).
+            let streamed = try AtomicFileWriter(path: dir + "/s.safetensors", overwrite: true)
+            let file = try SafeTensorsFile(path: dir + "/1.safetensors")
+            let entries = file.tensors.map { t in
+                SafeTensorsWriter.Entry(name: t.name, dtype: t.dtype, shape: t.shape) { sink in try sink(file.data(of: t).bytes) }
+            }
+            try SafeTensorsWriter.write(entries, metadata: file.metadata, to: streamed)
+            try streamed.commit()
+            #expect(FileManager.default.contentsEqual(atPath: dir + "/1.safetensors", andPath: dir + "/s.safetensors"))
+        }
+    }
+
+    /// A tensor that fails its checksum while others are being written leaves no output behind.
+    @Test func damagedTensorLeavesNoPartialOutput() throws {
+        let dir = scratchDirectory("decompress-damaged")
+        let input = try TaskVectorInput.load(path: Fixtures.path("residual.safetensors"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/c.cpeft", overwrite: true))
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/c.cpeft")))
+        let good = try ContainerReader(path: dir + "/c.cpeft")
+        let victim = try #require(good.index.tensors.max { $0.length < $1.length })
+        bytes[victim.offset + victim.length / 2] ^= 0x10
+        let reader = try ContainerReader(file: MappedFile(path: "bad.cpeft", contents: bytes))
+        for threads in [1, 2] {
+            #expect { _ = try AdapterDecompressor.decompress(reader, to: dir + "/out.safetensors", threads: threads) } throws: { error in
+                (error as? FormatError)?.tensor == victim.name
+            }
+            let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0 != "c.cpeft" }
+            #expect(left.isEmpty, "\(left)")
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 public import TaskVector
+public import Quantize
 
 /// Turns a container back into files: a PEFT adapter folder, a safetensors file, or a sharded
 /// checkpoint folder, with the original names, shapes, dtypes and metadata.
@@ -26,8 +27,9 @@ public enum AdapterDecompressor {
     ///   - dtype: write every float tensor in this dtype instead of its original one.
     ///   - base: the base checkpoint, to rebuild a full fine-tune's weights (else its residual is written).
     ///   - overwrite: replace an existing output.
+    ///   - threads: tensors decoded at once when the output is a file (it is then filled in place).
     public static func decompress(_ reader: ContainerReader, to path: String, dtype override: DType? = nil,
-                                  base: Checkpoint? = nil, overwrite: Bool = false,
+                                  base: Checkpoint? = nil, overwrite: Bool = false, threads: Int = defaultThreadCount,
                                   progress: ((Int, Int) -> Void)? = nil) throws -> Report {
         let index = reader.index
         let byFile = Dictionary(grouping: index.tensors, by: \.file)
@@ -43,31 +45,27 @@ public enum AdapterDecompressor {
                 }
             }
         }
-        var done = 0
-        func entries(for tensors: [ContainerIndex.Tensor]) -> [SafeTensorsWriter.Entry] {
+        // Each tensor as a producer that fills exactly its bytes of the output.
+        func tensorsOf(_ tensors: [ContainerIndex.Tensor]) -> [OutputTensor] {
             tensors.map { t in
                 let outType = (override != nil && t.dtype.isFloatingPoint) ? override! : t.dtype
-                return SafeTensorsWriter.Entry(name: t.name, dtype: outType, shape: t.shape) { sink in
+                return OutputTensor(name: t.name, dtype: outType, shape: t.shape) { out in
                     if ContainerReader.decodableTypes.contains(outType), t.dtype.isFloatingPoint {
-                        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: t.count * outType.byteSize, alignment: 16)
-                        defer { out.deallocate() }
                         try reader.decode(t, as: outType, into: out, base: base?.data(t.name), residualOnly: t.initRule == .base && base == nil)
-                        try sink(UnsafeRawBufferPointer(out))
                     } else if case .exact(let raw) = try reader.payload(t), outType == t.dtype {
-                        try raw.withUnsafeBytes { try sink($0) }
+                        raw.withUnsafeBytes { out.copyMemory(from: $0) }
                     } else {
                         let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.count)
                         defer { values.deallocate() }
                         try reader.decodeValues(t, base: base?.data(t.name), into: values)
-                        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: t.count * outType.byteSize, alignment: 16)
-                        defer { out.deallocate() }
                         FloatEncoding.store(UnsafeBufferPointer(values), as: outType, into: out)
-                        try sink(UnsafeRawBufferPointer(out))
                     }
-                    done += 1
-                    progress?(done, index.tensors.count)
                 }
             }
+        }
+        let counter = ProgressCounter(total: index.tensors.count, report: progress)
+        func write(_ tensors: [ContainerIndex.Tensor], metadata: [String: String], to w: AtomicFileWriter) throws {
+            try writeSafeTensors(tensorsOf(tensors), metadata: metadata, to: w, threads: threads, progress: counter)
         }
         var written: UInt64 = 0
         if writesFolder(index) {
@@ -82,7 +80,7 @@ public enum AdapterDecompressor {
             }
             for name in fileNames {
                 let w = try folder.file(name)
-                try SafeTensorsWriter.write(entries(for: byFile[name]!), metadata: index.fileMetadata[name] ?? [:], to: w)
+                try write(byFile[name]!, metadata: index.fileMetadata[name] ?? [:], to: w)
                 try w.commit()
                 written += w.bytesWritten
                 names.append(name)
@@ -93,7 +91,7 @@ public enum AdapterDecompressor {
         }
         let name = fileNames.first ?? "model.safetensors"
         let w = try AtomicFileWriter(path: path, overwrite: overwrite)
-        try SafeTensorsWriter.write(entries(for: byFile[name] ?? []), metadata: index.fileMetadata[name] ?? [:], to: w)
+        try write(byFile[name] ?? [], metadata: index.fileMetadata[name] ?? [:], to: w)
         try w.commit()
         return Report(outputPath: path, isFolder: false, files: [path], tensorCount: index.tensors.count,
                       bytesWritten: w.bytesWritten, residualOnly: residualOnly)
@@ -124,4 +122,92 @@ extension AdapterDecompressor {
         return Report(outputPath: path, isFolder: false, files: [path], tensorCount: tensors.count,
                       bytesWritten: size, residualOnly: residualOnly)
     }
+}
+
+/// One tensor of a safetensors output: its header fields and a producer that writes exactly its
+/// `byteCount` bytes into the buffer it is given.
+struct OutputTensor: @unchecked Sendable {
+    var name: String
+    var dtype: DType
+    var shape: [Int]
+    var fill: (UnsafeMutableRawBufferPointer) throws -> Void
+
+    var byteCount: Int { shape.reduce(1, *) * dtype.byteSize }
+}
+
+/// Counts finished tensors for a progress callback that may be called from any worker, one call at a time.
+final class ProgressCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = 0
+    private let total: Int
+    private let report: ((Int, Int) -> Void)?
+
+    init(total: Int, report: ((Int, Int) -> Void)?) {
+        self.total = total
+        self.report = report
+    }
+
+    func finished() {
+        lock.lock()
+        defer { lock.unlock() }
+        done += 1
+        report?(done, total)
+    }
+}
+
+/// A mapped output handed to workers that write disjoint parts of it and release their own pages
+/// (``AtomicFileWriter/releaseMapped(_:)`` only reads the mapping, fixed before they start).
+private struct SharedRegion: @unchecked Sendable {
+    var bytes: UnsafeMutableRawBufferPointer
+    var writer: AtomicFileWriter
+}
+
+/// Writes a safetensors file. When the output is a file, it is sized and mapped, the header copied in
+/// and the tensors decoded straight into their places by `threads` workers (largest first); each
+/// tensor's pages are handed back once written, so the resident set stays near the tensors in flight.
+/// Standard output streams the tensors in order through one reused buffer.
+func writeSafeTensors(_ tensors: [OutputTensor], metadata: [String: String], to w: AtomicFileWriter,
+                      threads: Int, progress: ProgressCounter) throws {
+    let entries = tensors.map { t in
+        SafeTensorsWriter.Entry(name: t.name, dtype: t.dtype, shape: t.shape) { sink in
+            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: t.byteCount, alignment: 64)
+            defer { out.deallocate() }
+            try t.fill(out)
+            try sink(UnsafeRawBufferPointer(out))
+            progress.finished()
+        }
+    }
+    let ordered = SafeTensorsWriter.layoutOrder(entries)
+    let header = SafeTensorsWriter.header(for: ordered, metadata: metadata)
+    let size = ordered.reduce(header.count) { $0 + $1.byteCount }
+    // Validation and the streaming path (standard output) are SafeTensorsWriter's.
+    guard tensors.count > 0, entries.allSatisfy({ $0.byteCount > 0 }),
+          Set(tensors.map(\.name)).count == tensors.count, !tensors.contains(where: { $0.name == "__metadata__" }),
+          let region = try w.mapForWriting(size: size) else {
+        try SafeTensorsWriter.write(entries, metadata: metadata, to: w)
+        return
+    }
+    header.withUnsafeBytes { region.copyMemory(from: $0) }
+    let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0) })
+    var offsets: [(tensor: OutputTensor, range: Range<Int>)] = []
+    var offset = header.count
+    for entry in ordered {
+        offsets.append((byName[entry.name]!, offset..<(offset + entry.byteCount)))
+        offset += entry.byteCount
+    }
+    let order = offsets.indices.sorted { offsets[$0].range.count > offsets[$1].range.count }
+    let shared = SharedRegion(bytes: region, writer: w)
+    let failures = UnsafeSlots<(any Error)?>(repeating: nil, count: offsets.count)
+    let jobs = offsets
+    parallelFor(count: order.count, threads: threads) { _, item in
+        let (tensor, range) = jobs[order[item]]
+        do {
+            try tensor.fill(UnsafeMutableRawBufferPointer(rebasing: shared.bytes[range]))
+            shared.writer.releaseMapped(range)
+            progress.finished()
+        } catch {
+            failures[order[item]] = error
+        }
+    }
+    if let error = (0..<offsets.count).lazy.compactMap({ failures[$0] }).first { throw error }
 }

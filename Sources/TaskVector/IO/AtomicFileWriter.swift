@@ -15,6 +15,8 @@ public final class AtomicFileWriter {
     private let fd: Int32
     private var buffer: [UInt8] = []
     private var finished = false
+    /// The output mapped by ``mapForWriting(size:)``, until commit or abandon.
+    private var mapping: UnsafeMutableRawBufferPointer?
     /// Bytes written so far.
     public private(set) var bytesWritten: UInt64 = 0
 
@@ -58,6 +60,7 @@ public final class AtomicFileWriter {
 
     /// Appends bytes.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        precondition(mapping == nil, "write after mapForWriting")
         bytesWritten += UInt64(bytes.count)
         if buffer.count + bytes.count <= Self.bufferLimit {
             buffer.append(contentsOf: bytes)
@@ -94,9 +97,66 @@ public final class AtomicFileWriter {
     }
 
     /// Flushes, syncs and renames the temporary file into place.
+    /// Sizes the output to `size` bytes and maps it writable, so producers can fill it in place and
+    /// in parallel instead of streaming through `write`; nil when the output is standard output.
+    ///
+    /// Bytes already written stay at the start; the caller fills the rest. The mapping is written
+    /// back and removed by ``commit()`` (or dropped by ``abandon()``); no `write` may follow.
+    ///
+    /// - Throws: ``TaskVectorError`` with code `.io` when the file cannot be sized or mapped.
+    public func mapForWriting(size: Int) throws -> UnsafeMutableRawBufferPointer? {
+        guard temporaryPath != nil, mapping == nil else { return nil }
+        try flush()
+        precondition(size >= Int(bytesWritten), "the mapped size is smaller than what was written")
+        if ftruncate(fd, off_t(size)) != 0 {
+            throw TaskVectorError(.io, file: path, "cannot size the output to \(size) bytes: \(String(cString: strerror(errno)))")
+        }
+        guard size > 0 else { return UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+        guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
+            throw TaskVectorError(.io, file: path, "cannot map the output (\(size) bytes): \(String(cString: strerror(errno)))")
+        }
+        let region = UnsafeMutableRawBufferPointer(start: raw, count: size)
+        mapping = region
+        bytesWritten = UInt64(size)
+        return region
+    }
+
+    /// Starts writing the pages of `range` (bytes of a mapped output) back and unmaps them, so filling
+    /// a large output keeps a bounded resident set and the final sync has little left to do. The data
+    /// stays in the file.
+    public func releaseMapped(_ range: Range<Int>) {
+        guard let mapping, let base = mapping.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (range.lowerBound + page - 1) / page * page
+        let end = min(mapping.count, range.upperBound) / page * page
+        guard end > start else { return }
+        // Dirty pages of a shared mapping stay in the page cache (and are written back) after this.
+        _ = madvise(base + start, end - start, Int32(MADV_DONTNEED))
+        #if os(Linux)
+        // Linux starts writing the range's dirty pages to disk on this advice, without waiting, so the
+        // sync in `commit` has little left to do.
+        _ = posix_fadvise(fd, off_t(start), off_t(end - start), POSIX_FADV_DONTNEED)
+        #endif
+    }
+
+    private func unmap() {
+        if let mapping, let base = mapping.baseAddress { munmap(base, mapping.count) }
+        mapping = nil
+    }
+
     public func commit() throws {
         try flush()
         finished = true
+        if let mapping, let base = mapping.baseAddress, msync(base, mapping.count, MS_SYNC) != 0 {
+            let message = String(cString: strerror(errno))
+            unmap()
+            if let temporaryPath {
+                close(fd)
+                unlink(temporaryPath)
+            }
+            throw TaskVectorError(.io, file: path, "cannot write the mapped output back: \(message)")
+        }
+        unmap()
         guard let temporaryPath else { return }
         fchmod(fd, 0o644)
         if fsync(fd) != 0 {
@@ -117,6 +177,7 @@ public final class AtomicFileWriter {
     public func abandon() {
         guard !finished else { return }
         finished = true
+        unmap()
         guard let temporaryPath else { return }
         close(fd)
         unlink(temporaryPath)
