@@ -10,8 +10,12 @@ For each size it writes a residual file of Laplace values in 4 tensors (f32), th
            signs, written to a file;
   compeft: .build/release/compeft compress IN -o OUT --density K --threads N (files in, container out),
            under /usr/bin/time for peak RSS.
-It prints the best of --repeat runs of each, params/s, and the ratio. Run from the repository root after
-`swift build -c release --product compeft`.
+It prints the best of --repeat runs of each, params/s, and the ratio. A second table times
+  decompress: .build/release/compeft decompress OUT -o X.safetensors --dtype bf16 --threads N (container in,
+           bf16 safetensors out, synced to disk), against
+  write:   the same number of bytes (2 per parameter) written to a new file and fsync'ed, the bound the
+           file system puts on any decompressor here, measured in the same run.
+Run from the repository root after `swift build -c release --product compeft`.
 """
 import argparse, os, subprocess, sys, tempfile, time
 import numpy as np
@@ -49,6 +53,33 @@ def run_compeft(path, density, threads, out):
     return float(seconds), int(rss_kb)
 
 
+def run_decompress(container, threads, out):
+    if os.path.exists(out):
+        os.remove(out)
+    cmd = ["/usr/bin/time", "-f", "%e %M", COMPEFT, "decompress", container, "-o", out, "--dtype", "bf16",
+           "--threads", str(threads), "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"compeft decompress failed: {r.stderr}")
+    seconds, rss_kb = r.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(rss_kb)
+
+
+def durable_write(nbytes, out):
+    """Writes nbytes to a new file in 8 MiB blocks and fsyncs it: the file system's part of any decompress."""
+    if os.path.exists(out):
+        os.remove(out)
+    block = b"\x01" * (8 << 20)
+    t0 = time.perf_counter()
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    left = nbytes
+    while left > 0:
+        left -= os.write(fd, block[:min(left, len(block))])
+    os.fsync(fd)
+    os.close(fd)
+    return time.perf_counter() - t0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1e6,1e7,1e8")
@@ -61,6 +92,7 @@ def main():
     print(f"| params | numpy s | numpy params/s | " + " | ".join(
         f"compeft {t}T s | params/s | peak RSS | × numpy" for t in threads) + " |")
     print("|---:|---:|---:|" + "---:|---:|---:|---:|" * len(threads))
+    decompress_rows = []
     for size in [int(float(s)) for s in args.sizes.split(",")]:
         path = os.path.join(args.dir, f"compeft-bench-{size}.safetensors")
         if not os.path.exists(path):
@@ -75,6 +107,22 @@ def main():
             sec = min(r[0] for r in runs)
             rss = max(r[1] for r in runs)
             cells += [f"{sec:.3f}", f"{params / sec:.3g}", f"{rss / 1024:.0f} MiB", f"{best_np / sec:.1f}×"]
+        print("| " + " | ".join(cells) + " |", flush=True)
+        decompress_rows.append((size, path, params))
+    print()
+    print(f"| params | write 2 B/param + fsync s | " + " | ".join(
+        f"decompress {t}T s | params/s | peak RSS | × write" for t in threads) + " |")
+    print("|---:|---:|" + "---:|---:|---:|---:|" * len(threads))
+    for size, path, params in decompress_rows:
+        scratch = path + ".bf16.safetensors"
+        best_write = min(durable_write(2 * params, scratch) for _ in range(args.repeat))
+        cells = [f"{params:.0e}", f"{best_write:.3f}"]
+        for t in threads:
+            runs = [run_decompress(path + ".cpeft", t, scratch) for _ in range(args.repeat)]
+            sec = min(r[0] for r in runs)
+            rss = max(r[1] for r in runs)
+            cells += [f"{sec:.3f}", f"{params / sec:.3g}", f"{rss / 1024:.0f} MiB", f"{sec / best_write:.2f}"]
+        os.remove(scratch)
         print("| " + " | ".join(cells) + " |", flush=True)
 
 

@@ -53,7 +53,8 @@ extension GapCoder {
     /// state is modelled from its kept count c alone (``PlanningStates``), so full blocks read their
     /// costs from a table row. Switching state costs an estimated run header plus the Golomb
     /// terminator. The path is the cheapest for the model; each run of it then gets the best of its
-    /// parameter and the neighbouring ones by exact bit count.
+    /// parameter and the neighbouring ones by exact bit count (sampled for very long runs, see
+    /// ``sampledRunKept``).
     ///
     /// The path costs are kept relative to the cheapest state to leave (renormalised every block), so
     /// they stay within a few hundred bits and binary32 holds them exactly enough; the 64 states are

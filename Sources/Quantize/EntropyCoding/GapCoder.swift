@@ -21,7 +21,8 @@ import Musl
 ///
 /// The encoder chooses the runs by a shortest path over blocks that weighs each block's modelled cost
 /// in every parameter against the cost of starting a new run, then fixes each run's parameter by
-/// exact bit count; so an iid mask is one run, and a clustered mask (dense rows, empty rows, at any
+/// exact bit count (on a fixed sample of its segments for runs of more than 2¹⁹ kept positions); so
+/// an iid mask is one run, and a clustered mask (dense rows, empty rows, at any
 /// row width down to a few hundred values) follows its density.
 ///
 /// ## Layout

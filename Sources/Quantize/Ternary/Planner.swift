@@ -2,7 +2,8 @@ public import TaskVector
 
 /// Runs the analysis passes of ComPEFT over an input: σ, the exact top-k threshold, and the scale.
 ///
-/// Two streaming passes over the residuals (moments and coarse histogram; then the fine histogram),
+/// One or two streaming passes over the residuals: moments, coarse histogram and the values near a
+/// sampled guess of the threshold; then, only when the guess missed, the fine histogram of one bucket.
 /// for either scope. Memory is independent of the input size.
 public enum Planner {
     /// Plans the compression of `tensors` (which must be sorted by name, as ``TaskVectorInput`` gives them).
