@@ -65,9 +65,10 @@ public struct ThresholdSelector: ~Copyable {
     /// - Parameters:
     ///   - rank: m, the 1-based rank of the threshold among ascending magnitudes (0 keeps all).
     ///   - wantAbsoluteSum: also compute Σ|τ| over kept values (for the STC scale).
-    ///   - window: coarse buckets (top 16 bits of |τ|) that pass 1 also counts by their low 16 bits,
-    ///     exactly ``maxWindowBuckets`` of them. When the threshold falls in one of them, pass 2 is not
-    ///     needed (``finishCoarse()`` returns `false`); otherwise nothing changes. A guess, typically
+    ///   - window: coarse buckets (top 16 bits of |τ|) whose values pass 1 also collects, exactly
+    ///     ``maxWindowBuckets`` of them. When the threshold falls in one of them, its low bits are
+    ///     counted from what was collected and pass 2 is not needed (``finishCoarse()`` returns
+    ///     `false`); otherwise nothing changes. A guess, typically
     ///     from a sample (``window(sampling:rank:)``): the result never depends on it.
     ///   - windowCapacity: window values collected at most before the window is given up.
     public init(rank: Int, wantAbsoluteSum: Bool = false, window: Range<UInt32>? = nil,
