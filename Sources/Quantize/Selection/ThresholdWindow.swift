@@ -26,6 +26,8 @@ extension ThresholdSelector {
         var sampled = 0
         for tensor in group {
             var start = 0
+            var releasedUpTo = 0
+            let elementsPerRelease = ResidualChunks.releaseInterval / tensor.dtype.byteSize
             while start < tensor.count {
                 let run = UnsafeMutableBufferPointer(rebasing: values[0..<min(windowSampleRun, tensor.count - start)])
                 tensor.loadResidual(from: start, into: run, scratch: scratch)
@@ -38,10 +40,13 @@ extension ThresholdSelector {
                     }
                 }
                 start += windowSampleStride
+                // The kernel maps whole neighbourhoods (or large folios) around each sampled page; hand
+                // them back as the sample moves on, so sampling does not hold a mapped model in memory.
+                if start - releasedUpTo >= elementsPerRelease || start >= tensor.count {
+                    tensor.releasePages(elements: releasedUpTo..<min(start, tensor.count))
+                    releasedUpTo = start
+                }
             }
-            // The kernel maps whole neighbourhoods (or large folios) around each sampled page; hand
-            // them back so sampling does not hold a mapped model in memory.
-            tensor.releasePages(elements: 0..<tensor.count)
         }
         guard sampled > 0 else { return nil }
         let q = Double(rank) / Double(total)
