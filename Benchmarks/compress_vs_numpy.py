@@ -10,7 +10,8 @@ For each size it writes a residual file of Laplace values in 4 tensors (f32), th
            signs, written to a file;
   compeft: .build/release/compeft compress IN -o OUT --density K --threads N (files in, container out),
            under /usr/bin/time for peak RSS.
-It prints the best of --repeat runs of each, params/s, and the ratio. A second table times
+It prints the best of --repeat rounds of each (a round runs every contender once, interleaved, each
+after reading the input once so it comes from the page cache), params/s, and the ratio. A second table times
   decompress: .build/release/compeft decompress OUT -o X.safetensors --dtype bf16 --threads N (container in,
            bf16 safetensors out, synced to disk), against
   write:   the same number of bytes (2 per parameter) written to a new file and fsync'ed, the bound the
@@ -51,6 +52,13 @@ def run_compeft(path, density, threads, out):
         sys.exit(f"compeft failed: {r.stderr}")
     seconds, rss_kb = r.stderr.strip().splitlines()[-1].split()
     return float(seconds), int(rss_kb)
+
+
+def warm(path):
+    """Reads a file once so the timed run finds it in the page cache."""
+    with open(path, "rb") as f:
+        while f.read(64 << 20):
+            pass
 
 
 def run_decompress(container, threads, out):
@@ -100,12 +108,21 @@ def main():
             per = size // 4
             save_file({f"layers.{i}.weight": rng.laplace(0, 0.01, per).astype(np.float32) for i in range(4)}, path)
         params = (size // 4) * 4
-        best_np = min(_timed(lambda: numpy_reference(path, args.density, path + ".np.out")) for _ in range(args.repeat))
+        # Rounds interleave the contenders, each reading the input from the page cache (read once
+        # before every timed run), so machine noise and cache state fall on all of them alike.
+        np_times = []
+        runs = {t: [] for t in threads}
+        for _ in range(args.repeat):
+            warm(path)
+            np_times.append(_timed(lambda: numpy_reference(path, args.density, path + ".np.out")))
+            for t in threads:
+                warm(path)
+                runs[t].append(run_compeft(path, args.density, t, path + ".cpeft"))
+        best_np = min(np_times)
         cells = [f"{params:.0e}", f"{best_np:.3f}", f"{params / best_np:.3g}"]
         for t in threads:
-            runs = [run_compeft(path, args.density, t, path + ".cpeft") for _ in range(args.repeat)]
-            sec = min(r[0] for r in runs)
-            rss = max(r[1] for r in runs)
+            sec = min(r[0] for r in runs[t])
+            rss = max(r[1] for r in runs[t])
             cells += [f"{sec:.3f}", f"{params / sec:.3g}", f"{rss / 1024:.0f} MiB", f"{best_np / sec:.1f}×"]
         print("| " + " | ".join(cells) + " |", flush=True)
         decompress_rows.append((size, path, params))
@@ -115,12 +132,17 @@ def main():
     print("|---:|---:|" + "---:|---:|---:|---:|" * len(threads))
     for size, path, params in decompress_rows:
         scratch = path + ".bf16.safetensors"
-        best_write = min(durable_write(2 * params, scratch) for _ in range(args.repeat))
+        writes = []
+        runs = {t: [] for t in threads}
+        for _ in range(args.repeat):
+            writes.append(durable_write(2 * params, scratch))
+            for t in threads:
+                runs[t].append(run_decompress(path + ".cpeft", t, scratch))
+        best_write = min(writes)
         cells = [f"{params:.0e}", f"{best_write:.3f}"]
         for t in threads:
-            runs = [run_decompress(path + ".cpeft", t, scratch) for _ in range(args.repeat)]
-            sec = min(r[0] for r in runs)
-            rss = max(r[1] for r in runs)
+            sec = min(r[0] for r in runs[t])
+            rss = max(r[1] for r in runs[t])
             cells += [f"{sec:.3f}", f"{params / sec:.3g}", f"{rss / 1024:.0f} MiB", f"{sec / best_write:.2f}"]
         os.remove(scratch)
         print("| " + " | ".join(cells) + " |", flush=True)
