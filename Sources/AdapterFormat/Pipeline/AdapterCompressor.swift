@@ -40,7 +40,7 @@ public enum AdapterCompressor {
                 let i = first + item
                 coded[item] = Result {
                     try code(tensors[i], plan: plan.tensors[i], group: plan.global ?? plan.perTensor[tensors[i].name],
-                             options: options, level: zstdLevel, file: path)
+                             options: options, level: zstdLevel, file: path, releasesPages: plan.releasesPages)
                 }
             }
             for item in 0..<(end - start) {
@@ -65,7 +65,7 @@ public enum AdapterCompressor {
 
 /// Codes one tensor: its index entry (without location), stored payload and raw payload length.
 private func code(_ tensor: SourceTensor, plan tp: TensorPlan, group: CompressionPlan.Group?, options: CompressionOptions,
-                  level: Int32, file: String) throws -> (ContainerIndex.Tensor, [UInt8], Int) {
+                  level: Int32, file: String, releasesPages: Bool) throws -> (ContainerIndex.Tensor, [UInt8], Int) {
     var entry = ContainerIndex.Tensor(
         name: tensor.name, file: tensor.fileName, dtype: tensor.dtype, shape: tensor.shape,
         role: tensor.role, initRule: tensor.initRule, note: tp.exactReason,
@@ -80,7 +80,8 @@ private func code(_ tensor: SourceTensor, plan tp: TensorPlan, group: Compressio
         let stored = try ContainerWriter.compress(tensor.data.bytes, level: level, file: file, what: tensor.name)
         return (entry, stored, tensor.data.bytes.count)
     case .ternary, .sparse:
-        let code = TernaryCode.encode(tensor, thresholdBits: tp.thresholdBits, keepValues: tp.storage == .sparse, chunks: ResidualChunks())
+        let code = TernaryCode.encode(tensor, thresholdBits: tp.thresholdBits, keepValues: tp.storage == .sparse,
+                                      chunks: ResidualChunks(releasesPages: releasesPages))
         entry.kept = code.keptCount
         entry.nonzero = code.nonzeroCount
         if tp.storage == .sparse {

@@ -13,7 +13,9 @@ extension ThresholdSelector {
     /// The window spans the sample's buckets within four standard deviations of the target rank, widened
     /// to ``maxWindowBuckets``; nil for inputs under ``windowSamplingMinimum`` values. A wrong guess only
     /// costs the second pass it would have saved.
-    public static func window(sampling group: [SourceTensor], rank: Int) -> Range<UInt32>? {
+    ///
+    /// - Parameter releasesPages: hand the sampled pages back as it goes (see ``ResidualChunks``).
+    public static func window(sampling group: [SourceTensor], rank: Int, releasesPages: Bool = true) -> Range<UInt32>? {
         let total = group.reduce(0) { $0 + $1.count }
         guard total >= windowSamplingMinimum, rank > 0, rank <= total else { return nil }
         var histogram = [UInt32](repeating: 0, count: 1 << 16)
@@ -42,7 +44,7 @@ extension ThresholdSelector {
                 start += windowSampleStride
                 // The kernel maps whole neighbourhoods (or large folios) around each sampled page; hand
                 // them back as the sample moves on, so sampling does not hold a mapped model in memory.
-                if start - releasedUpTo >= elementsPerRelease || start >= tensor.count {
+                if releasesPages && (start - releasedUpTo >= elementsPerRelease || start >= tensor.count) {
                     tensor.releasePages(elements: releasedUpTo..<min(start, tensor.count))
                     releasedUpTo = start
                 }

@@ -50,4 +50,7 @@ public struct CompressionPlan: Sendable {
     public var perTensor: [String: Group]
     /// One entry per input tensor, in input (name) order.
     public var tensors: [TensorPlan]
+    /// Passes over this input hand its mapped pages back as they go (it may not fit in memory); false
+    /// when it fits several times over (``ResidualChunks/keepsMapped(_:)``). Coding follows it too.
+    public var releasesPages = true
 }

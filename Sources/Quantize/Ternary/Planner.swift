@@ -15,6 +15,8 @@ public enum Planner {
                             threads: Int = 1) throws -> CompressionPlan {
         try options.validate()
         let residuals = tensors.indices.filter { tensors[$0].role == .residual }
+        // Stream (handing pages back) unless the input fits in memory several times over.
+        let release = !ResidualChunks.keepsMapped(tensors)
         var plans = tensors.map { t in
             TensorPlan(name: t.name, storage: .exact,
                        exactReason: t.dtype.isFloatingPoint ? "not a residual (modules_to_save or similar)" : "non-float dtype \(t.dtype.rawValue)",
@@ -22,15 +24,17 @@ public enum Planner {
         }
         switch options.scope {
         case .global:
-            let group = try analyse(residuals.map { tensors[$0] }, options: options, threads: threads)
+            let group = try analyse(residuals.map { tensors[$0] }, options: options, threads: threads, release: release)
             for i in residuals { plans[i] = tensorPlan(tensors[i], group: group, options: options) }
-            return CompressionPlan(options: options, global: group, perTensor: [:], tensors: plans)
+            var plan = CompressionPlan(options: options, global: group, perTensor: [:], tensors: plans)
+            plan.releasesPages = release
+            return plan
         case .tensor:
             // Many tensors: one thread per tensor (each analysed single-threaded, so results do not
             // depend on the thread count).
             let results = UnsafeSlots<Result<CompressionPlan.Group, any Error>?>(repeating: nil, count: residuals.count)
             parallelFor(count: residuals.count, threads: threads) { _, item in
-                results[item] = Result { try analyse([tensors[residuals[item]]], options: options, threads: 1) }
+                results[item] = Result { try analyse([tensors[residuals[item]]], options: options, threads: 1, release: release) }
             }
             var groups: [String: CompressionPlan.Group] = [:]
             for (item, i) in residuals.enumerated() {
@@ -38,7 +42,9 @@ public enum Planner {
                 groups[tensors[i].name] = group
                 plans[i] = tensorPlan(tensors[i], group: group, options: options)
             }
-            return CompressionPlan(options: options, global: nil, perTensor: groups, tensors: plans)
+            var plan = CompressionPlan(options: options, global: nil, perTensor: groups, tensors: plans)
+            plan.releasesPages = release
+            return plan
         }
     }
 
@@ -69,7 +75,8 @@ public enum Planner {
     /// The group is cut into fixed pieces; threads take pieces in any order, but per-piece moments
     /// are combined in piece order and histograms are integer counts, so the result is the same for
     /// every thread count and every run.
-    static func analyse(_ group: [SourceTensor], options: CompressionOptions, threads: Int) throws -> CompressionPlan.Group {
+    static func analyse(_ group: [SourceTensor], options: CompressionOptions, threads: Int,
+                        release: Bool = true) throws -> CompressionPlan.Group {
         let d = group.reduce(0) { $0 + $1.count }
         let k = CompressionOptions.keepCount(of: d, density: options.density)
         let m = d - k
@@ -77,13 +84,13 @@ public enum Planner {
         let workers = max(1, min(threads, pieces.count))
         // A sampled guess of the threshold's bucket lets pass 1 count its low bits too, and then the
         // second pass over the values is skipped (the result is the same either way).
-        let window = options.method == .stc ? nil : ThresholdSelector.window(sampling: group, rank: m)
+        let window = options.method == .stc ? nil : ThresholdSelector.window(sampling: group, rank: m, releasesPages: release)
         let selectors = (0..<workers).map { _ in WorkerBox(ThresholdSelector(rank: m, window: window)) }
         let pieceMoments = UnsafeSlots(repeating: MomentAccumulator(), count: pieces.count)
         let finite = UnsafeSlots(repeating: true, count: pieces.count)
         parallelFor(count: pieces.count, threads: workers) { worker, item in
             let piece = pieces[item]
-            let chunks = ResidualChunks()
+            let chunks = ResidualChunks(releasesPages: release)
             var acc = MomentAccumulator()
             var ok = true
             chunks.forEach(group[piece.tensor], range: piece.range) { _, chunk in
@@ -104,7 +111,7 @@ public enum Planner {
             let fine = (0..<workers).map { w in w == 0 ? nil : WorkerBox(selectors[0].value.fineWorker()) }
             parallelFor(count: pieces.count, threads: workers) { worker, item in
                 let piece = pieces[item]
-                let chunks = ResidualChunks()
+                let chunks = ResidualChunks(releasesPages: release)
                 chunks.forEach(group[piece.tensor], range: piece.range) { _, chunk in
                     if worker == 0 { selectors[0].value.addFine(chunk) } else { fine[worker]!.value.addFine(chunk) }
                 }
@@ -119,7 +126,7 @@ public enum Planner {
             let t = selection.thresholdBits
             parallelFor(count: pieces.count, threads: workers) { _, item in
                 let piece = pieces[item]
-                let chunks = ResidualChunks()
+                let chunks = ResidualChunks(releasesPages: release)
                 var sum = 0.0
                 chunks.forEach(group[piece.tensor], range: piece.range) { _, chunk in
                     for v in chunk where v.bitPattern & 0x7FFF_FFFF >= t { sum += Double(abs(v)) }
