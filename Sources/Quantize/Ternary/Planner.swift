@@ -3,8 +3,9 @@ public import TaskVector
 /// Runs the analysis passes of ComPEFT over an input: σ, the exact top-k threshold, and the scale.
 ///
 /// One or two streaming passes over the residuals: moments, coarse histogram and the values near a
-/// sampled guess of the threshold; then, only when the guess missed, the fine histogram of one bucket.
-/// for either scope. Memory is independent of the input size.
+/// sampled guess of the threshold; then, only when the guess missed, the fine histogram of one bucket;
+/// for either scope. Working memory is independent of the input size; an input larger than 1/8 of
+/// physical memory is streamed with its pages handed back as the passes go (``ResidualChunks``).
 public enum Planner {
     /// Plans the compression of `tensors` (which must be sorted by name, as ``TaskVectorInput`` gives them).
     ///
