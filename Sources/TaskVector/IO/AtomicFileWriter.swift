@@ -97,8 +97,9 @@ public final class AtomicFileWriter {
     }
 
     /// Flushes, syncs and renames the temporary file into place.
-    /// Sizes the output to `size` bytes and maps it writable, so producers can fill it in place and
-    /// in parallel instead of streaming through `write`; nil when the output is standard output.
+    /// Reserves `size` bytes of disk for the output, sizes it and maps it writable, so producers can
+    /// fill it in place and in parallel instead of streaming through `write`; nil when the output is
+    /// standard output, `size` is 0, or the file system cannot reserve space (then nothing changed).
     ///
     /// Bytes already written stay at the start; the caller fills the rest. The mapping is written
     /// back and removed by ``commit()`` (or dropped by ``abandon()``); no `write` may follow.
@@ -108,10 +109,18 @@ public final class AtomicFileWriter {
         guard temporaryPath != nil, mapping == nil else { return nil }
         try flush()
         precondition(size >= Int(bytesWritten), "the mapped size is smaller than what was written")
+        guard size > 0 else { return nil }
+        // Reserve the blocks first: a full disk is then this clear error, not a SIGBUS on some later store
+        // into the mapping. Where nothing can be reserved (EOPNOTSUPP, EINVAL) the file is left as it
+        // was and the caller streams instead.
+        let reserved = posix_fallocate(fd, 0, off_t(size))
+        if reserved == EOPNOTSUPP || reserved == EINVAL { return nil }
+        if reserved != 0 {
+            throw TaskVectorError(.io, file: path, "cannot reserve \(size) bytes for the output: \(String(cString: strerror(reserved)))")
+        }
         if ftruncate(fd, off_t(size)) != 0 {
             throw TaskVectorError(.io, file: path, "cannot size the output to \(size) bytes: \(String(cString: strerror(errno)))")
         }
-        guard size > 0 else { return UnsafeMutableRawBufferPointer(start: nil, count: 0) }
         guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
             throw TaskVectorError(.io, file: path, "cannot map the output (\(size) bytes): \(String(cString: strerror(errno)))")
         }
