@@ -53,14 +53,6 @@ struct BitWriter: ~Copyable {
         var count = stored
         var buffer = self.words
         var limit = capacity
-        let modulus = golomb.modulus
-        let threshold = golomb.threshold
-        let shortWidth = golomb.shortWidth
-        let reciprocal = golomb.reciprocal
-        @inline(__always) func divideSmall(_ g: Int) -> (Int, Int) {
-            let q = Int(truncatingIfNeeded: reciprocal.multipliedFullWidth(by: UInt64(truncatingIfNeeded: g)).high)
-            return (q, g &- q &* modulus)
-        }
         guard start < end else {
             golomb.write(end &- position, to: &self)
             return
@@ -90,13 +82,8 @@ struct BitWriter: ~Copyable {
                         value = entry & 0x00FF_FFFF_FFFF_FFFF
                         length = Int(truncatingIfNeeded: entry &>> 56)
                     } else {
-                        let (q, r) = gap < 1 &<< 32 && modulus > 1 ? divideSmall(gap) : golomb.divide(gap)
-                        // The remainder field without a branch (long or short is a coin toss for random gaps).
-                        let y = r &+ threshold
-                        let isLong = ((threshold &- 1 &- r) &>> 63) & 1
-                        let long = (y &>> 1) | ((y & 1) &<< shortWidth)
-                        let field = UInt64(truncatingIfNeeded: r ^ ((long ^ r) & (0 &- isLong)))
-                        let width = shortWidth &+ isLong
+                        let (q, r) = golomb.divide(gap)
+                        let (field, width) = golomb.remainderField(r)
                         if q < 32 && width <= 31 {
                             value = ((1 &<< UInt64(q)) &- 1) | (field &<< UInt64(q &+ 1))
                             length = q &+ 1 &+ width

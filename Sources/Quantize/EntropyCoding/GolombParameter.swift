@@ -84,12 +84,13 @@ struct GolombParameter: Equatable {
     /// The remainder field for r and its width in bits.
     @inline(__always)
     func remainderField(_ r: Int) -> (value: UInt64, width: Int) {
-        // Both forms are computed and one selected: which one applies is a coin toss for random gaps,
-        // and a branch on it would mispredict half the time.
+        // Both forms are computed and one selected by a mask (the compiler turns a `?:` here into a
+        // branch): which one applies is a coin toss for random gaps, and a branch would mispredict half
+        // the time. isLong is 1 when r ≥ t (both are below 2^63).
         let y = r &+ threshold
-        let long = UInt64(truncatingIfNeeded: (y &>> 1) | ((y & 1) &<< shortWidth))
-        let isLong = r >= threshold
-        return (isLong ? long : UInt64(truncatingIfNeeded: r), shortWidth &+ (isLong ? 1 : 0))
+        let long = (y &>> 1) | ((y & 1) &<< shortWidth)
+        let isLong = ((threshold &- 1 &- r) &>> 63) & 1
+        return (UInt64(truncatingIfNeeded: r ^ ((long ^ r) & (0 &- isLong))), shortWidth &+ isLong)
     }
 
     /// Writes the code word for gap g ≥ 0.
