@@ -131,8 +131,6 @@ struct OutputTensor: @unchecked Sendable {
     var dtype: DType
     var shape: [Int]
     var fill: (UnsafeMutableRawBufferPointer) throws -> Void
-
-    var byteCount: Int { shape.reduce(1, *) * dtype.byteSize }
 }
 
 /// Counts finished tensors for a progress callback that may be called from any worker, one call at a time.
@@ -165,25 +163,27 @@ private struct SharedRegion: @unchecked Sendable {
 /// Writes a safetensors file. When the output is a file, it is sized and mapped, the header copied in
 /// and the tensors decoded straight into their places by `threads` workers (largest first); each
 /// tensor's pages are handed back once written, so the resident set stays near the tensors in flight.
-/// Standard output streams the tensors in order through one reused buffer.
+/// Standard output (or a file system that cannot reserve space) streams the tensors in order through
+/// ``SafeTensorsWriter``, each from a buffer of its own size.
 func writeSafeTensors(_ tensors: [OutputTensor], metadata: [String: String], to w: AtomicFileWriter,
                       threads: Int, progress: ProgressCounter) throws {
     let entries = tensors.map { t in
         SafeTensorsWriter.Entry(name: t.name, dtype: t.dtype, shape: t.shape) { sink in
-            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: t.byteCount, alignment: 64)
+            // The shape was validated before any tensor is produced.
+            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: (checkedElementCount(t.shape) ?? 0) * t.dtype.byteSize,
+                                                             alignment: 64)
             defer { out.deallocate() }
             try t.fill(out)
             try sink(UnsafeRawBufferPointer(out))
             progress.finished()
         }
     }
+    try SafeTensorsWriter.validate(entries, file: w.path)
     let ordered = SafeTensorsWriter.layoutOrder(entries)
     let header = SafeTensorsWriter.header(for: ordered, metadata: metadata)
     let size = ordered.reduce(header.count) { $0 + $1.byteCount }
-    // Validation and the streaming path (standard output) are SafeTensorsWriter's.
-    guard tensors.count > 0, entries.allSatisfy({ $0.byteCount > 0 }),
-          Set(tensors.map(\.name)).count == tensors.count, !tensors.contains(where: { $0.name == "__metadata__" }),
-          let region = try w.mapForWriting(size: size) else {
+    // Zero-byte tensors have no place to map; they and standard output take the streaming path.
+    guard entries.allSatisfy({ $0.byteCount > 0 }), let region = try w.mapForWriting(size: size) else {
         try SafeTensorsWriter.write(entries, metadata: metadata, to: w)
         return
     }

@@ -71,16 +71,24 @@ public enum SafeTensorsWriter {
     /// Writes a complete safetensors file to `writer` (not committed: the caller commits).
     ///
     /// - Throws: when a producer emits the wrong number of bytes, or on I/O errors.
-    public static func write(_ entries: [Entry], metadata: [String: String] = [:], to writer: AtomicFileWriter) throws {
+    /// Refuses entries a safetensors file cannot hold: a duplicate or reserved (`__metadata__`) name, or
+    /// a shape whose element count overflows.
+    ///
+    /// - Throws: ``TaskVectorError`` with code `.malformed`, naming `file` and the tensor.
+    public static func validate(_ entries: [Entry], file: String) throws {
         var seen = Set<String>()
         for e in entries {
             guard e.name != "__metadata__", seen.insert(e.name).inserted else {
-                throw TaskVectorError(.malformed, file: writer.path, tensor: e.name, "duplicate or reserved tensor name")
+                throw TaskVectorError(.malformed, file: file, tensor: e.name, "duplicate or reserved tensor name")
             }
             guard checkedElementCount(e.shape) != nil else {
-                throw TaskVectorError(.malformed, file: writer.path, tensor: e.name, "invalid shape \(e.shape)")
+                throw TaskVectorError(.malformed, file: file, tensor: e.name, "invalid shape \(e.shape)")
             }
         }
+    }
+
+    public static func write(_ entries: [Entry], metadata: [String: String] = [:], to writer: AtomicFileWriter) throws {
+        try validate(entries, file: writer.path)
         let ordered = layoutOrder(entries)
         try writer.write(header(for: ordered, metadata: metadata))
         for entry in ordered {
