@@ -22,8 +22,9 @@ import Musl
 /// The encoder chooses the runs by a shortest path over blocks that weighs each block's modelled cost
 /// in every parameter against the cost of starting a new run, then fixes each run's parameter by
 /// exact bit count (on a fixed sample of its segments for runs of more than 2¹⁹ kept positions); so
-/// an iid mask is one run, and a clustered mask (dense rows, empty rows, at any
-/// row width down to a few hundred values) follows its density.
+/// a small iid mask is one run (a large one a few dozen, where chance stretches of density repay a
+/// run header), and a clustered mask (dense rows, empty rows, at any row width down to a few hundred
+/// values) follows its density.
 ///
 /// ## Layout
 ///
@@ -43,8 +44,8 @@ import Musl
 ///    The stream ends with zero bits to a whole byte; nothing follows it.
 ///
 /// Fixed overhead is the 1-byte header. Each run adds a header of 3 bits or more and, for Golomb, its
-/// terminator; byte padding of the signs and of the stream adds under 2 bytes. An iid mask is one run,
-/// so it costs 3–7 bytes in all: a 512-value tensor at p = 10 % takes 41 bytes against a bound of 36.3.
+/// terminator; byte padding of the signs and of the stream adds under 2 bytes. A small iid mask is one
+/// run, so it costs 3–7 bytes in all: a 512-value tensor at p = 10 % takes 41 bytes against a bound of 36.3.
 ///
 /// Decoding checks everything: a stream either decodes to exactly `count` positions with `nonzero`
 /// kept, or throws. It never reads past the input, allocates only in proportion to `count` and the
