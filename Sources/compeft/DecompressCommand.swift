@@ -82,7 +82,7 @@ struct DecompressCommand: ParsableCommand {
                 "tensors": report.tensorCount, "bytes_written": report.bytesWritten, "residual_only": report.residualOnly,
             ] as [String: Any]))
         } else if !common.quiet {
-            emit("wrote \(output)\(report.isFolder ? "/" : "") (\(report.tensorCount) tensors, \(Format.bytes(report.bytesWritten)))")
+            emit("wrote \(output)\(report.isFolder ? "/" : "") (\(report.tensorCount) tensors, \(TextFormat.bytes(report.bytesWritten)))")
         }
     }
 }

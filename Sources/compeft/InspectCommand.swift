@@ -40,7 +40,7 @@ struct InspectCommand: ParsableCommand {
         }
         let c = index.compression
         var lines = [
-            "\(input): compeft container v\(reader.majorVersion).\(reader.minorVersion), \(Format.bytes(size)), written by \(index.tool)",
+            "\(input): compeft container v\(reader.majorVersion).\(reader.minorVersion), \(TextFormat.bytes(size)), written by \(index.tool)",
             "input:       \(index.inputKind)\(index.peftType.map { " (\($0))" } ?? ""), from \(index.sources.joined(separator: ", "))",
             "compression: \(c.method), \(c.scope) scope, density \(c.density)%, α \(c.alphaRequested)",
         ]
@@ -48,19 +48,19 @@ struct InspectCommand: ParsableCommand {
             lines.append(String(format: "             σ %.6g, scale %.6g (α = %.4g), kept %d of %d (%.2f%%), threshold %.6g",
                                 sigma, Double(s), a, kept, total, total > 0 ? 100 * Double(kept) / Double(total) : 0, Double(c.threshold ?? 0)))
         }
-        lines.append("tensors:     \(index.tensors.count) (\(residual.count) compressed, \(index.tensors.count - residual.count) stored exactly); \(Format.bytes(originalBytes)) of tensor data → \(Format.bytes(size)) (\(Format.ratio(Double(originalBytes), Double(size))))")
+        lines.append("tensors:     \(index.tensors.count) (\(residual.count) compressed, \(index.tensors.count - residual.count) stored exactly); \(TextFormat.bytes(originalBytes)) of tensor data → \(TextFormat.bytes(size)) (\(TextFormat.ratio(Double(originalBytes), Double(size))))")
         if !index.files.isEmpty {
             lines.append("files:       " + index.files.map { "\($0.name) (\($0.rawLength) B)" }.joined(separator: ", "))
         }
         Terminal.out(lines.joined(separator: "\n") + "\n")
         let rows = index.tensors.map { t -> [String] in
             let storage = t.role == .exact ? "exact" : (PayloadEncoding(rawValue: t.encoding)?.description ?? "?")
-            let kept = t.role == .exact ? "–" : Format.percent(t.count > 0 ? Double(t.nonzero) / Double(t.count) : 0)
+            let kept = t.role == .exact ? "–" : TextFormat.percent(t.count > 0 ? Double(t.nonzero) / Double(t.count) : 0)
             return [t.name, t.shape.map(String.init).joined(separator: "×"), t.dtype.rawValue, t.initRule.rawValue, storage,
-                    kept, t.role == .exact ? "–" : String(format: "%.4g", Double(t.scale)), Format.bytes(t.length),
+                    kept, t.role == .exact ? "–" : String(format: "%.4g", Double(t.scale)), TextFormat.bytes(t.length),
                     t.note ?? ""]
         }
-        Terminal.out(Format.table(["tensor", "shape", "dtype", "init", "stored as", "kept", "scale", "bytes", "note"], rows,
+        Terminal.out(TextFormat.table(["tensor", "shape", "dtype", "init", "stored as", "kept", "scale", "bytes", "note"], rows,
                                   rightAligned: [5, 6, 7]))
     }
 }

@@ -176,7 +176,7 @@ extension AdapterMerger {
         return LoRAFactors(a: a, b: b, inFeatures: m.inFeatures, outFeatures: m.outFeatures, scaling: scaling)
     }
 
-    /// Merges one LoRA module as its ``LoRAHow`` says.
+    /// Merges one LoRA module as its ``LoRAModuleMerge`` says.
     func mergeModule(_ m: LoRAModule) throws -> LoRAFactors {
         let adapters = try sources.indices.map { try factors(of: $0, module: m) }
         let scaled = options.weights.map { $0 * options.lambda }

@@ -31,7 +31,7 @@ extension AdapterMerger {
         public var inputRanks: [Int]
         /// The merged module's rank.
         public var rank: Int
-        public var how: LoRAHow
+        public var how: LoRAModuleMerge
         /// Σ_{i>R} σᵢ² / Σ σᵢ² of the merged ΔW, for the SVD merges.
         public var discardedEnergy: Double?
     }

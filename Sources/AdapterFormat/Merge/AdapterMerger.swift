@@ -17,7 +17,7 @@ public import TaskVector
 ///   whose top-k keeps at least each expert's non-zeros — the merge runs on the bits with
 ///   ``TernaryMerge`` and never expands an expert to floats. Its result equals the dense path's
 ///   value for value. DARE always expands.
-/// - A LoRA module's factors are merged as ``Options/LoRAMode`` says: see ``LoRAHow``.
+/// - A LoRA module's factors are merged as ``Options/LoRAMode`` says: see ``LoRAModuleMerge``.
 /// - A tensor that is not a residual (PEFT `modules_to_save` heads, non-float tensors) is copied
 ///   from the first input when every input holds the same values; when they differ, a float tensor
 ///   is merged with the method as values (from 0) and a non-float one is an error.
@@ -71,7 +71,7 @@ public final class AdapterMerger {
     }
 
     /// How one LoRA module was merged.
-    public enum LoRAHow: String, Sendable {
+    public enum LoRAModuleMerge: String, Sendable {
         /// Task arithmetic, concatenated factors of rank Σrᵢ: exactly Σ wᵢsᵢBᵢAᵢ (PEFT's `cat`).
         case concat = "exact-concat"
         /// Task arithmetic, truncated SVD of Σ wᵢsᵢBᵢAᵢ computed from the factors, at the chosen rank.
@@ -110,7 +110,7 @@ public final class AdapterMerger {
         /// Each input's rank.
         var ranks: [Int]
         var outRank: Int
-        var how: LoRAHow
+        var how: LoRAModuleMerge
     }
 
     /// One tensor of the output.
@@ -278,7 +278,7 @@ public final class AdapterMerger {
             ranks.append(sa.shape[0])
         }
         let module = prefix.hasSuffix(".") ? String(prefix.dropLast()) : prefix
-        let how: LoRAHow
+        let how: LoRAModuleMerge
         let outRank: Int
         switch (options.lora, options.method) {
         case (.exact, .taskArithmetic):

@@ -7,7 +7,7 @@ import TaskVector
 /// The output type for a `compeft_dtype` code: INVALID_ARGUMENT for a code the header does not define,
 /// UNSUPPORTED for a type the serving path cannot write.
 private func outputType(_ code: compeft_dtype, for t: ContainerIndex.Tensor, in container: OpenContainer) throws(ABIError) -> DType {
-    guard let dtype = Codes.dtype(code: code) else {
+    guard let dtype = ABICodes.dtype(code: code) else {
         throw .invalidArgument("\(container.path): tensor '\(t.name)': \(code) is not a compeft_dtype code")
     }
     guard ContainerReader.decodableTypes.contains(dtype) else {

@@ -24,9 +24,9 @@ public func compeft_tensor_info(_ handle: compeft_handle, _ index: Int,
         info.name = UnsafePointer(container.names[index])
         info.file = UnsafePointer(container.files[index])
         info.rank = UInt32(t.shape.count)
-        info.dtype = Codes.code(of: t.dtype)
-        info.role = Codes.code(of: t.role)
-        info.`init` = Codes.code(of: t.initRule)
+        info.dtype = ABICodes.code(of: t.dtype)
+        info.role = ABICodes.code(of: t.role)
+        info.`init` = ABICodes.code(of: t.initRule)
         withUnsafeMutableBytes(of: &info.shape) { raw in
             let shape = raw.bindMemory(to: Int64.self)
             for (i, d) in t.shape.prefix(shape.count).enumerated() { shape[i] = Int64(d) }

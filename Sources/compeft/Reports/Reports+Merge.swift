@@ -61,13 +61,13 @@ extension Reports {
 
     static func mergeText(_ r: AdapterMerger.Report, settings s: MergeCommand.Settings, sources: [MergeSource]) -> String {
         var how = s.methodName
-        if s.methodName != "task-arithmetic" { how += ", density \(Format.number(s.density))%" }
+        if s.methodName != "task-arithmetic" { how += ", density \(TextFormat.number(s.density))%" }
         if let e = s.election { how += ", \(e.rawValue) election" }
-        if s.options.lambda != 1 { how += ", λ \(Format.number(s.options.lambda))" }
+        if s.options.lambda != 1 { how += ", λ \(TextFormat.number(s.options.lambda))" }
         let kinds = Set(sources.map(describe)).sorted().joined(separator: " + ")
         let shown = s.output == "-" ? "stdout" : s.output + (s.destination.isFolder ? "/" : "")
         var lines = [
-            "merged \(sources.count) \(kinds) input(s) (\(how)) → \(shown) (\(r.tensors.count) tensors, \(Format.bytes(r.bytesWritten)))",
+            "merged \(sources.count) \(kinds) input(s) (\(how)) → \(shown) (\(r.tensors.count) tensors, \(TextFormat.bytes(r.bytesWritten)))",
         ]
         if !r.modules.isEmpty {
             let hows = Set(r.modules.map(\.how.rawValue)).sorted().joined(separator: ", ")
@@ -91,7 +91,7 @@ extension Reports {
             let residual = c.index.tensors.filter { $0.role == .residual }
             let kept = residual.reduce(0) { $0 + $1.nonzero }
             let total = residual.reduce(0) { $0 + $1.count }
-            lines.append("  compressed: \(c.index.compression.method), density \(Format.number(c.index.compression.density))%: kept \(kept) of \(total) residual values")
+            lines.append("  compressed: \(c.index.compression.method), density \(TextFormat.number(c.index.compression.density))%: kept \(kept) of \(total) residual values")
         }
         return lines.joined(separator: "\n")
     }
@@ -103,7 +103,7 @@ extension AdapterMerger.Destination {
     }
 }
 
-extension Format {
+extension TextFormat {
     /// A number without a trailing `.0`.
     static func number(_ x: Double) -> String {
         x == x.rounded() && x.magnitude < 1e15 ? String(Int(x)) : String(x)

@@ -88,7 +88,7 @@ extension Reports {
         return scope == .tensor ? "per tensor" : (chosen ? "exact" : "–")
     }
 
-    static func percentOrDash(_ x: Double?) -> String { x.map(Format.percent) ?? "–" }
+    static func percentOrDash(_ x: Double?) -> String { x.map(TextFormat.percent) ?? "–" }
 
     static func densityLabel(_ k: Double) -> String { String(format: "%g%%", k) }
 
@@ -97,21 +97,21 @@ extension Reports {
     static func analyzeText(_ a: DensityAnalysis, perTensor: Bool) -> String {
         let kind = a.kind.rawValue + (a.peftType.map { " (\($0))" } ?? "") + (a.base.map { " against \($0)" } ?? "")
         var out = [
-            "\(a.input): \(kind), \(Format.bytes(a.inputBytes)); \(a.residualTensors) residual tensor(s), "
-                + "\(a.residualValues) values (f16 copy \(Format.bytes(a.f16Bytes)))",
+            "\(a.input): \(kind), \(TextFormat.bytes(a.inputBytes)); \(a.residualTensors) residual tensor(s), "
+                + "\(a.residualValues) values (f16 copy \(TextFormat.bytes(a.f16Bytes)))",
             "\(a.options.method.rawValue), \(a.options.scope.rawValue) scope, α \(a.options.alpha); sizes are the "
                 + "containers compress writes, errors are of the τ̂ they decode to",
             "",
         ]
         let rows = a.densities.map { d -> [String] in
             let t = d.point.total
-            return [densityLabel(d.point.density), Format.percent(t.keptFraction), percentOrDash(t.energyShare),
-                    Format.bytes(d.sizes.containerBytes), ratioOrDash(d.ratioVsInput(a.inputBytes)),
-                    Format.bytes(d.sizes.residualPayloadBytes), fixed(d.bitsPerParameter, 3), ratioOrDash(d.ratioVsF16),
+            return [densityLabel(d.point.density), TextFormat.percent(t.keptFraction), percentOrDash(t.energyShare),
+                    TextFormat.bytes(d.sizes.containerBytes), ratioOrDash(d.ratioVsInput(a.inputBytes)),
+                    TextFormat.bytes(d.sizes.residualPayloadBytes), fixed(d.bitsPerParameter, 3), ratioOrDash(d.ratioVsF16),
                     totalScale(t.chosen.scale, t, a.options.scope, chosen: true),
                     fixed(t.chosen.relativeError, 4), fixed(t.chosen.cosine, 4)]
         }
-        out.append(Format.table(
+        out.append(TextFormat.table(
             ["density", "kept", "‖τ‖² kept", "container", "vs input", "residual", "bits/param", "vs f16", "scale",
              "error", "cosine"],
             rows, rightAligned: Set(0..<11), groups: [("size", 3..<8), ("reconstruction", 8..<11)]))
@@ -126,7 +126,7 @@ extension Reports {
                 [totalScale($0.scale, t, a.options.scope, chosen: false), fixed($0.relativeError, 4), fixed($0.normRatio, 3)]
             }
         }
-        out.append(Format.table(["density"] + Array(repeating: ["s", "error", "‖τ̂‖/‖τ‖"], count: 3).flatMap { $0 },
+        out.append(TextFormat.table(["density"] + Array(repeating: ["s", "error", "‖τ̂‖/‖τ‖"], count: 3).flatMap { $0 },
                                 candidateRows, rightAligned: Set(0..<10), groups: candidateGroups))
         if perTensor {
             for d in a.densities {
@@ -135,14 +135,14 @@ extension Reports {
                 let rows = d.point.tensors.map { f -> [String] in
                     let bytes = d.sizes.tensorPayloadBytes[f.name ?? ""] ?? 0
                     let n = Double(f.statistics.count)
-                    return [f.name ?? "", String(f.statistics.count), Format.percent(f.keptFraction),
-                            percentOrDash(f.energyShare), Format.bytes(bytes),
+                    return [f.name ?? "", String(f.statistics.count), TextFormat.percent(f.keptFraction),
+                            percentOrDash(f.energyShare), TextFormat.bytes(bytes),
                             fixed(n > 0 ? 8 * Double(bytes) / n : nil, 3), ratioOrDash(bytes > 0 && n > 0 ? 2 * n / Double(bytes) : nil),
                             f.storage == .ternary ? scale(f.chosen.scale) : (f.storage?.rawValue ?? "–"),
                             fixed(f.chosen.relativeError, 4), fixed(f.chosen.cosine, 4)]
                         + [f.normPreserving, f.l2Optimal, f.alphaSigma].flatMap { [fixed($0.relativeError, 4), fixed($0.normRatio, 3)] }
                 }
-                out.append(Format.table(
+                out.append(TextFormat.table(
                     ["tensor", "values", "kept", "‖τ‖² kept", "payload", "bits/param", "vs f16", "scale", "error", "cosine"]
                         + Array(repeating: ["error", "‖τ̂‖/‖τ‖"], count: 3).flatMap { $0 },
                     rows, rightAligned: Set(1..<16),

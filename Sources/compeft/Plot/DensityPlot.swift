@@ -92,7 +92,7 @@ enum DensityPlot {
             // Container size in bytes above its points.
             for d in a.densities {
                 guard let v = d.containerBitsPerParameter, v > 0 else { continue }
-                svg.text(x(d.point.density), y(v) - 8, Format.bytes(d.sizes.containerBytes), size: 10, anchor: "middle",
+                svg.text(x(d.point.density), y(v) - 8, TextFormat.bytes(d.sizes.containerBytes), size: 10, anchor: "middle",
                          fill: "#1f4e99")
             }
         } else {

@@ -53,7 +53,7 @@ final class Progress {
         switch unit {
         case .items: amount = "\(done)/\(total)"
         case .bytes:
-            amount = "\(Format.bytes(done)) of \(Format.bytes(total)), \(Format.bytes(Int(Double(done) / max(elapsed, 1e-9))))/s"
+            amount = "\(TextFormat.bytes(done)) of \(TextFormat.bytes(total)), \(TextFormat.bytes(Int(Double(done) / max(elapsed, 1e-9))))/s"
         }
         let line = String(format: "\r%@ %@ (%.0f%%), ETA %.0fs ", label, amount, fraction * 100, eta)
         FileHandle.standardError.write(line.data(using: .utf8)!)
@@ -62,35 +62,5 @@ final class Progress {
     func finish() {
         guard drew else { return }
         FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!)
-    }
-}
-
-/// Human-readable sizes and ratios.
-enum Format {
-    static func bytes(_ n: some BinaryInteger) -> String {
-        let v = Double(n)
-        if v < 1024 { return "\(n) B" }
-        if v < 1024 * 1024 { return String(format: "%.1f KiB", v / 1024) }
-        if v < 1024 * 1024 * 1024 { return String(format: "%.2f MiB", v / 1024 / 1024) }
-        return String(format: "%.2f GiB", v / 1024 / 1024 / 1024)
-    }
-
-    static func ratio(_ a: Double, _ b: Double) -> String {
-        b > 0 ? String(format: "%.2f×", a / b) : "–"
-    }
-
-    static func percent(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
-
-    /// Left-aligned text columns, right-aligned numbers, two spaces between.
-    static func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> String {
-        let all = [header] + rows
-        var widths = [Int](repeating: 0, count: header.count)
-        for row in all { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-        return all.map { row in
-            row.enumerated().map { i, cell in
-                let pad = String(repeating: " ", count: widths[i] - cell.count)
-                return rightAligned.contains(i) ? pad + cell : cell + pad
-            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
     }
 }

@@ -1,5 +1,5 @@
 /// Tables whose columns are grouped under a heading.
-extension Format {
+extension TextFormat {
     /// Like ``table(_:_:rightAligned:)``, with a line of group headings above the header: each heading
     /// starts at its first column and is underlined across its columns (which widen to fit it).
     static func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = [],

@@ -49,8 +49,8 @@ enum Reports {
         let total = residual.reduce(0) { $0 + $1.count }
         var lines = [
             "\(input) → \(output)",
-            "  \(Format.bytes(r.inputBytes)) → \(Format.bytes(r.outputBytes))  (\(Format.ratio(Double(r.inputBytes), Double(r.outputBytes))) smaller)",
-            "  \(c.method), \(c.scope) scope, density \(c.density)%: kept \(kept) of \(total) residual values (\(Format.percent(total > 0 ? Double(kept) / Double(total) : 0)))",
+            "  \(TextFormat.bytes(r.inputBytes)) → \(TextFormat.bytes(r.outputBytes))  (\(TextFormat.ratio(Double(r.inputBytes), Double(r.outputBytes))) smaller)",
+            "  \(c.method), \(c.scope) scope, density \(c.density)%: kept \(kept) of \(total) residual values (\(TextFormat.percent(total > 0 ? Double(kept) / Double(total) : 0)))",
         ]
         if let s = c.scale, let sigma = c.sigma, let a = c.alpha, c.method != "prune" {
             lines.append(String(format: "  scale %.6g = α %.4g × σ %.6g (α %@)", Double(s), a, sigma, c.alphaRequested))

@@ -2,7 +2,7 @@ import CCompeft
 import TaskVector
 
 /// The `compeft_dtype`, `compeft_role` and `compeft_init` codes of the header.
-enum Codes {
+enum ABICodes {
     /// Every dtype with its code; codes are part of the ABI and never change.
     static let dtypes: [(DType, Int)] = [
         (.f32, COMPEFT_DTYPE_F32), (.f16, COMPEFT_DTYPE_F16), (.bf16, COMPEFT_DTYPE_BF16), (.f64, COMPEFT_DTYPE_F64),
