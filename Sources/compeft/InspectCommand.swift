@@ -22,7 +22,7 @@ struct InspectCommand: ParsableCommand {
         common.setUp()
         let reader = try ContainerReader(path: input)
         let index = reader.index
-        let size = reader.file.bytes.count
+        let size = reader.size
         let residual = index.tensors.filter { $0.role == .residual }
         let originalBytes = index.tensors.reduce(0) { $0 + $1.count * $1.dtype.byteSize }
         if common.json {

@@ -30,7 +30,7 @@ import Testing
 
     /// Rewrites a container's index JSON (re-compressing it and fixing the trailer's checksums).
     static func rewritingIndex(_ bytes: [UInt8], _ edit: (inout [String: Any]) -> Void) throws -> [UInt8] {
-        let reader = try ContainerReader(file: MappedFile(path: "x.cpeft", contents: bytes))
+        let reader = try ContainerReader(name: "x.cpeft", contents: bytes)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var object = try JSONSerialization.jsonObject(with: encoder.encode(reader.index)) as! [String: Any]
@@ -54,7 +54,7 @@ import Testing
             for i in tensors.indices { tensors[i]["quantizerHint"] = "ignored" }
             index["tensors"] = tensors
         }
-        let reader = try ContainerReader(file: MappedFile(path: "edited.cpeft", contents: edited))
+        let reader = try ContainerReader(name: "edited.cpeft", contents: edited)
         for t in reader.index.tensors { try reader.verify(t) }
     }
 
@@ -64,7 +64,7 @@ import Testing
         let t = bytes.count - ContainerLayout.trailerSize
         let hash = XXH64.hash(Array(bytes[0..<16]) + Array(bytes[t..<(t + 32)]))
         withUnsafeBytes(of: hash.littleEndian) { for (i, b) in $0.enumerated() { bytes[t + 32 + i] = b } }
-        let reader = try ContainerReader(file: MappedFile(path: "minor.cpeft", contents: bytes))
+        let reader = try ContainerReader(name: "minor.cpeft", contents: bytes)
         #expect(reader.minorVersion == 7)
     }
 
@@ -75,7 +75,7 @@ import Testing
             tensors[0]["encoding"] = 99
             index["tensors"] = tensors
         }
-        let reader = try ContainerReader(file: MappedFile(path: "future.cpeft", contents: edited))
+        let reader = try ContainerReader(name: "future.cpeft", contents: edited)
         #expect { try reader.verify(reader.index.tensors[0]) } throws: { error in
             let e = error as? FormatError
             return e?.code == .unsupported && e!.message.contains("encoding 99")

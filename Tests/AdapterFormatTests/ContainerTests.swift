@@ -175,7 +175,7 @@ import Testing
         let good = try ContainerReader(path: dir + "/c.cpeft")
         let victim = try #require(good.index.tensors.max { $0.length < $1.length })
         bytes[victim.offset + victim.length / 2] ^= 0x10
-        let reader = try ContainerReader(file: MappedFile(path: "bad.cpeft", contents: bytes))
+        let reader = try ContainerReader(name: "bad.cpeft", contents: bytes)
         for threads in [1, 2] {
             #expect { _ = try AdapterDecompressor.decompress(reader, to: dir + "/out.safetensors", threads: threads) } throws: { error in
                 (error as? FormatError)?.tensor == victim.name

@@ -14,7 +14,7 @@ import Testing
     }
 
     func open(_ bytes: [UInt8]) throws -> ContainerReader {
-        try ContainerReader(file: MappedFile(path: "bad.cpeft", contents: bytes))
+        try ContainerReader(name: "bad.cpeft", contents: bytes)
     }
 
     @Test func flippedPayloadByteIsRefusedNamingTheTensor() throws {

@@ -47,9 +47,37 @@ import Testing
         for t in reader.index.tensors where t.name != target.name {
             for i in t.offset..<(t.offset + t.length) { bytes[i] = 0xA5 }
         }
-        let damaged = try ContainerReader(file: MappedFile(path: "damaged.cpeft", contents: bytes))
+        let damaged = try ContainerReader(name: "damaged.cpeft", contents: bytes)
         #expect(try decode(damaged, target, as: .f32) == (try decode(reader, target, as: .f32)))
         #expect(throws: FormatError.self) { try decode(damaged, damaged.index.tensors[3], as: .f32) }
+    }
+
+    @Test func fileTruncatedUnderAnOpenReaderIsAnIOErrorNamingIt() throws {
+        let path = try container("lora-bert-seqcls")
+        let reader = try ContainerReader(path: path)
+        let last = try #require(reader.index.tensors.max { $0.offset < $1.offset })
+        let before = try decode(reader, last, as: .f32)
+        // Cut the file inside the last payload: a mapped reader would die of SIGBUS here.
+        #expect(truncate(path, off_t(last.offset + last.length / 2)) == 0)
+        #expect { try decode(reader, last, as: .f32) } throws: { error in
+            let e = error as? FormatError
+            return e?.code == .io && e?.file == path && e?.tensor == last.name && e?.message.contains("changed while open") == true
+        }
+        // A payload that still lies inside the shorter file reads as before.
+        let first = try #require(reader.index.tensors.min { $0.offset < $1.offset })
+        #expect(try decode(reader, first, as: .f32).count == first.count * 4)
+        #expect(before.count == last.count * 4)
+    }
+
+    @Test func fileReplacedByRenameKeepsDecodingTheOldContents() throws {
+        let path = try container("lora-bert-seqcls", density: 10)
+        let other = try container("lora-bert-seqcls", density: 30)
+        let reader = try ContainerReader(path: path)
+        let expected = try reader.index.tensors.map { try decode(reader, $0, as: .bf16) }
+        #expect(rename(other, path) == 0)
+        #expect(try reader.index.tensors.map { try decode(reader, $0, as: .bf16) } == expected)
+        let reopened = try ContainerReader(path: path)
+        #expect(try reopened.index.tensors.map { try decode(reopened, $0, as: .bf16) } != expected)
     }
 
     @Test func concurrentDecodesEqualSerialDecodes() throws {

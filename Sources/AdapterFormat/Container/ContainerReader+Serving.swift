@@ -43,8 +43,10 @@ extension ContainerReader {
             let stored = try stored(offset: t.offset, length: t.length, xxh64: t.xxh64, tensor: t.name)
             let type: GapCoder.OutputType = dtype == .f32 ? .f32 : dtype == .f16 ? .f16 : .bf16
             do {
-                try GapCoder.decode(stored, count: t.count, nonzero: t.nonzero, scale: Float(bitPattern: t.scaleBits),
-                                    into: destination, as: type)
+                try stored.withUnsafeBytes {
+                    try GapCoder.decode($0, count: t.count, nonzero: t.nonzero, scale: Float(bitPattern: t.scaleBits),
+                                        into: destination, as: type)
+                }
             } catch {
                 throw FormatError(.malformed, file: path, tensor: t.name, "payload does not decode: \(error)")
             }

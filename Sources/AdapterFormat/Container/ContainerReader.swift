@@ -7,74 +7,84 @@ public import TaskVector
 ///
 /// The reader is immutable after `init` and safe to share between threads.
 public final class ContainerReader: Sendable {
-    public let file: MappedFile
+    /// Where the bytes come from: a file read with `pread` (never mapped, so a file that shrinks under
+    /// an open reader is an I/O error, not a crash), memory, or a remote blob.
+    public let source: any ByteSource
     public let index: ContainerIndex
     public let majorVersion: UInt16
     public let minorVersion: UInt16
     /// Offset where the index starts (payloads must end before it).
     private let payloadEnd: Int
 
-    public var path: String { file.path }
+    /// The name of the source: the path as the user gave it, or a reference.
+    public var path: String { source.name }
+    /// The container's size in bytes.
+    public var size: Int { source.size }
 
     /// Opens `path` (`-` reads standard input to the end).
+    ///
+    /// - Throws: ``FormatError`` (`.io`) when the file cannot be opened or is not a regular file, and
+    ///   as ``init(source:)`` does.
     public convenience init(path: String) throws {
-        let file: MappedFile
+        let source: any ByteSource
         do {
-            file = try MappedFile(path: path)
+            source = path == "-" ? MemoryByteSource.standardInput() : try FileByteSource(path: path)
         } catch let error as TaskVectorError {
             throw FormatError(.io, file: path, error.message)
         }
-        try self.init(file: file)
+        try self.init(source: source)
     }
 
-    public init(file: MappedFile) throws {
-        self.file = file
-        let bytes = file.bytes
-        let path = file.path
+    /// Opens a container held in memory; `name` is used in errors.
+    public convenience init(name: String, contents: [UInt8]) throws {
+        try self.init(source: MemoryByteSource(name: name, contents: contents))
+    }
+
+    /// Reads and checks the preamble, trailer and index of `source`.
+    ///
+    /// - Throws: ``FormatError``: `.malformed` or `.checksum` for a damaged container, `.unsupported`
+    ///   for a major version this build does not read, `.io` when the source cannot be read.
+    public init(source: any ByteSource) throws {
+        self.source = source
+        let path = source.name
         func bad(_ message: String) -> FormatError { FormatError(.malformed, file: path, message) }
-        guard bytes.count >= ContainerLayout.preambleSize + ContainerLayout.trailerSize else {
-            throw bad("not a compeft container: \(bytes.count) bytes is too short")
+        let size = source.size
+        guard size >= ContainerLayout.preambleSize + ContainerLayout.trailerSize else {
+            throw bad("not a compeft container: \(size) bytes is too short")
         }
-        guard Array(bytes[0..<8]) == ContainerLayout.magic else { throw bad("not a compeft container (bad magic)") }
-        let major = bytes.readLE(UInt16.self, at: 8)!
-        let minor = bytes.readLE(UInt16.self, at: 10)!
-        guard major == ContainerLayout.majorVersion else {
+        let preamble = try Self.read(source, 0..<ContainerLayout.preambleSize)
+        let t = size - ContainerLayout.trailerSize
+        let trailerBytes = try Self.read(source, t..<size)
+        guard let header = ContainerLayout.Preamble(parsing: preamble) else { throw bad("not a compeft container (bad magic)") }
+        guard header.major == ContainerLayout.majorVersion else {
             throw FormatError(.unsupported, file: path,
-                              "container format version \(major).\(minor) is not supported; this compeft reads version \(ContainerLayout.majorVersion).x")
+                              "container format version \(header.major).\(header.minor) is not supported; this compeft reads version \(ContainerLayout.majorVersion).x")
         }
-        majorVersion = major
-        minorVersion = minor
-        let t = bytes.count - ContainerLayout.trailerSize
-        guard Array(bytes[(t + 40)..<(t + 48)]) == ContainerLayout.trailerMagic else {
+        majorVersion = header.major
+        minorVersion = header.minor
+        guard let trailer = ContainerLayout.Trailer(parsing: trailerBytes) else {
             throw bad("container is truncated or damaged (no trailer at the end)")
         }
-        let preamble = Array(bytes[0..<ContainerLayout.preambleSize])
-        let trailerHash = XXH64.hash(preamble + Array(bytes[t..<(t + 32)]))
-        guard trailerHash == bytes.readLE(UInt64.self, at: t + 32)! else {
+        guard XXH64.hash(preamble + trailerBytes[0..<32]) == trailer.headerHash else {
             throw FormatError(.checksum, file: path, "trailer checksum mismatch: the header is corrupt")
         }
-        let indexOffset = bytes.readLE(UInt64.self, at: t)!
-        let indexLength = bytes.readLE(UInt64.self, at: t + 8)!
-        let indexRaw = bytes.readLE(UInt64.self, at: t + 16)!
-        let indexHash = bytes.readLE(UInt64.self, at: t + 24)!
-        guard indexOffset >= UInt64(ContainerLayout.preambleSize), indexLength <= UInt64(t),
-            indexOffset + indexLength == UInt64(t)
-        else { throw bad("index location \(indexOffset)+\(indexLength) does not end at the trailer (\(t))") }
-        guard indexRaw <= indexLength * UInt64(Zstd.maxExpansion), indexRaw <= 1 << 30 else {
-            throw bad("index claims \(indexRaw) bytes, impossible for \(indexLength) stored bytes")
+        guard trailer.indexOffset >= UInt64(ContainerLayout.preambleSize), trailer.indexLength <= UInt64(t),
+            trailer.indexOffset == UInt64(t) - trailer.indexLength
+        else { throw bad("index location \(trailer.indexOffset)+\(trailer.indexLength) does not end at the trailer (\(t))") }
+        guard trailer.indexRawLength <= trailer.indexLength * UInt64(Zstd.maxExpansion), trailer.indexRawLength <= 1 << 30 else {
+            throw bad("index claims \(trailer.indexRawLength) bytes, impossible for \(trailer.indexLength) stored bytes")
         }
-        let stored = UnsafeRawBufferPointer(rebasing: bytes[Int(indexOffset)..<t])
-        guard XXH64.hash(stored) == indexHash else {
+        let indexStart = Int(trailer.indexOffset)
+        let stored = try Self.read(source, indexStart..<t)
+        guard XXH64.hash(stored) == trailer.indexHash else {
             throw FormatError(.checksum, file: path, "index checksum mismatch: the index is corrupt")
         }
+        var json = [UInt8](repeating: 0, count: Int(trailer.indexRawLength))
         do {
-            try Zstd.checkDecodedLength(stored, is: Int(indexRaw))
-        } catch {
-            throw bad("index does not decompress: \(error)")
-        }
-        var json = [UInt8](repeating: 0, count: Int(indexRaw))
-        do {
-            try json.withUnsafeMutableBytes { try Zstd.decompress(stored, into: $0) }
+            try stored.withUnsafeBytes { stored in
+                try Zstd.checkDecodedLength(stored, is: json.count)
+                try json.withUnsafeMutableBytes { try Zstd.decompress(stored, into: $0) }
+            }
         } catch {
             throw bad("index does not decompress: \(error)")
         }
@@ -84,9 +94,18 @@ public final class ContainerReader: Sendable {
         } catch {
             throw bad("index is not valid: \(error)")
         }
-        payloadEnd = Int(indexOffset)
+        payloadEnd = indexStart
         try Self.validate(index, payloadEnd: payloadEnd, path: path)
         self.index = index
+    }
+
+    /// `source`'s bytes in `range`; a failed read becomes a ``FormatError`` (`.io`) naming the source.
+    private static func read(_ source: any ByteSource, _ range: Range<Int>) throws -> [UInt8] {
+        do {
+            return try source.bytes(range)
+        } catch let error as TaskVectorError {
+            throw FormatError(.io, file: source.name, error.message)
+        }
     }
 
     private static func validate(_ index: ContainerIndex, payloadEnd: Int, path: String) throws {
@@ -145,25 +164,29 @@ public final class ContainerReader: Sendable {
         index.tensors.first { $0.name == name }
     }
 
-    /// The stored bytes of a payload after checking its checksum.
-    func stored(offset: Int, length: Int, xxh64: String, tensor: String?) throws -> UnsafeRawBufferPointer {
-        let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[offset..<(offset + length)])
-        guard XXH64.hex(XXH64.hash(bytes)) == xxh64 else {
+    /// The stored bytes of a payload, read from the source and checked against their checksum.
+    func stored(offset: Int, length: Int, xxh64: String, tensor: String?) throws -> [UInt8] {
+        let bytes: [UInt8]
+        do {
+            bytes = try source.bytes(offset..<(offset + length))
+        } catch let error as TaskVectorError {
+            throw FormatError(.io, file: path, tensor: tensor, error.message)
+        }
+        guard XXH64.hex(bytes.withUnsafeBytes { XXH64.hash($0) }) == xxh64 else {
             throw FormatError(.checksum, file: path, tensor: tensor, "checksum mismatch: the payload is corrupt")
         }
         return bytes
     }
 
     private func decompressed(offset: Int, length: Int, rawLength: Int, xxh64: String, tensor: String?) throws -> [UInt8] {
-        let source = try stored(offset: offset, length: length, xxh64: xxh64, tensor: tensor)
+        let stored = try stored(offset: offset, length: length, xxh64: xxh64, tensor: tensor)
+        var out = [UInt8](repeating: 0, count: 0)
         do {
-            try Zstd.checkDecodedLength(source, is: rawLength)
-        } catch {
-            throw FormatError(.malformed, file: path, tensor: tensor, "payload does not decode: \(error)")
-        }
-        var out = [UInt8](repeating: 0, count: rawLength)
-        do {
-            try out.withUnsafeMutableBytes { try Zstd.decompress(source, into: $0) }
+            try stored.withUnsafeBytes { source in
+                try Zstd.checkDecodedLength(source, is: rawLength)
+                out = [UInt8](repeating: 0, count: rawLength)
+                try out.withUnsafeMutableBytes { try Zstd.decompress(source, into: $0) }
+            }
         } catch {
             throw FormatError(.malformed, file: path, tensor: tensor, "payload does not decode: \(error)")
         }
@@ -203,7 +226,7 @@ public final class ContainerReader: Sendable {
         if encoding == .ternaryGap {
             let stored = try stored(offset: t.offset, length: t.length, xxh64: t.xxh64, tensor: t.name)
             do {
-                var code = try GapCoder.decode(stored, count: t.count, nonzero: t.nonzero)
+                var code = try stored.withUnsafeBytes { try GapCoder.decode($0, count: t.count, nonzero: t.nonzero) }
                 code.keptCount = t.kept
                 return .code(code)
             } catch {

@@ -46,9 +46,9 @@ public func compeft_open(_ path: UnsafePointer<CChar>!, _ outHandle: UnsafeMutab
         guard let outHandle else { throw ABIError.invalidArgument("compeft_open: out_handle is NULL") }
         let name = String(cString: path)
         guard !name.isEmpty else { throw ABIError.invalidArgument("compeft_open: path is empty") }
-        // The Swift reader takes "-" to mean standard input; through the C API it is a file name.
-        let file = try MappedFile(path: name == "-" ? "./-" : name)
-        let container = try OpenContainer(reader: ContainerReader(file: file))
+        // Read with pread, never mapped: a file truncated under an open handle is COMPEFT_ERR_IO, not
+        // SIGBUS in the host process. "-" is a file name here (the CLI's stdin convention does not apply).
+        let container = try OpenContainer(reader: ContainerReader(source: FileByteSource(path: name)))
         outHandle.pointee = try HandleTable.insert(container)
     }
 }
