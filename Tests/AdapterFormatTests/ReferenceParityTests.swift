@@ -122,4 +122,35 @@ struct PeftLoadTests {
         #expect(py.status == 0, "\(py.output)")
         #expect(py.output.contains("ok"))
     }
+
+    /// A full fine-tune restored against its base is a model folder `from_pretrained` loads: its
+    /// config.json travels in the container.
+    @Test func restoredFullFineTuneLoadsWithFromPretrained() throws {
+        let dir = scratchDirectory("from-pretrained")
+        let input = try TaskVectorInput.load(path: Fixtures.path("full-ft"), base: Fixtures.path("tiny-bert"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/ft.cpeft"))
+        _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/ft.cpeft"), to: dir + "/restored",
+                                               base: Checkpoint(path: Fixtures.path("tiny-bert")))
+        let script = """
+            import os, sys, torch
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            from safetensors.torch import load_file
+            from transformers import AutoModelForSequenceClassification
+            m = AutoModelForSequenceClassification.from_pretrained(sys.argv[1])
+            sd = m.state_dict()
+            files = [f for f in os.listdir(sys.argv[1]) if f.endswith(".safetensors")]
+            n = 0
+            for f in files:
+                for k, v in load_file(os.path.join(sys.argv[1], f)).items():
+                    assert torch.equal(sd[k], v), k
+                    n += 1
+            out = m(torch.tensor([[1, 5, 7, 2]])).logits
+            assert torch.isfinite(out).all()
+            print("ok", n)
+            """
+        let py = Python.run(["-c", script, dir + "/restored"])
+        #expect(py.status == 0, "\(py.output)")
+        let count = try Checkpoint(path: Fixtures.path("full-ft")).names.count
+        #expect(py.output.contains("ok \(count)"), "\(py.output)")
+    }
 }

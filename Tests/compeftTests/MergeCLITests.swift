@@ -77,8 +77,10 @@ import Testing
                              "--method", "ties", "--density", "30", "--weights", "0.7,0.3"])
         try #require(r.status == 0, "\(r.stderr)")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/out").sorted()
-        #expect(files == ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
+        // The first input's shards and index, and its config.json carried verbatim so the folder loads.
+        #expect(files == ["config.json", "model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
                           "model-00003-of-00003.safetensors", "model.safetensors.index.json"])
+        #expect(FileManager.default.contentsEqual(atPath: dir + "/out/config.json", andPath: fixture("full-ft/config.json")))
         let a = try TensorFile(fixture("full-ft-single/model.safetensors"))
         let b = try TensorFile(second)
         let index = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/out/model.safetensors.index.json"))) as? [String: Any])

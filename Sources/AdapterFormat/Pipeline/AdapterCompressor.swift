@@ -10,6 +10,8 @@ public enum AdapterCompressor {
         /// Bytes of the input files (the fine-tune or adapter, not the base) and of the container.
         public var inputBytes: Int
         public var outputBytes: UInt64
+        /// What reading the input decided that the user should know (``TaskVectorInput/notes``).
+        public var notes: [String] = []
     }
 
     /// Plans, codes and writes the container; the output is committed only when everything succeeded.
@@ -59,7 +61,9 @@ public enum AdapterCompressor {
         var final = index
         final.tensors = writer.tensors
         final.files = writer.files
-        return Report(plan: plan, index: final, inputBytes: input.inputBytes, outputBytes: output.bytesWritten)
+        var report = Report(plan: plan, index: final, inputBytes: input.inputBytes, outputBytes: output.bytesWritten)
+        report.notes = input.notes
+        return report
     }
 }
 

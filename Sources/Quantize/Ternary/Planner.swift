@@ -20,7 +20,7 @@ public enum Planner {
         let release = !ResidualChunks.keepsMapped(tensors)
         var plans = tensors.map { t in
             TensorPlan(name: t.name, storage: .exact,
-                       exactReason: t.dtype.isFloatingPoint ? "not a residual (modules_to_save or similar)" : "non-float dtype \(t.dtype.rawValue)",
+                       exactReason: t.note ?? (t.dtype.isFloatingPoint ? "not a residual (modules_to_save or similar)" : "non-float dtype \(t.dtype.rawValue)"),
                        count: t.count, thresholdBits: 0, scale: 0)
         }
         switch options.scope {

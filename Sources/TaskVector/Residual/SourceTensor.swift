@@ -11,9 +11,12 @@ public struct SourceTensor: Sendable {
     public var data: TensorData
     /// The base tensor when `initRule == .base`.
     public var base: TensorData?
+    /// Why the input reader chose this tensor's role, when that needs saying (e.g. a tensor that is new
+    /// in a full fine-tune and so is stored exactly); reports and the container index show it.
+    public var note: String?
 
     public init(name: String, dtype: DType, shape: [Int], fileName: String, role: TensorRole,
-                initRule: InitRule, data: TensorData, base: TensorData? = nil) {
+                initRule: InitRule, data: TensorData, base: TensorData? = nil, note: String? = nil) {
         self.name = name
         self.dtype = dtype
         self.shape = shape
@@ -22,6 +25,7 @@ public struct SourceTensor: Sendable {
         self.initRule = initRule
         self.data = data
         self.base = base
+        self.note = note
     }
 
     /// Number of elements.

@@ -26,6 +26,9 @@ public struct TaskVectorInput: Sendable {
     public var sourceFiles: [String]
     /// Bytes of the input's own files (the adapter or fine-tune, not the base).
     public var inputBytes: Int
+    /// What the reader decided that the user should know: an init inferred from tensor names, tensors
+    /// new in a fine-tune, files carried verbatim or left behind. Reports print every note.
+    public var notes: [String] = []
 
     /// An input assembled in memory (e.g. a merge result to re-compress).
     public init(kind: Kind, tensors: [SourceTensor], fileMetadata: [String: [String: String]] = [:],
@@ -44,7 +47,9 @@ public struct TaskVectorInput: Sendable {
     public struct Options: Sendable {
         /// Treat non-residual adapter tensors (`modules_to_save`) as residuals too, as the reference code does.
         public var compressAll = false
-        /// Force an init rule for every float tensor of an adapter, overriding `peft_type`.
+        /// Force an init rule for every float tensor of an adapter, overriding `peft_type`; for a
+        /// checkpoint without `--base`, `.zero` also says that its tensors are residuals even when it
+        /// looks like a model.
         public var initOverride: InitRule?
         public init(compressAll: Bool = false, initOverride: InitRule? = nil) {
             self.compressAll = compressAll
@@ -70,29 +75,66 @@ public struct TaskVectorInput: Sendable {
             return try loadAdapter(folder: path, options: options)
         }
         let checkpoint = try Checkpoint(path: path)
-        let aux: [(name: String, bytes: [UInt8])] = checkpoint.index.map { [($0.name, $0.bytes)] } ?? []
+        let folder = isDirectory.boolValue ? path : nil
+        var aux: [(name: String, bytes: [UInt8])] = checkpoint.index.map { [($0.name, $0.bytes)] } ?? []
+        var notes: [String] = []
+        if let folder {
+            let files = try verbatimFiles(inFolder: folder, checkpoint: checkpoint)
+            aux += files.carried
+            if !files.carried.isEmpty { notes.append("carried verbatim: \(files.carried.map(\.name).joined(separator: ", "))") }
+            if !files.skipped.isEmpty { notes.append("not carried (not weights, config or tokenizer files): \(files.skipped.joined(separator: ", "))") }
+        }
         let outputName = { (entry: Checkpoint.Entry) in
             checkpoint.format == .safetensors ? entry.fileName : safetensorsName(for: entry.fileName)
         }
 
         guard let basePath else {
             if options.initOverride == .base { throw TaskVectorError(.unsupported, file: path, "--init base needs --base BASE") }
-            let initRule = options.initOverride ?? .zero
-            let tensors = checkpoint.names.map { name -> SourceTensor in
-                let e = checkpoint.entry(name)!
-                return SourceTensor(name: name, dtype: e.dtype, shape: e.shape, fileName: outputName(e),
-                                    role: e.dtype.isFloatingPoint ? .residual : .exact, initRule: initRule, data: e.data)
+            // Adapter weights without their config: the tensor names say what the residuals are measured from.
+            let named = options.initOverride == nil
+                ? try peftTypeFromNames(checkpoint.names, file: path) : try? peftTypeFromNames(checkpoint.names, file: path)
+            if named == nil && options.initOverride == nil, let why = looksLikeAModel(checkpoint, folder: folder) {
+                throw TaskVectorError(.unsupported, file: path,
+                                      "\(why); pass --base BASE to compress it against its base model, or --init zero if its tensors already are residuals")
             }
-            return TaskVectorInput(kind: .residual, tensors: tensors, fileMetadata: checkpoint.fileMetadata, auxiliaryFiles: aux,
-                                   adapterConfig: nil, sourceFiles: checkpoint.sourcePaths, inputBytes: checkpoint.byteCount)
+            var tensors: [SourceTensor] = []
+            for name in checkpoint.names {
+                let e = checkpoint.entry(name)!
+                var role: TensorRole = e.dtype.isFloatingPoint ? .residual : .exact
+                var initRule = options.initOverride ?? .zero
+                if let named, options.initOverride == nil {
+                    (role, initRule) = try classify(name: name, dtype: e.dtype, peftType: named.type, options: options)
+                }
+                tensors.append(SourceTensor(name: name, dtype: e.dtype, shape: e.shape, fileName: outputName(e),
+                                            role: role, initRule: initRule, data: e.data))
+            }
+            if let named {
+                let impliedInit = named.type == "IA3" ? "1" : "0"
+                if let forced = options.initOverride {
+                    notes.insert("no adapter_config.json: \(named.count) tensor name(s) look like a \(named.type == "IA3" ? "(IA)³" : "LoRA") adapter (init \(impliedInit)), but --init \(forced.rawValue) was given and is used", at: 0)
+                } else {
+                    notes.insert("no adapter_config.json: \(named.count) tensor name(s) say this is a \(named.type == "IA3" ? "(IA)³" : "LoRA") adapter, so its residuals are measured from \(impliedInit) (--init zero|one overrides)", at: 0)
+                }
+            }
+            var input = TaskVectorInput(kind: .residual, tensors: tensors, fileMetadata: checkpoint.fileMetadata, auxiliaryFiles: aux,
+                                        adapterConfig: nil, sourceFiles: checkpoint.sourcePaths, inputBytes: checkpoint.byteCount)
+            input.notes = notes
+            return input
         }
 
         let base = try Checkpoint(path: basePath)
         var tensors: [SourceTensor] = []
+        var added: [String] = []
         for name in checkpoint.names {
             let t = checkpoint.entry(name)!
             guard let b = base.entry(name) else {
-                throw TaskVectorError(.mismatch, file: basePath, tensor: name, "is in the fine-tune '\(path)' but not in the base")
+                // A tensor the base does not have is new by nature (a classification head): it has no
+                // residual, so it is stored exactly and restored as it is.
+                added.append(name)
+                tensors.append(SourceTensor(
+                    name: name, dtype: t.dtype, shape: t.shape, fileName: outputName(t), role: .exact, initRule: .zero,
+                    data: t.data, note: "new in the fine-tune (not in the base): stored exactly"))
+                continue
             }
             guard t.shape == b.shape else {
                 throw TaskVectorError(.mismatch, file: path, tensor: name, "shape \(t.shape) differs from the base's \(b.shape) in '\(basePath)'")
@@ -109,9 +151,14 @@ public struct TaskVectorInput: Sendable {
         if let extra = base.names.first(where: { checkpoint.entry($0) == nil }) {
             throw TaskVectorError(.mismatch, file: path, tensor: extra, "is in the base '\(basePath)' but not in the fine-tune")
         }
-        return TaskVectorInput(kind: .fullFineTune, tensors: tensors, fileMetadata: checkpoint.fileMetadata, auxiliaryFiles: aux,
-                               adapterConfig: nil, sourceFiles: checkpoint.sourcePaths + base.sourcePaths,
-                               inputBytes: checkpoint.byteCount)
+        if !added.isEmpty {
+            notes.insert("\(added.count) tensor(s) new in the fine-tune (not in the base), stored exactly: \(added.joined(separator: ", "))", at: 0)
+        }
+        var input = TaskVectorInput(kind: .fullFineTune, tensors: tensors, fileMetadata: checkpoint.fileMetadata, auxiliaryFiles: aux,
+                                    adapterConfig: nil, sourceFiles: checkpoint.sourcePaths + base.sourcePaths,
+                                    inputBytes: checkpoint.byteCount)
+        input.notes = notes
+        return input
     }
 
     /// The init rule and role PEFT's `peft_type` implies for one adapter tensor.

@@ -39,6 +39,7 @@ enum Reports {
             "ratio": r.outputBytes > 0 ? Double(r.inputBytes) / Double(r.outputBytes) : 0,
             "compression": compressionJSON(r.index.compression),
             "tensors": r.index.tensors.map(tensorJSON),
+            "notes": r.notes,
         ]
     }
 
@@ -59,6 +60,7 @@ enum Reports {
         if !exact.isEmpty {
             lines.append("  \(exact.count) tensor(s) stored exactly: " + exact.prefix(4).map(\.name).joined(separator: ", ") + (exact.count > 4 ? ", …" : ""))
         }
+        lines += r.notes.map { "  note: \($0)" }
         return lines.joined(separator: "\n")
     }
 }
