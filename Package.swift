@@ -18,6 +18,9 @@ let package = Package(
         // The C ABI (include/compeft.h). SwiftPM names it libCompeftC.so: the product name "compeft" belongs
         // to the executable (a duplicate product name is ignored). scripts/build-libcompeft.sh makes libcompeft.so.
         .library(name: "CompeftC", type: .dynamic, targets: ["CompeftC"]),
+        // The same, as an archive: scripts/build-python-wheel.sh links it with the Swift runtime into one
+        // self-contained libcompeft.so for the Python package (python/).
+        .library(name: "CompeftCStatic", type: .static, targets: ["CompeftC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -56,8 +56,9 @@
 extern "C" {
 #endif
 
-/** Version of this interface; `compeft_abi_version()` returns the library's. */
-#define COMPEFT_ABI_VERSION 1
+/** Version of this interface; `compeft_abi_version()` returns the library's. Version 2 added the
+    section "Writing and checking containers"; version 1's functions are unchanged. */
+#define COMPEFT_ABI_VERSION 2
 
 /** The most dimensions `compeft_tensor_info` reports. */
 #define COMPEFT_MAX_RANK 8
@@ -243,6 +244,107 @@ compeft_status compeft_metadata_json(compeft_handle handle, char *buffer, size_t
  * CORRUPT when its payload is damaged.
  */
 compeft_status compeft_adapter_config(compeft_handle handle, char *buffer, size_t size, size_t *out_needed);
+
+/* =====================================================================================================
+ * Writing and checking containers (ABI version 2)
+ * =====================================================================================================
+ *
+ * The command line's compress, decompress, merge, inspect and verify as calls, with the same checks,
+ * defaults and messages; they are what the Python package `compeft` (python/) calls.
+ *
+ * - Options are a JSON object (`options_json`; NULL or "" for none) whose keys are the command's long
+ *   options in snake_case: `{"density": 10, "zstd_level": 19, "force": true}`. A key the function does
+ *   not list, or a value of the wrong type, is INVALID_ARGUMENT naming it.
+ * - Reports are the command's `--json` report (README, "JSON reports"): compact UTF-8 JSON, keys sorted.
+ *   A function that writes files hands its report over as a string the library allocated: pass the
+ *   address of a `char *` (or NULL when you do not want the report) and free it with
+ *   `compeft_string_free`. It is set to NULL whenever the call fails.
+ * - Paths are ordinary file names: `-` (the command line's standard input or output) is
+ *   INVALID_ARGUMENT; write `./-` for a file of that name.
+ * - Outputs are written beside the destination under a temporary name and renamed into place only when
+ *   complete, so a failed call leaves nothing behind. An existing output is IO unless "force" is true; an
+ *   output that is, or contains, one of the inputs is IO whatever "force" says. Inputs are never modified.
+ * - Errors: INVALID_ARGUMENT (a NULL, empty or `-` path; options that are not a JSON object; an unknown
+ *   key; a value out of range), IO (a missing input, an existing output, a write that fails), CORRUPT (a
+ *   malformed or damaged input), UNSUPPORTED (an input compeft cannot read, a newer format version).
+ *   These calls take as long as the command does (seconds for large inputs) and use up to "threads"
+ *   threads; they may run on many threads at once, on different outputs.
+ */
+
+/** Frees a string the library handed over (a report). NULL is ignored. */
+void compeft_string_free(char *string);
+
+/**
+ * Compresses `input` into the container `output`, as `compeft compress INPUT -o OUTPUT` does. `input` is
+ * a PEFT adapter folder, a `.safetensors` file of residuals, a sharded checkpoint (its
+ * `*.safetensors.index.json` or folder), an HDF5 file, a `torch.save` file (`.bin`/`.pt`), or with
+ * "base" a full fine-tune.
+ *
+ * Options: "density" (percent kept, 0 < K <= 100; default 20), "alpha" ("auto" or a positive number),
+ * "method" ("compeft", "stc", "prune"), "scope" ("global", "tensor"), "base" (path of the base model),
+ * "compress_all" (bool), "init" ("zero", "one"), "threads" (>= 1; default all cores; the bytes do not
+ * depend on it), "zstd_level" (1..22; default 19), "force" (bool).
+ * Report: as `compeft compress --json`.
+ */
+compeft_status compeft_compress(const char *input, const char *output, const char *options_json, char **out_report);
+
+/**
+ * Writes a container's tensors back out, as `compeft decompress INPUT -o OUTPUT` does: a PEFT adapter
+ * folder for an adapter (PEFT loads it as it is), else the original file or shards.
+ *
+ * Options: "dtype" ("f32", "f16", "bf16": every float tensor in this type), "format" ("safetensors",
+ * "hdf5"), "base" (a full fine-tune's base model: write base + τ instead of τ), "threads" (>= 1),
+ * "force" (bool). Report: as `compeft decompress --json`.
+ */
+compeft_status compeft_decompress(const char *input, const char *output, const char *options_json, char **out_report);
+
+/**
+ * Merges `input_count` inputs (`inputs[0 ..< input_count]`: adapter folders, checkpoints, containers)
+ * into `output`, as `compeft merge INPUT... -o OUTPUT` does: a folder, a `.safetensors` file, or a
+ * `.cpeft` container, chosen by the output's name as on the command line.
+ *
+ * Options: "method" ("task-arithmetic", "ties", "dare-linear", "dare-ties", "magnitude-prune"),
+ * "density" (percent, default 20), "weights" (a list of input_count numbers), "lambda", "base",
+ * "election" ("total", "frequency"), "seed" (integer >= 0), "scope" ("tensor", "global"), "lora"
+ * ("exact", "factors"), "rank" (> 0), "out_density" and "out_alpha" (a `.cpeft` output's compression),
+ * "expand" (bool), "force" (bool). Report: as `compeft merge --json`.
+ *
+ * Errors: as above, and INVALID_ARGUMENT for `input_count` 0, NULL `inputs` or a NULL entry in it;
+ * CORRUPT or UNSUPPORTED for inputs that do not merge (different kinds, tensors or shapes).
+ */
+compeft_status compeft_merge(const char *const *inputs, size_t input_count, const char *output,
+                             const char *options_json, char **out_report);
+
+/**
+ * What `compeft inspect --json` reports on an open container (settings, sizes, and how each tensor is
+ * stored), NUL-terminated, sizes as for `compeft_metadata_json`: a call with (NULL, 0) returns
+ * BUFFER_TOO_SMALL and the size in `*out_needed`.
+ *
+ * Errors: BAD_HANDLE; INVALID_ARGUMENT (NULL `buffer` with a non-zero size); BUFFER_TOO_SMALL.
+ */
+compeft_status compeft_inspect_json(compeft_handle handle, char *buffer, size_t size, size_t *out_needed);
+
+/**
+ * Checks every checksum of the container at `path` and that every payload decodes, as `compeft verify`
+ * does, and reports `{"file", "ok", "checked", "problems"}` (as `compeft verify --json`). The call
+ * succeeds whenever the check ran: a damaged container, or a file that is not one, is a report with
+ * "ok": false and each problem named (file, tensor), not an error.
+ *
+ * Errors: INVALID_ARGUMENT (a NULL, empty or `-` path), IO (the file cannot be read).
+ */
+compeft_status compeft_verify(const char *path, char **out_report);
+
+/**
+ * Copies the stored values of an exact tensor (role EXACT: a classifier head, a step counter, ...) in its
+ * own dtype, byte for byte as in the input: count × the dtype's size bytes (F64 8, I64 8, BOOL 1, ...),
+ * written from the start of `buffer`; a larger buffer is fine. This is how non-float tensors, which
+ * `compeft_decode` refuses, are read.
+ *
+ * Errors: BAD_HANDLE; INVALID_ARGUMENT (index out of range, NULL `buffer` with a non-zero size);
+ * UNSUPPORTED (a residual tensor: decode it with `compeft_decode`); BUFFER_TOO_SMALL; CORRUPT (the
+ * payload fails its checksum).
+ */
+compeft_status compeft_exact_bytes(compeft_handle handle, size_t index, void *buffer, size_t buffer_bytes);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -90,8 +90,8 @@ def load_library(path):
         function = getattr(lib, name)
         function.argtypes = argtypes
         function.restype = restype
-    if lib.compeft_abi_version() != 1:
-        raise RuntimeError(f"{path}: ABI version {lib.compeft_abi_version()}, this script speaks 1")
+    if lib.compeft_abi_version() < 1:  # version 2 added functions; version 1's are unchanged
+        raise RuntimeError(f"{path}: ABI version {lib.compeft_abi_version()}, this script needs 1 or later")
     return lib
 
 

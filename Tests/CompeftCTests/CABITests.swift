@@ -26,6 +26,16 @@ import Testing
         try fm.copyItem(atPath: Fixtures.path("tiny-bert/model.safetensors"), toPath: dir + "/not-a-container.bin")
         try Data().write(to: URL(fileURLWithPath: dir + "/empty.cpeft"))
 
+        // Inputs for the writing functions: a residual file (and its I64 tensor's raw bytes), an adapter
+        // folder, and a second expert for merge.
+        try fm.copyItem(atPath: Fixtures.path("residual.safetensors"), toPath: dir + "/residual.safetensors")
+        let residual = try SafeTensorsFile(path: Fixtures.path("residual.safetensors"))
+        let counter = try #require(residual.info("step_counter"))
+        try Data(residual.bytes(of: counter)).write(to: URL(fileURLWithPath: dir + "/residual.step_counter"))
+        try fm.copyItem(atPath: Fixtures.path("lora-bert-seqcls"), toPath: dir + "/lora-input")
+        let expert = try TaskVectorInput.load(path: Fixtures.path("lora-bert-seqcls"))
+        _ = try AdapterCompressor.compress(expert, options: .init(density: 30), to: AtomicFileWriter(path: dir + "/lora-b.cpeft"))
+
         // The Swift serving API's decodes, for the C side to compare with.
         let reader = try ContainerReader(path: dir + "/residual.cpeft")
         for (dtype, suffix) in [(DType.f32, "f32"), (.f16, "f16"), (.bf16, "bf16")] {

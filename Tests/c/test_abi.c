@@ -22,6 +22,10 @@
  *   newer-version.cpeft     residual.cpeft claiming format version 2.0
  *   empty.cpeft             zero bytes
  *   not-a-container.bin     a safetensors file
+ *   residual.safetensors    Fixtures/files/residual.safetensors (an input for compeft_compress)
+ *   residual.step_counter   the raw little-endian bytes of its I64 tensor "step_counter"
+ *   lora-input/             Fixtures/files/lora-bert-seqcls (a PEFT adapter folder)
+ *   lora-b.cpeft            the same adapter compressed at density 30 (a second expert for merge)
  *
  * Prints one line per failed check and "test_abi: N checks, F failed"; exits 0 only when F is 0.
  */
@@ -199,6 +203,8 @@ static void expect_bad_handle_everywhere(compeft_handle h) {
     EXPECT(COMPEFT_ERR_BAD_HANDLE, compeft_apply(h, 0, COMPEFT_DTYPE_F32, buffer, sizeof buffer, 1.0f));
     EXPECT(COMPEFT_ERR_BAD_HANDLE, compeft_metadata_json(h, text, sizeof text, &needed));
     EXPECT(COMPEFT_ERR_BAD_HANDLE, compeft_adapter_config(h, text, sizeof text, &needed));
+    EXPECT(COMPEFT_ERR_BAD_HANDLE, compeft_inspect_json(h, text, sizeof text, &needed));
+    EXPECT(COMPEFT_ERR_BAD_HANDLE, compeft_exact_bytes(h, 0, buffer, sizeof buffer));
     EXPECT(COMPEFT_ERR_BAD_HANDLE, compeft_close(h));
     CHECK(error_mentions("not open"));
 }
@@ -649,6 +655,301 @@ static void test_threads(void) {
     free(missing_b);
 }
 
+/* ---- writing and checking (ABI version 2) --------------------------------------------------------- */
+
+static int file_exists(const char *name) {
+    char *path = path_of(name);
+    FILE *f = fopen(path, "rb");
+    free(path);
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static int same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    unsigned char *x = read_file(a, &na), *y = read_file(b, &nb);
+    int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* compeft_compress with workdir-relative paths; the report (if any) is checked and freed. */
+static compeft_status compress_names(const char *input, const char *output, const char *options, char **report) {
+    char *in = path_of(input), *out = path_of(output);
+    compeft_status s = compeft_compress(in, out, options, report);
+    free(in);
+    free(out);
+    return s;
+}
+
+static void test_compress(void) {
+    char *report = (char *)"untouched";
+    char *in = path_of("residual.safetensors"), *out = path_of("written.cpeft");
+
+    /* Arguments: every failure sets the report to NULL and writes nothing. */
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(NULL, out, NULL, &report));
+    CHECK(report == NULL && error_mentions("input is NULL"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, NULL, NULL, &report));
+    CHECK(error_mentions("output is NULL"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress("", out, NULL, &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, "-", NULL, &report));
+    CHECK(error_mentions("standard input or output"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress("-", out, NULL, &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"density\": 10", &report));
+    CHECK(error_mentions("JSON object"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "[10]", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "10", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"densty\": 10}", &report));
+    CHECK(error_mentions("unknown option 'densty'") && error_mentions("density"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"density\": \"10\"}", &report));
+    CHECK(error_mentions("'density' must be a finite number"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"density\": 0}", &report));
+    CHECK(error_mentions("density"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"density\": 100.5}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"density\": 1e999}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"alpha\": -1}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"alpha\": \"big\"}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"method\": \"zip\"}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"scope\": \"layer\"}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"init\": \"base\"}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"threads\": 0}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"threads\": 1.5}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"zstd_level\": 23}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_compress(in, out, "{\"force\": 1}", &report));
+    CHECK(error_mentions("true or false"));
+    EXPECT(COMPEFT_ERR_IO, compress_names("missing.safetensors", "written.cpeft", NULL, &report));
+    CHECK(error_mentions("missing.safetensors"));
+    EXPECT(COMPEFT_ERR_CORRUPT, compress_names("empty.cpeft", "written.cpeft", NULL, &report));
+    EXPECT(COMPEFT_ERR_IO, compeft_compress(in, in, "{\"force\": true}", &report));
+    CHECK(error_mentions("overwrite the input"));
+    CHECK(report == NULL && !file_exists("written.cpeft"));
+
+    /* Success: the report is `compeft compress --json`, the container opens and verifies. */
+    EXPECT(COMPEFT_OK, compeft_compress(in, out, "{\"density\": 10, \"zstd_level\": 3, \"threads\": 1}", &report));
+    CHECK(report != NULL && report[0] == '{' && strstr(report, "\"output_bytes\":") != NULL);
+    CHECK(report != NULL && strstr(report, "\"density\":10") != NULL && strstr(report, "\"input_kind\":\"residual\"") != NULL);
+    compeft_string_free(report);
+    compeft_string_free(NULL);
+    compeft_handle h = open_fixture("written.cpeft");
+    size_t n = 0;
+    EXPECT(COMPEFT_OK, compeft_tensor_count(h, &n));
+    CHECK(n == 7);
+    EXPECT(COMPEFT_OK, compeft_close(h));
+
+    /* An existing output needs "force"; the report is optional; the thread count never changes the bytes. */
+    EXPECT(COMPEFT_ERR_IO, compeft_compress(in, out, "{\"density\": 10}", &report));
+    CHECK(error_mentions("already exists") && report == NULL);
+    EXPECT(COMPEFT_OK, compeft_compress(in, out, "{\"density\": 10, \"zstd_level\": 3, \"threads\": 2, \"force\": true}", NULL));
+    EXPECT(COMPEFT_OK, compress_names("residual.safetensors", "written-1.cpeft", "{\"density\": 10, \"zstd_level\": 3, \"threads\": 1}", NULL));
+    CHECK(same_file("written.cpeft", "written-1.cpeft"));
+    /* "" and "{}" are no options; null values are absent ones. */
+    EXPECT(COMPEFT_OK, compress_names("residual.safetensors", "defaults-a.cpeft", "", NULL));
+    EXPECT(COMPEFT_OK, compress_names("residual.safetensors", "defaults-b.cpeft", "{\"base\": null, \"density\": 20}", NULL));
+    CHECK(same_file("defaults-a.cpeft", "defaults-b.cpeft"));
+
+    /* A PEFT folder keeps its adapter_config.json. */
+    EXPECT(COMPEFT_OK, compress_names("lora-input", "lora-written.cpeft", "{\"density\": 10, \"alpha\": \"auto\"}", &report));
+    CHECK(report != NULL && strstr(report, "\"input_kind\":\"peft-adapter\"") != NULL);
+    compeft_string_free(report);
+    free(in);
+    free(out);
+}
+
+static void test_decompress(void) {
+    char *report = (char *)"untouched";
+    char *in = path_of("lora.cpeft"), *out = path_of("restored");
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_decompress(NULL, out, NULL, &report));
+    CHECK(report == NULL);
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_decompress(in, "", NULL, &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_decompress(in, out, "{\"dtype\": \"f64\"}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_decompress(in, out, "{\"format\": \"npz\"}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_decompress(in, out, "{\"density\": 10}", &report));
+    CHECK(error_mentions("unknown option 'density'"));
+    char *missing = path_of("missing.cpeft");
+    EXPECT(COMPEFT_ERR_IO, compeft_decompress(missing, out, NULL, &report));
+    free(missing);
+    char *corrupt = path_of("truncated.cpeft");
+    EXPECT(COMPEFT_ERR_CORRUPT, compeft_decompress(corrupt, out, NULL, &report));
+    free(corrupt);
+    CHECK(!file_exists("restored/adapter_config.json"));
+
+    EXPECT(COMPEFT_OK, compeft_decompress(in, out, "{\"dtype\": \"bf16\"}", &report));
+    CHECK(report != NULL && strstr(report, "\"folder\":true") != NULL && strstr(report, "\"tensors\":10") != NULL);
+    compeft_string_free(report);
+    CHECK(same_file("restored/adapter_config.json", "lora.adapter_config.json"));
+    EXPECT(COMPEFT_ERR_IO, compeft_decompress(in, out, NULL, NULL));      /* exists */
+    EXPECT(COMPEFT_OK, compeft_decompress(in, out, "{\"force\": true}", NULL));
+    free(in);
+    free(out);
+}
+
+static void test_merge(void) {
+    char *report = (char *)"untouched";
+    char *a = path_of("lora.cpeft"), *b = path_of("lora-b.cpeft"), *out = path_of("merged.cpeft");
+    const char *inputs[2] = {a, b};
+    const char *with_null[2] = {a, NULL};
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(NULL, 2, out, NULL, &report));
+    CHECK(report == NULL && error_mentions("inputs is NULL"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 0, out, NULL, &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, (size_t)-1, out, NULL, &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(with_null, 2, out, NULL, &report));
+    CHECK(error_mentions("inputs[1] is NULL"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, NULL, NULL, &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"weights\": [1, 2, 3]}", &report));
+    CHECK(error_mentions("3 weight(s) for 2 input(s)"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"weights\": [1, \"x\"]}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"method\": \"average\"}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"seed\": -1}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"rank\": 0}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"lora\": \"factors\", \"rank\": 4}", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"out_density\": 0}", &report));
+    char *folder = path_of("merged-folder");
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, folder, "{\"out_density\": 10}", &report));
+    CHECK(error_mentions("apply to a .cpeft output"));
+    EXPECT(COMPEFT_ERR_IO, compeft_merge(inputs, 2, a, "{\"force\": true}", &report));
+    char *missing = path_of("missing.cpeft");
+    const char *with_missing[2] = {a, missing};
+    EXPECT(COMPEFT_ERR_IO, compeft_merge(with_missing, 2, out, NULL, &report));
+    char *residual = path_of("residual.cpeft");
+    const char *mixed[2] = {a, residual};
+    compeft_status s = compeft_merge(mixed, 2, out, NULL, &report);
+    CHECK(s == COMPEFT_ERR_CORRUPT || s == COMPEFT_ERR_UNSUPPORTED);
+    CHECK(report == NULL && !file_exists("merged.cpeft"));
+
+    EXPECT(COMPEFT_OK, compeft_merge(inputs, 2, out,
+                                     "{\"method\": \"ties\", \"density\": 50, \"weights\": [1, 0.5], \"seed\": 18446744073709551615, \"out_density\": 10}",
+                                     &report));
+    CHECK(report != NULL && strstr(report, "\"destination\":\"cpeft\"") != NULL && strstr(report, "\"method\":\"ties\"") != NULL);
+    CHECK(report != NULL && strstr(report, "\"seed\":18446744073709551615") != NULL);
+    compeft_string_free(report);
+    compeft_handle h = open_fixture("merged.cpeft");
+    size_t n = 0;
+    EXPECT(COMPEFT_OK, compeft_tensor_count(h, &n));
+    CHECK(n == 10);
+    EXPECT(COMPEFT_OK, compeft_close(h));
+    EXPECT(COMPEFT_OK, compeft_merge(inputs, 2, folder, NULL, NULL));
+    CHECK(file_exists("merged-folder/adapter_config.json") && file_exists("merged-folder/adapter_model.safetensors"));
+    free(a);
+    free(b);
+    free(out);
+    free(folder);
+    free(missing);
+    free(residual);
+}
+
+static void test_inspect_and_verify(void) {
+    compeft_handle h = open_fixture("lora.cpeft");
+    size_t needed = 0;
+    EXPECT(COMPEFT_ERR_BUFFER_TOO_SMALL, compeft_inspect_json(h, NULL, 0, &needed));
+    CHECK(needed > 100);
+    char *json = malloc(needed);
+    memset(json, 'x', needed);
+    EXPECT(COMPEFT_ERR_BUFFER_TOO_SMALL, compeft_inspect_json(h, json, needed - 1, &needed));
+    CHECK(json[0] == 'x');
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_inspect_json(h, NULL, needed, &needed));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_inspect_json(h, json, (size_t)-1, &needed));
+    EXPECT(COMPEFT_OK, compeft_inspect_json(h, json, needed, NULL));
+    CHECK(strlen(json) == needed - 1 && strstr(json, "\"format_version\":\"1.") != NULL);
+    CHECK(strstr(json, "\"peft_type\":\"LORA\"") != NULL && strstr(json, "\"stored_bytes\":") != NULL);
+    free(json);
+    EXPECT(COMPEFT_OK, compeft_close(h));
+
+    char *report = (char *)"untouched";
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_verify(NULL, &report));
+    CHECK(report == NULL);
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_verify("", &report));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_verify("-", &report));
+    char *path = path_of("missing.cpeft");
+    EXPECT(COMPEFT_ERR_IO, compeft_verify(path, &report));
+    free(path);
+    EXPECT(COMPEFT_ERR_IO, compeft_verify(workdir, &report));
+    CHECK(report == NULL);
+
+    path = path_of("lora.cpeft");
+    EXPECT(COMPEFT_OK, compeft_verify(path, &report));
+    CHECK(report != NULL && strstr(report, "\"ok\":true") != NULL && strstr(report, "\"checked\":11") != NULL);
+    compeft_string_free(report);
+    EXPECT(COMPEFT_OK, compeft_verify(path, NULL));
+    free(path);
+    /* Damage is a finding, named, not a failed call. */
+    path = path_of("corrupt-payload.cpeft");
+    EXPECT(COMPEFT_OK, compeft_verify(path, &report));
+    CHECK(report != NULL && strstr(report, "\"ok\":false") != NULL && strstr(report, "layers.10.w") != NULL);
+    compeft_string_free(report);
+    free(path);
+    static const char *broken[4] = {"truncated.cpeft", "empty.cpeft", "not-a-container.bin", "newer-version.cpeft"};
+    for (int i = 0; i < 4; i++) {
+        path = path_of(broken[i]);
+        report = NULL;
+        EXPECT(COMPEFT_OK, compeft_verify(path, &report));
+        CHECK(report != NULL && strstr(report, "\"ok\":false") != NULL && strstr(report, "\"checked\":0") != NULL);
+        compeft_string_free(report);
+        free(path);
+    }
+}
+
+static void test_exact_bytes(void) {
+    compeft_handle h = open_fixture("residual.cpeft");
+    size_t counter = find(h, "step_counter");
+    size_t size = 0;
+    unsigned char *expected = read_file("residual.step_counter", &size);
+    CHECK(expected != NULL && size == 24);
+    unsigned char buffer[64];
+    memset(buffer, 0xAB, sizeof buffer);
+    EXPECT(COMPEFT_ERR_BUFFER_TOO_SMALL, compeft_exact_bytes(h, counter, buffer, 23));
+    CHECK(error_mentions("needs 24"));
+    EXPECT(COMPEFT_ERR_BUFFER_TOO_SMALL, compeft_exact_bytes(h, counter, NULL, 0));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_exact_bytes(h, counter, NULL, 24));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_exact_bytes(h, counter, buffer, (size_t)-1));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_exact_bytes(h, 7, buffer, sizeof buffer));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_exact_bytes(h, (size_t)-1, buffer, sizeof buffer));
+    EXPECT(COMPEFT_ERR_UNSUPPORTED, compeft_exact_bytes(h, find(h, "layers.10.w"), buffer, sizeof buffer));
+    CHECK(error_mentions("compeft_decode"));
+    CHECK(buffer[0] == 0xAB);
+    EXPECT(COMPEFT_OK, compeft_exact_bytes(h, counter, buffer, sizeof buffer));
+    CHECK(expected != NULL && memcmp(buffer, expected, 24) == 0 && buffer[24] == 0xAB);
+    free(expected);
+    EXPECT(COMPEFT_OK, compeft_close(h));
+
+    /* A float exact tensor: its bytes are its F32 decode. */
+    h = open_fixture("lora.cpeft");
+    size_t head = find(h, "base_model.model.classifier.weight");
+    float raw[3 * 64], decoded[3 * 64];
+    EXPECT(COMPEFT_OK, compeft_exact_bytes(h, head, raw, sizeof raw));
+    EXPECT(COMPEFT_OK, compeft_decode(h, head, COMPEFT_DTYPE_F32, decoded, sizeof decoded));
+    CHECK(memcmp(raw, decoded, sizeof raw) == 0);
+    EXPECT(COMPEFT_OK, compeft_close(h));
+}
+
+struct compress_job {
+    const char *output;
+    compeft_status status;
+};
+
+/* Compresses the adapter folder into its own output. */
+static void *compress_worker(void *arg) {
+    struct compress_job *job = arg;
+    job->status = compress_names("lora-input", job->output, "{\"density\": 10, \"threads\": 1, \"force\": true}", NULL);
+    return NULL;
+}
+
+static void test_concurrent_writes(void) {
+    enum { writers = 4 };
+    static const char *outputs[writers] = {"parallel-0.cpeft", "parallel-1.cpeft", "parallel-2.cpeft", "parallel-3.cpeft"};
+    pthread_t threads[writers];
+    struct compress_job jobs[writers];
+    for (int i = 0; i < writers; i++) {
+        jobs[i] = (struct compress_job){outputs[i], -1};
+        CHECK(pthread_create(&threads[i], NULL, compress_worker, &jobs[i]) == 0);
+    }
+    for (int i = 0; i < writers; i++) {
+        pthread_join(threads[i], NULL);
+        EXPECT(COMPEFT_OK, jobs[i].status);
+        CHECK(same_file(outputs[0], outputs[i]));
+    }
+}
+
 /* ---- last error semantics --------------------------------------------------------------------- */
 
 static void test_last_error_survives_success(void) {
@@ -677,6 +978,12 @@ int main(int argc, char **argv) {
     test_apply();
     test_metadata();
     test_threads();
+    test_compress();
+    test_decompress();
+    test_merge();
+    test_inspect_and_verify();
+    test_exact_bytes();
+    test_concurrent_writes();
     test_last_error_survives_success();
     printf("test_abi: %ld checks, %ld failed\n", checks, failures);
     return failures == 0 ? 0 : 1;

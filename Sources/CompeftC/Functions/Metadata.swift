@@ -3,7 +3,7 @@ public import CCompeft
 // The index as JSON and the stored adapter_config.json (include/compeft.h).
 
 /// Copies `bytes` and a NUL into a caller's (buffer, size), reporting the size needed.
-private func copyOut(_ bytes: [UInt8], to buffer: UnsafeMutablePointer<CChar>?, size: Int,
+func copyOut(_ bytes: [UInt8], to buffer: UnsafeMutablePointer<CChar>?, size: Int,
                      needed: UnsafeMutablePointer<Int>?, what: String, in container: OpenContainer) throws(ABIError) {
     let total = bytes.count + 1
     needed?.pointee = total
@@ -16,7 +16,7 @@ private func copyOut(_ bytes: [UInt8], to buffer: UnsafeMutablePointer<CChar>?, 
 }
 
 /// Checks the (buffer, size) pair before any work.
-private func checkArguments(_ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, function: String) throws(ABIError) {
+func checkArguments(_ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, function: String) throws(ABIError) {
     guard size >= 0 else { throw .invalidArgument("\(function): size \(UInt(bitPattern: size)) is not a plausible size") }
     guard buffer != nil || size == 0 else { throw .invalidArgument("\(function): buffer is NULL but size is \(size)") }
 }
