@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds the Python package's wheel: one self-contained libcompeft.so (the C ABI with the Swift runtime
+# linked in statically) inside a py3-none-<platform> wheel that needs only libc, libstdc++, libzstd and
+# libhdf5 from the system — not the Swift toolchain.
+#
+#   1. swift build -c release --product CompeftCStatic  → .build/release/libCompeftCStatic.a
+#   2. link it with -static-stdlib into python/src/compeft/libcompeft.so, exporting only compeft_*
+#      (python/libcompeft.map), stripped; refuse the result if it needs a library outside that list
+#   3. pip wheel ./python → OUTDIR/compeft-VERSION-py3-none-<platform>.whl
+#
+# Prints the wheel's path on its last line. `pip install ./python` works too once step 2 has run.
+#
+# usage: scripts/build-python-wheel.sh [--output-dir DIR]   (default .build/python-wheel)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+outdir=".build/python-wheel"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --output-dir|-o) outdir="${2:?--output-dir needs a folder}"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build-python-wheel.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+swift build -c release --product CompeftCStatic >&2
+bin="$(swift build -c release --show-bin-path)"
+archive="$bin/libCompeftCStatic.a"
+[ -f "$archive" ] || { echo "build-python-wheel.sh: $archive was not built" >&2; exit 1; }
+
+swiftc="$(dirname "$(readlink -f "$(command -v swift)")")/swiftc"
+library=python/src/compeft/libcompeft.so
+tmp="$library.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+# shellcheck disable=SC2046  # pkg-config prints several flags
+"$swiftc" -emit-library -static-stdlib -o "$tmp" \
+  -Xlinker --whole-archive "$archive" -Xlinker --no-whole-archive \
+  $(pkg-config --libs-only-L hdf5 libzstd | sed 's/-L/-L /g') -lhdf5 -lzstd \
+  -Xlinker --gc-sections -Xlinker --version-script="$PWD/python/libcompeft.map" \
+  2> >(grep -v "the use of \`mktemp' is dangerous" >&2)
+strip --strip-unneeded "$tmp"
+
+# Only the system libraries the package promises; nothing from the toolchain.
+needed="$(readelf -d "$tmp" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')"
+for lib in $needed; do
+  case "$lib" in
+    libc.so.*|libm.so.*|libstdc++.so.*|libgcc_s.so.*|ld-linux*.so.*|libzstd.so.*|libhdf5*.so.*) ;;
+    *) echo "build-python-wheel.sh: libcompeft.so needs $lib, which the wheel does not promise" >&2; exit 1 ;;
+  esac
+done
+if readelf -d "$tmp" | grep -Eq "RPATH|RUNPATH"; then
+  echo "build-python-wheel.sh: libcompeft.so has an RPATH/RUNPATH; it must find nothing but system libraries" >&2
+  exit 1
+fi
+mv -f "$tmp" "$library"
+echo "libcompeft.so: $(stat -c %s "$library") bytes; needs: $(echo $needed)" >&2
+
+mkdir -p "$outdir"
+rm -f "$outdir"/compeft-*.whl
+python3 -m pip wheel --quiet --no-deps --disable-pip-version-check -w "$outdir" ./python >&2
+rm -rf python/build python/src/compeft.egg-info
+wheel="$(ls "$outdir"/compeft-*.whl)"
+echo "$wheel"
