@@ -31,11 +31,25 @@ archive="$bin/libCompeftCStatic.a"
 swiftc="$(dirname "$(readlink -f "$(command -v swift)")")/swiftc"
 library=python/src/compeft/libcompeft.so
 tmp="$library.tmp.$$"
-trap 'rm -f "$tmp"' EXIT
+objects="$(mktemp -d)"
+trap 'rm -f "$tmp"; rm -rf "$objects"' EXIT
+# The archive's objects are linked as objects: -static-stdlib hides the symbols of every archive
+# (--exclude-libs ALL), which would hide the C ABI too.
+duplicates="$(ar t "$archive" | sort | uniq -d)"
+[ -z "$duplicates" ] || { echo "build-python-wheel.sh: $archive has members of the same name: $duplicates" >&2; exit 1; }
+(cd "$objects" && ar x "$archive")
+# Foundation's static archives depend on each other (and on ICU) in a cycle the autolinked order does not
+# resolve: link them as one group, and refuse any undefined symbol (it would only show at dlopen).
+static="$(dirname "$swiftc")/../lib/swift_static/linux"
+foundation=()
+for a in Foundation FoundationInternationalization _FoundationICU FoundationEssentials _FoundationCollections \
+         _FoundationCShims CoreFoundation; do
+  [ -f "$static/lib$a.a" ] && foundation+=("$static/lib$a.a")
+done
 # shellcheck disable=SC2046  # pkg-config prints several flags
-"$swiftc" -emit-library -static-stdlib -o "$tmp" \
-  -Xlinker --whole-archive "$archive" -Xlinker --no-whole-archive \
+"$swiftc" -emit-library -static-stdlib -o "$tmp" "$objects"/*.o \
   $(pkg-config --libs-only-L hdf5 libzstd | sed 's/-L/-L /g') -lhdf5 -lzstd \
+  -Xlinker --start-group "${foundation[@]}" -Xlinker --end-group -Xlinker --no-undefined \
   -Xlinker --gc-sections -Xlinker --version-script="$PWD/python/libcompeft.map" \
   2> >(grep -v "the use of \`mktemp' is dangerous" >&2)
 strip --strip-unneeded "$tmp"

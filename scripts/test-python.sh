@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The Python package's tests, against the wheel as a user installs it:
+#   1. scripts/build-python-wheel.sh builds the wheel (libcompeft.so with the Swift runtime linked in);
+#   2. a fresh virtual environment with nothing but the wheel and its dependency (numpy) imports it, decodes
+#      a container with numpy and without torch, with the Swift toolchain hidden from the dynamic linker;
+#   3. a fresh virtual environment that sees the system's packages (torch, peft, transformers, safetensors,
+#      pytest: scripts/bootstrap.sh installs them) gets the wheel and runs python/tests with pytest.
+# A skipped torch/peft test fails the run here (COMPEFT_REQUIRE_TORCH=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$PWD"
+
+wheel="$(bash scripts/build-python-wheel.sh | tail -1)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+echo "== $wheel in a bare virtual environment (numpy only)"
+python3 -m venv "$work/bare"
+"$work/bare/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel"
+(cd "$work" && env -u COMPEFT_LIBRARY LD_LIBRARY_PATH= PATH=/usr/bin:/bin "$work/bare/bin/python" - "$repo" <<'PY'
+import importlib.util, sys
+import numpy as np
+import compeft
+repo = sys.argv[1]
+assert importlib.util.find_spec("torch") is None, "the bare environment must not have torch"
+assert compeft.__file__.startswith(sys.prefix), compeft.__file__
+report = compeft.compress(f"{repo}/Fixtures/files/lora-bert-seqcls", "bare.cpeft", density=10)
+with compeft.open("bare.cpeft") as c:
+    values = c.decode("base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight")
+    assert values.shape == (8, 64) and values.dtype == np.float32 and np.count_nonzero(values) == c.tensors[
+        "base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight"].nonzero
+assert compeft.verify("bare.cpeft")["ok"]
+print(f"ok: compeft {compeft.__version__} from {compeft.__file__}: {report['output_bytes']} bytes, decoded without torch")
+PY
+)
+
+echo "== python/tests in a fresh virtual environment"
+python3 -m venv --system-site-packages "$work/venv"
+"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$wheel"
+cd "$work"
+env -u COMPEFT_LIBRARY COMPEFT_TEST_INSTALLED=1 COMPEFT_REQUIRE_TORCH=1 HF_HUB_OFFLINE=1 \
+  "$work/venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$repo/python" "$repo/python/tests"
