@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the shipped fixtures: compress a real PEFT LoRA adapter, inspect it, restore it.
+# The main job on the shipped fixtures: compress a real PEFT LoRA adapter, inspect it, restore it; then build
+# the Python package and install it into the active python3 (a virtual environment, when one is activated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -17,3 +18,10 @@ for adapter in lora-bert-seqcls ia3-bert-seqcls; do
   echo
 done
 "$compeft" inspect "$out/lora-bert-seqcls.cpeft"
+
+echo
+echo "== Python package"
+wheel="$(bash scripts/build-python-wheel.sh | tail -1)"
+python3 -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel" 2>&1 \
+  | grep -v "WARNING: Running pip as" >&2 || true
+python3 -c "import compeft, sys; print(f'installed compeft {compeft.__version__} for {sys.executable}')"

@@ -4,13 +4,17 @@
 #   2. a fresh virtual environment with nothing but the wheel and its dependency (numpy) imports it, decodes
 #      a container with numpy and without torch, with the Swift toolchain hidden from the dynamic linker;
 #   3. a fresh virtual environment that sees the system's packages (torch, peft, transformers, safetensors,
-#      pytest: scripts/bootstrap.sh installs them) gets the wheel and runs python/tests with pytest.
-# A skipped torch/peft test fails the run here (COMPEFT_REQUIRE_TORCH=1).
+#      pytest: scripts/bootstrap.sh installs them) gets the wheel and runs python/tests with pytest, which
+#      also compares the package's reports with the command line's --json (the debug `compeft` binary).
+# A skipped torch/peft or command-line test fails the run here (COMPEFT_REQUIRE_TORCH=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
 
 wheel="$(bash scripts/build-python-wheel.sh | tail -1)"
+# The command line, whose --json reports the package's must equal (python/tests/test_report_parity.py).
+swift build --product compeft >&2
+cli="$(swift build --show-bin-path)/compeft"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -38,5 +42,5 @@ echo "== python/tests in a fresh virtual environment"
 python3 -m venv --system-site-packages "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$wheel"
 cd "$work"
-env -u COMPEFT_LIBRARY COMPEFT_TEST_INSTALLED=1 COMPEFT_REQUIRE_TORCH=1 HF_HUB_OFFLINE=1 \
+env -u COMPEFT_LIBRARY COMPEFT_TEST_INSTALLED=1 COMPEFT_REQUIRE_TORCH=1 COMPEFT_CLI="$cli" HF_HUB_OFFLINE=1 \
   "$work/venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$repo/python" "$repo/python/tests"

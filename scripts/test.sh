@@ -5,5 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 swift build --build-tests
 swift test --skip-build
+# The Python package (python/): its wheel, installed in fresh virtual environments, and its pytest suite.
+bash scripts/test-python.sh
 # A short coverage-guided fuzz smoke over the readers (the full run is `bash scripts/fuzz.sh`, 10⁶ executions).
 bash scripts/fuzz.sh 20000

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import warnings
 
 import pytest
 
 import compeft
 
-from conftest import ADAPTERS, BASES, FIXTURES, require
+from conftest import ADAPTERS, BASES, FIXTURES, REPO, require
 
 torch = require("torch")
 peft = require("peft")
@@ -111,3 +113,9 @@ def test_the_issue_snippet_runs(containers, tmp_path):
     compeft.apply(full_model, full, factor=1.0)
     c.close()
     assert w.dtype == torch.bfloat16 and len(sd) == 10 and set(model.peft_config) == {"sentiment", "topic"}
+
+
+def test_the_quickstart_example_runs():
+    run = subprocess.run([sys.executable, str(REPO / "Examples/python/quickstart.py")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "adapter 'topic'" in run.stdout and "verify: ok=True" in run.stdout, run.stdout

@@ -4,7 +4,7 @@ import TaskVector
 
 /// The JSON reports of the writing and checking functions: the schema of the command line's `--json`
 /// reports (README, "JSON reports"), key for key, so a script can move between the two.
-/// `Tests/CompeftCTests/ReportParityTests.swift` compares them with the CLI's on the same inputs.
+/// `python/tests/test_report_parity.py` compares them with the CLI's on the same inputs.
 enum ReportJSON {
     static func tensor(_ t: ContainerIndex.Tensor) -> [String: Any] {
         var o: [String: Any] = [
