@@ -27,7 +27,7 @@ public func compeft_metadata_json(_ handle: compeft_handle, _ buffer: UnsafeMuta
     withStatus {
         let container = try HandleTable.container(handle)
         try checkArguments(buffer, size, function: "compeft_metadata_json")
-        try copyOut(container.metadataJSON, to: buffer, size: size, needed: outNeeded, what: "the index JSON", in: container)
+        try copyOut(container.metadataJSON(), to: buffer, size: size, needed: outNeeded, what: "the index JSON", in: container)
     }
 }
 

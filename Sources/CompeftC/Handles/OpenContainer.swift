@@ -12,8 +12,10 @@ final class OpenContainer: @unchecked Sendable {
     let files: [UnsafeMutablePointer<CChar>]
     private let uniqueFiles: [UnsafeMutablePointer<CChar>]
     private let indexByName: [String: Int]
-    /// The index as compact JSON, keys sorted.
-    let metadataJSON: [UInt8]
+    private let metadataLock = PthreadLock()
+    /// Guarded by `metadataLock`; encoded on first use (an open that never asks for it, the serving
+    /// path, does not pay for encoding the whole index).
+    nonisolated(unsafe) private var encodedMetadata: [UInt8]?
 
     var path: String { reader.path }
     var tensorCount: Int { reader.index.tensors.count }
@@ -21,9 +23,6 @@ final class OpenContainer: @unchecked Sendable {
     init(reader: ContainerReader) throws {
         self.reader = reader
         let tensors = reader.index.tensors
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        metadataJSON = Array(try encoder.encode(reader.index))
         var byName: [String: Int] = [:]
         for (i, t) in tensors.enumerated() { byName[t.name] = i }
         indexByName = byName
@@ -37,6 +36,18 @@ final class OpenContainer: @unchecked Sendable {
     deinit {
         for p in names { free(p) }
         for p in uniqueFiles { free(p) }
+    }
+
+    /// The index as compact JSON, keys sorted.
+    func metadataJSON() throws -> [UInt8] {
+        try metadataLock.withLock {
+            if let encodedMetadata { return encodedMetadata }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let json = Array(try encoder.encode(reader.index))
+            encodedMetadata = json
+            return json
+        }
     }
 
     /// The entry at a C index, or INVALID_ARGUMENT naming the range.
