@@ -119,3 +119,17 @@ def test_the_quickstart_example_runs():
     run = subprocess.run([sys.executable, str(REPO / "Examples/python/quickstart.py")], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "adapter 'topic'" in run.stdout and "verify: ok=True" in run.stdout, run.stdout
+
+
+def test_a_swap_where_the_stored_type_differs_from_the_parameters(containers, decompressed):
+    """lora-gpt2-bf16 is stored in BF16; PEFT casts its parameters to float32. A swap must give what PEFT's
+    load_adapter gives (the bf16 values, widened), not bf16 bits written into float32 memory."""
+    name = "lora-gpt2-bf16"
+    model = compeft.load_peft(base_model(name), containers[name])
+    assert {p.dtype for n, p in model.named_parameters() if "lora_" in n} == {torch.float32}
+    compeft.load_peft(model, containers[name], adapter_name="default")  # swap onto itself
+    reference = peft.PeftModel.from_pretrained(base_model(name), str(decompressed[name]))
+    mine, theirs = model.state_dict(), reference.state_dict()
+    for key in theirs:
+        assert torch.equal(mine[key], theirs[key]), key
+    assert torch.equal(logits(model), logits(reference))
