@@ -40,6 +40,7 @@ enum ReportJSON {
             "ratio": r.outputBytes > 0 ? Double(r.inputBytes) / Double(r.outputBytes) : 0,
             "compression": compression(r.index.compression),
             "tensors": r.index.tensors.map(tensor),
+            "notes": r.notes,
         ]
     }
 
