@@ -22,7 +22,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             }
         }
     case 1:
-        if let r = try? ContainerReader(file: MappedFile(path: "fuzz.cpeft", contents: body)) {
+        if let r = try? ContainerReader(name: "fuzz.cpeft", contents: Array(body)) {
             for f in r.index.files { _ = try? r.contents(of: f) }
             for t in r.index.tensors {
                 _ = try? r.payload(t)
