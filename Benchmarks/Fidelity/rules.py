@@ -1,0 +1,262 @@
+"""Compression rules, as numpy prototypes that return ternary tensors (each tensor's non-zeros are ±s_t).
+
+The benchmark stores what a rule returns in a real .cpeft container with
+`compeft compress --scope tensor --density 100 --alpha auto` (density 100 keeps every value, zeros stay zero,
+and the norm-preserving per-tensor scale of a tensor whose non-zeros are ±s_t is s_t), so the bytes reported
+for a prototype are the real bytes of a container that holds exactly its tensors.
+
+Conventions follow compeft (README, "compress"): k = floor(d * K/100) in binary64, threshold = the
+(d-k)-th smallest |x|, every |x| >= threshold kept (k+1 without ties), a kept exact zero stays zero.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+
+# ---------------------------------------------------------------- top-k, the compeft way
+
+def threshold(absvals: np.ndarray, density: float) -> float:
+    """compeft's threshold: the m-th smallest |x|, m = d - floor(d*K/100); everything >= it is kept."""
+    d = absvals.size
+    k = math.floor(d * (density / 100.0))
+    m = d - k
+    if m <= 0:
+        return 0.0
+    return float(np.partition(absvals, m - 1)[m - 1])
+
+
+def global_threshold(tensors: list[np.ndarray], density: float) -> float:
+    return threshold(np.concatenate([np.abs(t).ravel() for t in tensors]), density)
+
+
+def ternary(x: np.ndarray, keep: np.ndarray, s: float) -> np.ndarray:
+    """±s on the kept non-zeros of x, 0 elsewhere, in binary32."""
+    out = np.where(keep & (x != 0), np.where(x > 0, np.float32(s), np.float32(-s)), np.float32(0))
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def norm_scale(x: np.ndarray, keep: np.ndarray) -> float:
+    """Norm-preserving scale ||x|| / sqrt(n), n = kept non-zeros (compeft's --alpha auto)."""
+    n = int(np.count_nonzero(keep & (x != 0)))
+    return float(np.linalg.norm(x.astype(np.float64)) / math.sqrt(n)) if n else 0.0
+
+
+# ---------------------------------------------------------------- LoRA modules
+
+def lora_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """(lora_A name, lora_B name) pairs, sorted."""
+    out = []
+    for n in sorted(names):
+        if ".lora_A." in n:
+            b = n.replace(".lora_A.", ".lora_B.")
+            if b in names:
+                out.append((n, b))
+    return out
+
+
+def svd_gauge(A: np.ndarray, B: np.ndarray, balance: str = "sqrt"):
+    """Rewrite B·A (B: out×r, A: r×in) as B'·A' with B' = U S^½, A' = S^½ Vᵀ (same product), in binary64.
+
+    Computed from the factors only: QR of B and Aᵀ, then the SVD of the r×r core. Each singular pair's sign is
+    fixed so that the largest-magnitude entry of v_i is positive. A zero module stays zero.
+    balance="eq" additionally scales B' by g and A' by 1/g, g = (out/in)^(1/4), so both have equal entry RMS.
+    """
+    A = A.astype(np.float64)
+    B = B.astype(np.float64)
+    qb, rb = np.linalg.qr(B)          # out×r, r×r
+    qa, ra = np.linalg.qr(A.T)        # in×r,  r×r
+    u, s, vt = np.linalg.svd(rb @ ra.T)
+    U = qb @ u                        # out×r
+    V = qa @ vt.T                     # in×r
+    idx = np.argmax(np.abs(V), axis=0)
+    sg = np.sign(V[idx, np.arange(V.shape[1])])
+    sg[sg == 0] = 1
+    U *= sg
+    V *= sg
+    h = np.sqrt(s)
+    Bp = U * h
+    Ap = (V * h).T
+    if balance == "eq":
+        g = (B.shape[0] / A.shape[1]) ** 0.25
+        Bp, Ap = Bp * g, Ap / g
+    return Ap, Bp
+
+
+def product_norm2(Ah, Bh):
+    """||Bh·Ah||_F² from r×r Gram matrices, binary64."""
+    return float(np.sum((Bh.T @ Bh) * (Ah @ Ah.T)))
+
+
+def product_inner(A, B, Ah, Bh):
+    """<B·A, Bh·Ah>_F from r×r matrices, binary64."""
+    return float(np.sum((B.T @ Bh) * (A @ Ah.T)))
+
+
+# ---------------------------------------------------------------- rules
+# Each rule: f(tensors: dict[name -> float32 residual], kind, density) -> dict[name -> ternary float32]
+# Only residual tensors are passed (LoRA factors, (IA)³ vectors - 1, full fine-tune residuals).
+
+def rule_global_norm(res, kind, density):
+    """Today's default, re-implemented: global threshold, one norm-preserving scale."""
+    names = sorted(res)
+    t = global_threshold([res[n] for n in names], density)
+    keep = {n: np.abs(res[n]) >= t for n in names}
+    allv = np.concatenate([res[n].ravel() for n in names]).astype(np.float64)
+    nk = sum(int(np.count_nonzero(keep[n] & (res[n] != 0))) for n in names)
+    s = float(np.linalg.norm(allv) / math.sqrt(nk))
+    return {n: ternary(res[n], keep[n], s) for n in names}
+
+
+def _per_tensor_scaled(res, keep, how):
+    out = {}
+    for n, x in res.items():
+        k = keep[n] & (x != 0)
+        if not k.any():
+            out[n] = np.zeros_like(x, dtype=np.float32)
+            continue
+        if how == "norm":
+            s = norm_scale(x, k)
+        elif how == "ls":
+            s = float(np.mean(np.abs(x[k].astype(np.float64))))
+        elif how == "geo":
+            s = math.sqrt(norm_scale(x, k) * float(np.mean(np.abs(x[k].astype(np.float64)))))
+        out[n] = ternary(x, k, s)
+    return out
+
+
+def rule_global_mask_tensor_scale(how):
+    """Global threshold (one mask, as today), one scale per tensor: norm-preserving, least-squares or their
+    geometric mean."""
+    def f(res, kind, density):
+        t = global_threshold(list(res.values()), density)
+        return _per_tensor_scaled(res, {n: np.abs(x) >= t for n, x in res.items()}, how)
+    return f
+
+
+def rule_tensor_topk(how):
+    """Per-tensor threshold at the same density everywhere, one scale per tensor."""
+    def f(res, kind, density):
+        keep = {n: np.abs(x) >= threshold(np.abs(x).ravel(), density) for n, x in res.items()}
+        return _per_tensor_scaled(res, keep, how)
+    return f
+
+
+def rule_alloc(power, how):
+    """Density allocated across tensors by their statistics, total kept count unchanged.
+
+    Each tensor t of size d_t gets k_t ∝ d_t · rms_t^power (power 0: same density everywhere; power 1 follows
+    UltraDelta's variance idea), capped at d_t, rounded down, leftover by largest remainder; top-k_t per tensor;
+    per-tensor scale `how`."""
+    def f(res, kind, density):
+        names = sorted(res)
+        d = np.array([res[n].size for n in names], dtype=np.float64)
+        rms = np.array([math.sqrt(float(np.mean(res[n].astype(np.float64) ** 2))) for n in names])
+        K = math.floor(d.sum() * density / 100.0)
+        w = d * rms ** power
+        w = w / w.sum() if w.sum() > 0 else d / d.sum()
+        k = np.minimum(np.floor(w * K), d)
+        keep = {}
+        for n, kt in zip(names, k.astype(int)):
+            x = np.abs(res[n]).ravel()
+            if kt <= 0:
+                keep[n] = np.zeros(res[n].shape, bool)
+            else:
+                th = np.partition(x, x.size - kt)[x.size - kt]
+                keep[n] = np.abs(res[n]) >= th
+        return _per_tensor_scaled(res, keep, how)
+    return f
+
+
+def rule_lora(gauge: str, scale: str, refit: bool = False, mask: str = "global"):
+    """LoRA rules on the product ΔW = B·A of each module.
+
+    gauge: "orig" (factors as trained), "svd" (B' = U S^½, A' = S^½ Vᵀ), "svd-eq" (svd, equal entry RMS).
+    mask: "global" (one threshold over all factors of all modules, after the gauge change) or "tensor".
+    scale: "global-norm" (one norm-preserving scale over all factors, today's), "tensor-norm" (per tensor),
+           "module-norm" (per module: ||ŝ B̂Â|| = ||BA||), "module-ls" (least squares on ||BA − c B̂Â||_F).
+    refit: after ternarising A', refit B = argmin ||B'A' − X Â|| (r×r solve), then ternarise that B with the
+           number of values the mask gave B'.
+    Scales of a module are split evenly between its two tensors (s_A = s_B = √c); only their product matters.
+    """
+    def f(res, kind, density):
+        assert kind == "lora"
+        pairs = lora_pairs(list(res))
+        fac = {}
+        for a, b in pairs:
+            if gauge == "orig":
+                fac[a], fac[b] = res[a].astype(np.float64), res[b].astype(np.float64)
+            else:
+                fac[a], fac[b] = svd_gauge(res[a], res[b], "eq" if gauge == "svd-eq" else "sqrt")
+        if mask == "global":
+            t = global_threshold(list(fac.values()), density)
+            keep = {n: np.abs(x) >= t for n, x in fac.items()}
+        else:
+            keep = {n: np.abs(x) >= threshold(np.abs(x).ravel(), density) for n, x in fac.items()}
+        keep = {n: keep[n] & (fac[n] != 0) for n in fac}
+        out = {}
+        if scale == "global-norm":
+            allv = np.concatenate([x.ravel() for x in fac.values()])
+            nk = sum(int(k.sum()) for k in keep.values())
+            s = float(np.linalg.norm(allv) / math.sqrt(nk))
+            return {n: ternary(fac[n], keep[n], s) for n in fac}
+        if scale == "tensor-norm":
+            return {n: ternary(fac[n], keep[n], norm_scale(fac[n], keep[n])) for n in fac}
+        for a, b in pairs:
+            A, B = fac[a], fac[b]
+            Ah = np.sign(A) * keep[a]
+            if refit:
+                kb = int(keep[b].sum())
+                sa = norm_scale(A, keep[a])
+                Ahs = Ah * sa
+                G = Ahs @ Ahs.T
+                Bfit = B @ (A @ Ahs.T) @ np.linalg.pinv(G, rcond=1e-10) if kb and sa > 0 else np.zeros_like(B)
+                if kb:
+                    xb = np.abs(Bfit).ravel()
+                    th = np.partition(xb, xb.size - kb)[xb.size - kb]
+                    kB = (np.abs(Bfit) >= th) & (Bfit != 0)
+                else:
+                    kB = np.zeros(B.shape, bool)
+                Bh = np.sign(Bfit) * kB
+            else:
+                Bh = np.sign(B) * keep[b]
+            p2 = product_norm2(Ah, Bh)
+            if p2 == 0:
+                out[a] = np.zeros(A.shape, np.float32)
+                out[b] = np.zeros(B.shape, np.float32)
+                continue
+            if scale == "module-norm":
+                c = math.sqrt(product_norm2(A, B) / p2)
+            elif scale == "module-ls":
+                c = product_inner(A, B, Ah, Bh) / p2
+                if c <= 0:
+                    c = math.sqrt(product_norm2(A, B) / p2)
+            else:
+                raise ValueError(scale)
+            r = math.sqrt(c)
+            out[a] = ternary(Ah, Ah != 0, r)
+            out[b] = ternary(Bh, Bh != 0, r)
+        return out
+    return f
+
+
+# name -> (kinds it applies to, function, one-line description)
+RULES = {
+    "proto-default": (("lora", "ia3", "full"), rule_global_norm, "today's default re-implemented (check of the trick)"),
+    "tensor-scale": (("lora", "ia3", "full"), rule_global_mask_tensor_scale("norm"),
+                     "global mask, per-tensor norm-preserving scale"),
+    "tensor-ls": (("ia3", "full"), rule_global_mask_tensor_scale("ls"), "global mask, per-tensor LS scale (mean|kept|)"),
+    "tensor-geo": (("ia3", "full"), rule_global_mask_tensor_scale("geo"), "global mask, per-tensor scale √(norm·LS)"),
+    "alloc-rms1": (("ia3", "full"), rule_alloc(1.0, "norm"), "k_t ∝ d_t·rms_t, per-tensor norm scale"),
+    "alloc-rms2": (("ia3", "full"), rule_alloc(2.0, "norm"), "k_t ∝ d_t·rms_t², per-tensor norm scale"),
+    "orig-module-norm": (("lora",), rule_lora("orig", "module-norm"), "factors as trained, global mask, per-module product-norm scale"),
+    "svd-global": (("lora",), rule_lora("svd", "global-norm"), "SVD gauge, global mask, one norm-preserving scale"),
+    "svd-tensor-norm": (("lora",), rule_lora("svd", "tensor-norm"), "SVD gauge, global mask, per-tensor norm scale"),
+    "svd-module-norm": (("lora",), rule_lora("svd", "module-norm"), "SVD gauge, global mask, per-module product-norm scale"),
+    "svd-module-ls": (("lora",), rule_lora("svd", "module-ls"), "SVD gauge, global mask, per-module LS product scale"),
+    "svd-refit-norm": (("lora",), rule_lora("svd", "module-norm", refit=True), "SVD gauge, refit B on ternary A, product-norm scale"),
+    "svdeq-module-norm": (("lora",), rule_lora("svd-eq", "module-norm"), "SVD gauge with equal entry RMS, product-norm scale"),
+    "svd-tmask-module-norm": (("lora",), rule_lora("svd", "module-norm", mask="tensor"), "SVD gauge, per-tensor top-k, product-norm scale"),
+}
