@@ -37,7 +37,14 @@ from peft.utils import load_peft_weights, set_peft_model_state_dict
 
 DENSITIES = [1, 2, 5, 10, 20, 30]
 BASELINES = ["authors", "default", "val-alpha", "cli-tensor"]
-ALPHA_GRID = [0.25, 0.4, 0.6, 0.8, 1.0, 1.25, 1.6]   # multipliers of the auto scale tried on validation
+# rules run by default, per kind of expert (others in rules.RULES run when named with --rules)
+DEFAULT_RULES = {
+    "lora": BASELINES + ["svd-module-norm", "svd-module-ls", "svd-refit-norm", "svd-tmask-module-norm", "auto-gauge"],
+    "ia3": BASELINES + ["tensor-scale", "tensor-ls", "alloc-rms1"],
+    "full": BASELINES + ["tensor-scale", "tensor-ls", "alloc-rms1"],
+}
+ALPHA_GRID = [0.4, 0.6, 0.8, 1.0, 1.25]   # multipliers of the auto scale tried on validation (and α = 1)
+VAL_TUNE = 600                            # validation examples used to tune α (the first 600 of the split)
 
 
 def log(*a):
@@ -66,7 +73,7 @@ class Expert:
     def __init__(self, task, name: str, folder: Path, work: Path):
         self.task, self.name, self.folder, self.work = task, name, folder, work
         self.kind = adapters.ADAPTERS[name]["kind"]
-        self.val = adapters.buckets(adapters.encode(task.val))
+        self.val = adapters.buckets(adapters.encode(task.val[:VAL_TUNE]))
         self.test = adapters.buckets(adapters.encode(task.test))
         C = len(task.labels)
         if self.kind == "full":
@@ -239,17 +246,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default=",".join(tasks.TASKS))
     ap.add_argument("--adapters", default=",".join(adapters.ADAPTERS))
-    ap.add_argument("--rules", default=",".join(BASELINES + list(rules.RULES)))
+    ap.add_argument("--rules", default=None, help="default: DEFAULT_RULES of each kind of expert")
     ap.add_argument("--densities", default=",".join(map(str, DENSITIES)))
     ap.add_argument("--cache", default=str(HERE / "cache"))
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--compeft", default=os.environ.get("COMPEFT", str(ROOT / ".build" / "release" / "compeft")))
+    ap.add_argument("--results", default=None, help="results file (default CACHE/results.json); the report "
+                    "merges every CACHE/results*.json")
     ap.add_argument("--redo", action="store_true")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     cache, out = Path(args.cache), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    res_file = cache / "results.json"
+    res_file = Path(args.results) if args.results else cache / "results.json"
     results = json.loads(res_file.read_text()) if res_file.exists() else {}
     t_start = time.time()
     if not args.report_only:
@@ -258,19 +267,29 @@ def main():
             log(f"building compeft ({exe} is missing)")
             subprocess.run(["swift", "build", "-c", "release", "--product", "compeft"], cwd=ROOT, check=True)
         cli = CLI(exe)
-        train_all.ensure(cache, log=log)
         sel_tasks = args.tasks.split(",")
+        train_all.ensure(cache, log=log, only=sel_tasks, names=args.adapters.split(","))
         for tname in sel_tasks:
             task = tasks.TASKS[tname]()
             for aname in args.adapters.split(","):
                 with tempfile.TemporaryDirectory(prefix="fidelity-") as work:
                     ex = Expert(task, aname, cache / tname / aname, Path(work))
-                    run_expert(ex, cli, args.rules.split(","), [float(d) if d != str(int(float(d))) else int(d)
+                    sel = args.rules.split(",") if args.rules else DEFAULT_RULES[ex.kind]
+                    run_expert(ex, cli, sel, [float(d) if d != str(int(float(d))) else int(d)
                                                                 for d in args.densities.split(",")],
                                results, args.redo)
                 res_file.write_text(json.dumps(results, indent=1))
     sources = {t: tasks.TASKS[t]().source for t in tasks.TASKS}
-    report.write(results, out, sources)
+    merged = {}
+    for f in sorted(cache.glob("results*.json")):
+        for key, res in json.loads(f.read_text()).items():
+            for rule, v in res.items():
+                if rule == "uncompressed":
+                    merged.setdefault(key, {}).setdefault(rule, v)
+                else:
+                    merged.setdefault(key, {}).setdefault(rule, {}).update(v)
+    order = [f"{tasks.TASKS[t]().name}/{a}" for t in tasks.TASKS for a in adapters.ADAPTERS]
+    report.write({k: merged[k] for k in order if k in merged}, out, sources)
     log(f"wrote {out}/FIDELITY-results.md and {out}/fidelity.svg ({time.time() - t_start:.0f}s)")
 
 

@@ -260,3 +260,102 @@ RULES = {
     "svdeq-module-norm": (("lora",), rule_lora("svd-eq", "module-norm"), "SVD gauge with equal entry RMS, product-norm scale"),
     "svd-tmask-module-norm": (("lora",), rule_lora("svd", "module-norm", mask="tensor"), "SVD gauge, per-tensor top-k, product-norm scale"),
 }
+
+
+def _lora_module_candidate(A, B, gauge, density, scale="module-norm"):
+    """One module, per-tensor top-k at `density` in `gauge`, product scale: (ternary A, ternary B, product error²)."""
+    if gauge == "svd":
+        Ap, Bp = svd_gauge(A, B)
+    else:
+        Ap, Bp = A.astype(np.float64), B.astype(np.float64)
+    kA = (np.abs(Ap) >= threshold(np.abs(Ap).ravel(), density)) & (Ap != 0)
+    kB = (np.abs(Bp) >= threshold(np.abs(Bp).ravel(), density)) & (Bp != 0)
+    Ah, Bh = np.sign(Ap) * kA, np.sign(Bp) * kB
+    p2 = product_norm2(Ah, Bh)
+    n2 = product_norm2(Ap, Bp)
+    if p2 == 0:
+        return np.zeros(A.shape, np.float32), np.zeros(B.shape, np.float32), n2
+    c = math.sqrt(n2 / p2) if scale == "module-norm" else product_inner(Ap, Bp, Ah, Bh) / p2
+    err2 = n2 - 2 * c * product_inner(Ap, Bp, Ah, Bh) + c * c * p2
+    r = math.sqrt(c)
+    return ternary(Ah, kA, r), ternary(Bh, kB, r), err2
+
+
+def rule_lora_auto_gauge(res, kind, density):
+    """Per module: per-tensor top-k in the trained gauge and in the SVD gauge, product-norm scale each; keep the
+    one with the smaller ||BA − ΔŴ||_F (same kept count per tensor either way)."""
+    out = {}
+    for a, b in lora_pairs(list(res)):
+        c1 = _lora_module_candidate(res[a], res[b], "orig", density)
+        c2 = _lora_module_candidate(res[a], res[b], "svd", density)
+        best = c1 if c1[2] <= c2[2] else c2
+        out[a], out[b] = best[0], best[1]
+    return out
+
+
+RULES.update({
+    "orig-tmask-module-norm": (("lora",), rule_lora("orig", "module-norm", mask="tensor"),
+                               "factors as trained, per-tensor top-k, per-module product-norm scale"),
+    "auto-gauge": (("lora",), rule_lora_auto_gauge,
+                   "per module: trained or SVD gauge (per-tensor top-k), whichever has smaller product error"),
+})
+
+
+def dct_matrix(r: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix (r×r, binary64), transposed so that its columns are the basis vectors."""
+    n = np.arange(r)
+    C = np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * r)) * math.sqrt(2.0 / r)
+    C[0] /= math.sqrt(2.0)
+    return C.T
+
+
+def _lora_global(res, gauge_fn, density):
+    """Global top-k over the factors returned by gauge_fn, per-module product-norm scale; also the total
+    squared product error Σ_modules ||BA − ΔŴ||²_F (binary64)."""
+    pairs = lora_pairs(list(res))
+    fac = {}
+    for a, b in pairs:
+        fac[a], fac[b] = gauge_fn(res[a], res[b])
+    t = global_threshold(list(fac.values()), density)
+    out, err = {}, 0.0
+    for a, b in pairs:
+        A, B = fac[a], fac[b]
+        kA, kB = (np.abs(A) >= t) & (A != 0), (np.abs(B) >= t) & (B != 0)
+        Ah, Bh = np.sign(A) * kA, np.sign(B) * kB
+        p2, n2 = product_norm2(Ah, Bh), product_norm2(A, B)
+        if p2 == 0:
+            out[a], out[b] = np.zeros(A.shape, np.float32), np.zeros(B.shape, np.float32)
+            err += n2
+            continue
+        c = math.sqrt(n2 / p2)
+        err += n2 - 2 * c * product_inner(A, B, Ah, Bh) + c * c * p2
+        r = math.sqrt(c)
+        out[a], out[b] = ternary(Ah, kA, r), ternary(Bh, kB, r)
+    return out, err
+
+
+def svd_dct_gauge(A, B):
+    """SVD gauge, then both factors rotated by the r×r orthonormal DCT-II: B'' = B'·C, A'' = Cᵀ·A' (same product).
+    The rotation spreads every singular component over all r columns, so entries are less heavy-tailed."""
+    Ap, Bp = svd_gauge(A, B)
+    C = dct_matrix(Ap.shape[0])
+    return C.T @ Ap, Bp @ C
+
+
+def rule_lora_svd_dct(res, kind, density):
+    return _lora_global(res, svd_dct_gauge, density)[0]
+
+
+def rule_lora_best_gauge(res, kind, density):
+    """Whichever of the SVD gauge and the DCT-rotated SVD gauge gives the smaller total product error (global
+    top-k and per-module product-norm scale in both; ties go to the SVD gauge)."""
+    o1, e1 = _lora_global(res, svd_gauge, density)
+    o2, e2 = _lora_global(res, svd_dct_gauge, density)
+    return o1 if e1 <= e2 else o2
+
+
+RULES.update({
+    "svd-dct": (("lora",), rule_lora_svd_dct, "SVD gauge rotated by the DCT-II, global mask, product-norm scale"),
+    "svd-best": (("lora",), rule_lora_best_gauge,
+                 "SVD or DCT-rotated SVD gauge, whichever has the smaller product error; global mask, product-norm scale"),
+})

@@ -30,7 +30,7 @@ class Task:
     test: list[tuple[str, int]]
 
 
-def _split(name, rows, labels, source, seed=1234, limit=None):
+def _split(name, rows, labels, source, seed=1234, limit=None, train_cap=None):
     # Deduplicate texts; drop texts that appear with two labels.
     seen: dict[str, int] = {}
     bad = set()
@@ -45,7 +45,8 @@ def _split(name, rows, labels, source, seed=1234, limit=None):
         rows = rows[:limit]
     n = len(rows)
     a, b = int(0.6 * n), int(0.8 * n)
-    return Task(name, labels, source, rows[:a], rows[a:b], rows[b:])
+    # train_cap: fewer training examples (the machine is small); validation and test keep their 20 % each
+    return Task(name, labels, source, rows[:min(a, train_cap or a)], rows[a:b], rows[b:])
 
 
 def afinn() -> Task:
@@ -75,7 +76,8 @@ def vader() -> Task:
         y = 0 if m <= -2 else 1 if m < 0 else 2 if m < 2 else 3
         rows.append((parts[0], y))
     src = f"vaderSentiment=={md.version('vaderSentiment')} vaderSentiment/vader_lexicon.txt"
-    return _split("vader-intensity", rows, ["very negative", "negative", "positive", "very positive"], src)
+    return _split("vader-intensity", rows, ["very negative", "negative", "positive", "very positive"], src,
+                  train_cap=1200)
 
 
 def names() -> Task:
@@ -92,7 +94,7 @@ def names() -> Task:
         name = line[3:29].strip().replace("+", " ")
         rows.append((name, int(code == "F")))
     src = f"gender-guesser=={md.version('gender-guesser')} gender_guesser/data/nam_dict.txt"
-    return _split("name-gender", rows, ["male", "female"], src, limit=6000)
+    return _split("name-gender", rows, ["male", "female"], src, limit=6000, train_cap=1200)
 
 
 TASKS = {"afinn": afinn, "vader": vader, "names": names}

@@ -8,10 +8,14 @@ import tasks
 HERE = Path(__file__).resolve().parent
 
 
-def ensure(cache: Path, log=print):
+def ensure(cache: Path, log=print, only=None, names=None):
     for tname, tfn in tasks.TASKS.items():
+        if only and tname not in only:
+            continue
         task = None
         for aname in adapters.ADAPTERS:
+            if names and aname not in names:
+                continue
             out = cache / tname / aname
             if (out / "fidelity.json").exists():
                 continue
@@ -21,4 +25,4 @@ def ensure(cache: Path, log=print):
 
 
 if __name__ == "__main__":
-    ensure(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "cache")
+    ensure(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "cache", only=sys.argv[2].split(",") if len(sys.argv) > 2 else None)
