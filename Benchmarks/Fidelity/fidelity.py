@@ -39,7 +39,8 @@ DENSITIES = [1, 2, 5, 10, 20, 30]
 BASELINES = ["authors", "default", "val-alpha", "cli-tensor"]
 # rules run by default, per kind of expert (others in rules.RULES run when named with --rules)
 DEFAULT_RULES = {
-    "lora": BASELINES + ["svd-module-norm", "svd-module-ls", "svd-refit-norm", "svd-tmask-module-norm", "auto-gauge"],
+    "lora": BASELINES + ["svd-module-norm", "svd-module-ls", "svd-refit-norm", "svd-tmask-module-norm", "auto-gauge",
+             "svd-dct", "svd-best"],
     "ia3": BASELINES + ["tensor-scale", "tensor-ls", "alloc-rms1"],
     "full": BASELINES + ["tensor-scale", "tensor-ls", "alloc-rms1"],
 }
@@ -202,6 +203,10 @@ def run_expert(ex: Expert, cli: CLI, sel_rules, densities, results: dict, redo: 
                 n, rep, _ = ex.roundtrip(cli, f"default-{K}", "--density", K)
             elif rule == "cli-tensor":
                 n, rep, _ = ex.roundtrip(cli, f"tensor-{K}", "--density", K, "--scope", "tensor")
+            elif rule == "cli-stc":
+                n, rep, _ = ex.roundtrip(cli, f"stc-{K}", "--density", K, "--method", "stc")
+            elif rule == "cli-tensor-stc":
+                n, rep, _ = ex.roundtrip(cli, f"tensor-stc-{K}", "--density", K, "--scope", "tensor", "--method", "stc")
             elif rule == "val-alpha":
                 n, rep, vals = ex.roundtrip(cli, f"default-{K}", "--density", K)
                 a_auto = rep["compression"]["alpha"]

@@ -11,12 +11,14 @@ DESC = {
     "default": "today's default: global top-k, α auto (norm-preserving)",
     "val-alpha": "global top-k, one α tuned on the validation split (oracle)",
     "cli-tensor": "today's `--scope tensor` (per-tensor top-k, α auto)",
+    "cli-stc": "today's `--method stc` (global top-k, s = mean|kept|)",
+    "cli-tensor-stc": "today's `--scope tensor --method stc` (per-tensor top-k, s = mean|kept| per tensor)",
 }
 COLORS = ["#000000", "#d62728", "#7f7f7f", "#bcbd22", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
           "#17becf", "#ff7f0e", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#31a354"]
 
 # The rule each kind of expert should get (the recommendation in docs/FIDELITY.md).
-WINNER = {"lora": "svd-module-norm", "ia3": "tensor-scale", "full": "tensor-scale"}
+WINNER = {"lora": "svd-best", "ia3": "default", "full": "tensor-scale"}
 
 
 def kind_of(adapter: str) -> str:
@@ -27,8 +29,19 @@ def fmt_bytes(n):
     return f"{n / 1024:.1f}K" if n < 1024 * 1024 else f"{n / 1048576:.2f}M"
 
 
+def at_bytes(points: dict, b: float):
+    """Accuracy at `b` bytes, linear in log(bytes) between measured points; None outside their range."""
+    p = sorted((e["bytes"], e["acc"]) for e in points.values())
+    for (b0, a0), (b1, a1) in zip(p, p[1:]):
+        if b0 <= b <= b1:
+            return a0 if b1 == b0 else a0 + (a1 - a0) * (math.log(b) - math.log(b0)) / (math.log(b1) - math.log(b0))
+    if p and p[-1][0] == b:
+        return p[-1][1]
+    return None
+
+
 def rule_order(res):
-    names = [r for r in ["authors", "default", "val-alpha", "cli-tensor"] if r in res]
+    names = [r for r in ["authors", "default", "val-alpha", "cli-tensor", "cli-stc", "cli-tensor-stc"] if r in res]
     names += [r for r in R.RULES if r in res]
     names += sorted(r for r in res if r not in names and r != "uncompressed")
     return names
@@ -41,19 +54,40 @@ def write(results: dict, out: Path, sources: dict):
              "Data: " + "; ".join(f"{k}: {v}" for k, v in sources.items()), ""]
     # summary vs targets
     lines += ["## Gap to uncompressed (points), today's default vs the recommended rule", "",
+              "Each cell: accuracy − uncompressed accuracy, and the container's bytes relative to today's default "
+              "at the same density (×1.00 = the same size).", "",
               "| expert | rule | uncompressed | 1 % | 2 % | 5 % | 10 % | 20 % | 30 % |",
               "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
     for key, res in results.items():
         u = res["uncompressed"]["acc"]
         win = WINNER[kind_of(key.split("/")[1])]
-        for rule in ["default", "val-alpha", win]:
+        for rule in dict.fromkeys(["default", "val-alpha", win]):
             if rule not in res:
                 continue
             cells = []
             for K in ["1", "2", "5", "10", "20", "30"]:
                 e = res[rule].get(K)
-                cells.append(f"{e['acc'] - u:+.1f}" if e else "")
+                d = res.get("default", {}).get(K)
+                rel = f" ×{e['bytes'] / d['bytes']:.2f}" if e and d and rule != "default" else ""
+                cells.append(f"{e['acc'] - u:+.1f}{rel}" if e else "")
             lines.append(f"| {key} | {rule} | {u:.1f} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += ["## At equal bytes", "",
+              "Accuracy of each rule at the container size today's default has at 5 / 10 / 20 % density, "
+              "interpolated linearly in log(bytes) between the rule's measured points (blank: outside its range).", "",
+              "| expert | bytes of default at 5 / 10 / 20 % | " + " | ".join(["rule", "5 %", "10 %", "20 %"]) + " |",
+              "|---|---|---|--:|--:|--:|"]
+    for key, res in results.items():
+        win = WINNER[kind_of(key.split("/")[1])]
+        dflt = res.get("default", {})
+        if not all(K in dflt for K in ("5", "10", "20")):
+            continue
+        sizes = [dflt[K]["bytes"] for K in ("5", "10", "20")]
+        for rule in dict.fromkeys(["default", "val-alpha", win]):
+            if rule not in res:
+                continue
+            cells = [f"{at_bytes(res[rule], b):.1f}" if at_bytes(res[rule], b) is not None else "" for b in sizes]
+            lines.append(f"| {key} | {' / '.join(fmt_bytes(b) for b in sizes)} | {rule} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += ["## Full table", "", "Each cell: test accuracy / container bytes (K = KiB).", ""]
     for key, res in results.items():

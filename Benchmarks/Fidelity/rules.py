@@ -359,3 +359,10 @@ RULES.update({
     "svd-best": (("lora",), rule_lora_best_gauge,
                  "SVD or DCT-rotated SVD gauge, whichever has the smaller product error; global mask, product-norm scale"),
 })
+
+
+RULES.update({
+    "tmask-ls": (("ia3", "full"), rule_tensor_topk("ls"),
+                 "per-tensor top-k, per-tensor LS scale mean|kept| (= today's --scope tensor --method stc)"),
+    "tmask-geo": (("ia3", "full"), rule_tensor_topk("geo"), "per-tensor top-k, per-tensor scale √(norm·LS)"),
+})
