@@ -3,7 +3,8 @@
     python3 Benchmarks/Fidelity/fidelity.py            # train what is not cached, run, write the report
 
 See docs/FIDELITY.md. Options: --tasks afinn,vader  --adapters lora-r8-qv,ia3  --rules default,svd-module-norm
---densities 1,2,5,10,20,30  --cache DIR  --out DIR  --redo (ignore cached results of the selected rules).
+--densities 1,2,5,10,20,30  --cache DIR  --out DIR  --results FILE  --redo (run the selected rules again)
+--report-only.
 """
 from __future__ import annotations
 
@@ -162,21 +163,17 @@ class Expert:
 
 
 def check_trick(ex: Expert, tern, vals):
-    """The container must hold exactly the prototype's tensors (up to binary32 rounding of 1 + t for (IA)³)."""
-    init = 0.0 if ex.kind == "lora" else 1.0
+    """The container must hold exactly the prototype's tensors: same mask, same values (up to the binary32 rounding
+    of 1 + t for (IA)³, and of base + t for a full fine-tune, whose decompressed weights are compared)."""
+    init = np.float32(0.0 if ex.kind == "lora" else 1.0)
     worst = 0.0
     for k, v in tern.items():
         if ex.kind == "full":
-            got = vals[k] - ex.base[k]
-            ref = v
-            # base + t rounds; compare in the value domain
-            got = vals[k]
-            ref = (ex.base[k] + v).astype(np.float32)
+            got, ref = vals[k], (ex.base[k] + v).astype(np.float32)
         else:
-            got = vals[k]
-            ref = (np.float32(init) + v).astype(np.float32)
-        if not np.array_equal((ref - np.float32(init)) != 0, (got - np.float32(init)) != 0) and ex.kind != "full":
-            raise AssertionError(f"trick changed the mask of {k}")
+            got, ref = vals[k], (init + v).astype(np.float32)
+            if not np.array_equal(ref != init, got != init):
+                raise AssertionError(f"trick changed the mask of {k}")
         worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - ref))))
     return worst
 
@@ -242,8 +239,7 @@ def run_expert(ex: Expert, cli: CLI, sel_rules, densities, results: dict, redo: 
                 kept = int(sum(np.count_nonzero(v) for v in tern.values()))
             slot[str(K)] = {"acc": acc, "bytes": n, "kept": kept, **extra}
             log(f"{key} {rule:>22} {K:>3}%: test {acc:5.1f}  {n:>9} bytes  ({time.time() - t0:.1f}s)")
-        # free disk: the full fine-tune's decompressed files are large
-    for f in ex.work.glob("*.safetensors"):
+    for f in ex.work.glob("*.safetensors"):   # the full fine-tune's decompressed files are large
         f.unlink()
 
 
