@@ -1,3 +1,5 @@
+public import TaskVector
+
 /// How residuals are turned into ternary (or sparse) values.
 public struct CompressionOptions: Sendable, Equatable, Codable {
     /// What replaces a kept value.
@@ -17,14 +19,35 @@ public struct CompressionOptions: Sendable, Equatable, Codable {
     }
 
     /// The α multiplier, or `auto` for the norm-preserving scale.
+    ///
+    /// Coded as the string `"auto"` or the number α.
     public enum Alpha: Sendable, Equatable, Codable, CustomStringConvertible {
         case auto
         case value(Double)
 
+        /// `auto` (in any case) or a positive finite number; `nil` otherwise.
         public init?(_ text: String) {
             if text.lowercased() == "auto" { self = .auto; return }
             guard let v = Double(text), v.isFinite, v > 0 else { return nil }
             self = .value(v)
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            let text = try (try? container.decode(String.self)) ?? String(container.decode(Double.self))
+            guard let alpha = Alpha(text) else {
+                throw DecodingError.dataCorrupted(.init(
+                    codingPath: decoder.codingPath, debugDescription: "α must be a positive number or auto, got '\(text)'"))
+            }
+            self = alpha
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .auto: try container.encode("auto")
+            case .value(let v): try container.encode(v)
+            }
         }
 
         public var description: String {
@@ -37,32 +60,26 @@ public struct CompressionOptions: Sendable, Equatable, Codable {
 
     public var method: Method
     public var scope: Scope
-    /// Density K in percent, 0 < K ≤ 100.
-    public var density: Double
+    /// The share of each selection group's values kept (default 20 %).
+    public var density: Density
     public var alpha: Alpha
 
-    public init(method: Method = .compeft, scope: Scope = .global, density: Double = 20, alpha: Alpha = .auto) {
+    /// 20 %, the default density of `compress`.
+    public static let defaultDensity = Density.percent(20)
+
+    public init(method: Method = .compeft, scope: Scope = .global, density: Density = defaultDensity,
+                alpha: Alpha = .auto) {
         self.method = method
         self.scope = scope
         self.density = density
         self.alpha = alpha
     }
 
-    /// Checks the ranges: 0 < density ≤ 100, α > 0 and finite.
+    /// Checks α: positive and finite (a ``Density`` is valid by construction).
     public func validate() throws(QuantizeError) {
-        guard density.isFinite, density > 0, density <= 100 else {
-            throw QuantizeError("density must be a percentage in (0, 100], got \(density)")
-        }
         if case .value(let a) = alpha, !(a.isFinite && a > 0) {
             throw QuantizeError("alpha must be a positive number or 'auto', got \(a)")
         }
     }
 
-    /// The number of values the authors' code keeps before ties: `int(d * (K / 100))`, computed as
-    /// their Python does (K/100 first, in double precision, truncated).
-    public static func keepCount(of d: Int, density: Double) -> Int {
-        let fraction = density / 100
-        let k = (Double(d) * fraction).rounded(.towardZero)
-        return min(d, max(0, Int(k)))
-    }
 }

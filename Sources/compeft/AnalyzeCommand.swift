@@ -27,17 +27,19 @@ struct AnalyzeCommand: ParsableCommand {
     @Argument(help: "Adapter folder, .safetensors file, checkpoint folder, or '-'.")
     var input: String
 
-    @Option(help: "Densities K in percent, comma-separated, each in (0, 100].")
-    var densities: String = "1,2,5,10,20,30,50"
+    @Option(parsing: .unconditional, help: "Densities, comma-separated, each \(Density.argumentHelp). Default 1,2,5,10,20,30,50.",
+            transform: Density.list)
+    var densities = AnalyzeCommand.defaultDensities
 
-    @Option(help: "Scale multiplier α, or 'auto' for the norm-preserving scale ‖τ‖/√n.")
-    var alpha: String = "auto"
+    @Option(parsing: .unconditional, help: "Scale multiplier α > 0, or auto for the norm-preserving scale ‖τ‖/√n (default).",
+            transform: CompressionOptions.Alpha.argument)
+    var alpha = CompressionOptions.Alpha.auto
 
-    @Option(help: "compeft (±α·σ) or stc (±α·mean|kept|).")
-    var method: String = "compeft"
+    @Option(help: "compeft (±α·σ) or stc (±α·mean|kept|); analyze measures ternary codes, so not prune.")
+    var method = CompressionOptions.Method.compeft
 
     @Option(help: "global: one threshold and scale for all tensors (the paper); tensor: per tensor.")
-    var scope: String = "global"
+    var scope = CompressionOptions.Scope.global
 
     @Option(help: "Base model (file, folder or index) of a full fine-tune: τ = fine-tuned − base.")
     var base: String?
@@ -53,54 +55,19 @@ struct AnalyzeCommand: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    /// Parses a comma-separated density list: sorted ascending, duplicates dropped.
-    static func parseDensities(_ text: String) throws -> [Double] {
-        let items = text.split(separator: ",", omittingEmptySubsequences: false)
-            .map { $0.trimmingCharacters(in: .whitespaces) }
-        guard items.contains(where: { !$0.isEmpty }) else {
-            throw ValidationError("--densities needs at least one density in (0, 100], e.g. --densities 1,5,10")
-        }
-        var values: [Double] = []
-        for item in items {
-            let number = item.hasSuffix("%") ? String(item.dropLast()) : item
-            guard !item.isEmpty else {
-                throw ValidationError("--densities '\(text)' has an empty entry; separate densities with single commas, e.g. 1,5,10")
-            }
-            guard let k = Double(number), k.isFinite else {
-                throw ValidationError("--densities: '\(item)' is not a number; give percentages such as 1,5,10")
-            }
-            guard k > 0, k <= 100 else {
-                throw ValidationError("--densities: \(item) is outside (0, 100]; a density is the percentage of values kept")
-            }
-            values.append(k)
-        }
-        return Array(Set(values)).sorted()
-    }
+    static let defaultDensities = try! Density.list("1,2,5,10,20,30,50")
 
-    func options() throws -> CompressionOptions {
-        guard let m = CompressionOptions.Method(rawValue: method), m != .prune else {
-            throw ValidationError("--method must be compeft or stc (analyze measures ternary codes), got '\(method)'")
-        }
-        guard let s = CompressionOptions.Scope(rawValue: scope) else {
-            throw ValidationError("--scope must be global or tensor, got '\(scope)'")
-        }
-        guard let a = CompressionOptions.Alpha(alpha) else {
-            throw ValidationError("--alpha must be a positive number or 'auto', got '\(alpha)'")
-        }
-        return CompressionOptions(method: m, scope: s, density: 100, alpha: a)
-    }
+    /// The compression each density is measured with (its density replaced by each of ``densities``).
+    var options: CompressionOptions { CompressionOptions(method: method, scope: scope, density: .full, alpha: alpha) }
 
     func validate() throws {
-        _ = try options()
-        _ = try Self.parseDensities(densities)
+        if method == .prune { throw ValidationError("--method must be compeft or stc: analyze measures ternary codes, and prune keeps the values") }
         if input == "-" && base != nil { throw ValidationError("--base needs the fine-tune as a file, not stdin") }
         if plot == "" { throw ValidationError("--plot needs a file path, or '-' for stdout") }
     }
 
     func run() throws {
         common.setUp()
-        let options = try options()
-        let densities = try Self.parseDensities(densities)
         if let plot { try PathSafety.checkOutput(plot, isNotAnyOf: [input] + (base.map { [$0] } ?? [])) }
         // Open the plot's temporary file first, so an existing plot is refused before the work.
         let plotWriter = try plot.map { try AtomicFileWriter(path: $0, overwrite: force) }

@@ -25,17 +25,18 @@ struct CompressCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output container path, or '-' for stdout.")
     var output: String
 
-    @Option(help: "Density K: the percentage of values kept, 0 < K ≤ 100.")
-    var density: Double = 20
+    @Option(parsing: .unconditional, help: "Density: \(Density.argumentHelp). Default 20.", transform: Density.argument)
+    var density = CompressionOptions.defaultDensity
 
-    @Option(help: "Scale multiplier α, or 'auto' for the norm-preserving scale ‖τ‖/√n.")
-    var alpha: String = "auto"
+    @Option(parsing: .unconditional, help: "Scale multiplier α > 0, or auto for the norm-preserving scale ‖τ‖/√n (default).",
+            transform: CompressionOptions.Alpha.argument)
+    var alpha = CompressionOptions.Alpha.auto
 
     @Option(help: "compeft (±α·σ), stc (±α·mean|kept|) or prune (kept values unchanged).")
-    var method: String = "compeft"
+    var method = CompressionOptions.Method.compeft
 
     @Option(help: "global: one threshold and scale for all tensors (the paper); tensor: per tensor.")
-    var scope: String = "global"
+    var scope = CompressionOptions.Scope.global
 
     @Option(help: "Base model (file, folder or index) of a full fine-tune: τ = fine-tuned − base.")
     var base: String?
@@ -43,13 +44,13 @@ struct CompressCommand: ParsableCommand {
     @Flag(help: "Also compress adapter tensors that are not residuals (modules_to_save), as the reference code does.")
     var compressAll = false
 
-    @Option(help: "Override the init residuals are measured from for every float tensor: zero or one.")
-    var `init`: String?
+    @Option(help: "Override the init residuals are measured from, for every float tensor.")
+    var `init`: InitRule?
 
-    @Option(help: "Worker threads (default: all cores). The output does not depend on it.")
+    @Option(parsing: .unconditional, help: "Worker threads (default: all cores). The output does not depend on it.")
     var threads: Int?
 
-    @Option(help: "zstd level for payloads (1–22).")
+    @Option(parsing: .unconditional, help: "zstd level for payloads (1–22).")
     var zstdLevel: Int32 = 19
 
     @Flag(help: "Overwrite the output if it exists.")
@@ -57,39 +58,22 @@ struct CompressCommand: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    func options() throws -> CompressionOptions {
-        guard let m = CompressionOptions.Method(rawValue: method) else {
-            throw ValidationError("--method must be compeft, stc or prune, got '\(method)'")
-        }
-        guard let s = CompressionOptions.Scope(rawValue: scope) else {
-            throw ValidationError("--scope must be global or tensor, got '\(scope)'")
-        }
-        guard let a = CompressionOptions.Alpha(alpha) else {
-            throw ValidationError("--alpha must be a positive number or 'auto', got '\(alpha)'")
-        }
-        let o = CompressionOptions(method: m, scope: s, density: density, alpha: a)
-        do { try o.validate() } catch { throw ValidationError("--\(error.message)") }
-        return o
-    }
+    /// The compression the options ask for (every value was checked when it was parsed).
+    var options: CompressionOptions { CompressionOptions(method: method, scope: scope, density: density, alpha: alpha) }
 
     func validate() throws {
-        _ = try options()
-        if let i = `init`, InitRule(rawValue: i) == nil || i == "base" {
-            throw ValidationError("--init must be zero or one, got '\(i)'")
-        }
-        guard (1...22).contains(zstdLevel) else { throw ValidationError("--zstd-level must be 1…22") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard (1...22).contains(zstdLevel) else { throw ValidationError("--zstd-level must be 1…22, got \(zstdLevel)") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if input == "-" && base != nil { throw ValidationError("--base needs the fine-tune as a file, not stdin") }
     }
 
     func run() throws {
         common.setUp()
-        let options = try options()
         try PathSafety.checkOutput(output, isNotAnyOf: [input] + (base.map { [$0] } ?? []))
         Log.logger.debug("reading \(input)")
         let taskVector = try TaskVectorInput.load(
             path: input, base: base,
-            options: .init(compressAll: compressAll, initOverride: `init`.flatMap(InitRule.init(rawValue:))))
+            options: .init(compressAll: compressAll, initOverride: `init`))
         Log.logger.debug("\(taskVector.tensors.count) tensors, kind \(taskVector.kind.rawValue)")
         let writer = try AtomicFileWriter(path: output, overwrite: force)
         let progress = Progress("compressing", quiet: common.quiet, unit: .bytes)

@@ -25,16 +25,16 @@ struct DecompressCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output folder or .safetensors file ('-' for stdout when it is one file).")
     var output: String
 
-    @Option(help: "Write float tensors as f32, f16 or bf16 instead of their original dtype.")
-    var dtype: String?
+    @Option(help: "Write float tensors in this dtype instead of their original one.")
+    var dtype: DType?
 
-    @Option(help: "Output format: safetensors (default; a PEFT folder for adapters) or hdf5 (one .h5 file).")
-    var format: String = "safetensors"
+    @Option(help: "Output format: safetensors (a PEFT folder for adapters) or hdf5 (one .h5 file).")
+    var format = OutputFormat.safetensors
 
     @Option(help: "Base model of a full fine-tune, to write fine-tuned weights (base + residual).")
     var base: String?
 
-    @Option(help: "Tensors decoded at once (default: all cores). The output does not depend on it.")
+    @Option(parsing: .unconditional, help: "Tensors decoded at once (default: all cores). The output does not depend on it.")
     var threads: Int?
 
     @Flag(help: "Overwrite the output if it exists.")
@@ -43,31 +43,22 @@ struct DecompressCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        guard ["safetensors", "hdf5"].contains(format) else {
-            throw ValidationError("--format must be safetensors or hdf5, got '\(format)'")
-        }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if format == "hdf5" && output == "-" { throw ValidationError("--format hdf5 needs a file path, not '-'") }
-        if let dtype {
-            guard let d = DType(userSpelling: dtype), [.f32, .f16, .bf16].contains(d) else {
-                throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'")
-            }
-        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if format == .hdf5 && output == "-" { throw ValidationError("--format hdf5 needs a file path, not '-'") }
     }
 
     func run() throws {
         common.setUp()
         try PathSafety.checkOutput(output, isNotAnyOf: [input] + (base.map { [$0] } ?? []))
         let reader = try ContainerReader(path: input)
-        if output == "-" && format == "safetensors" && AdapterDecompressor.writesFolder(reader.index) {
+        if output == "-" && format == .safetensors && AdapterDecompressor.writesFolder(reader.index) {
             throw CLIError(status: .usage, message: "\(input): this container decompresses to a folder (\(reader.index.inputKind)); give a folder path to -o, not '-'")
         }
         let baseCheckpoint = try base.map { try Checkpoint(path: $0) }
         let progress = Progress("decompressing", quiet: common.quiet)
-        let outType = dtype.flatMap(DType.init(userSpelling:))
-        let report = format == "hdf5"
-            ? try AdapterDecompressor.decompressToHDF5(reader, to: output, dtype: outType, base: baseCheckpoint, overwrite: force)
-            : try AdapterDecompressor.decompress(reader, to: output, dtype: outType, base: baseCheckpoint,
+        let report = format == .hdf5
+            ? try AdapterDecompressor.decompressToHDF5(reader, to: output, dtype: dtype, base: baseCheckpoint, overwrite: force)
+            : try AdapterDecompressor.decompress(reader, to: output, dtype: dtype, base: baseCheckpoint,
                                                  overwrite: force, threads: threads ?? defaultThreadCount,
                                                  progress: { progress.update($0, $1) })
         progress.finish()

@@ -46,44 +46,48 @@ struct MergeCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output: a folder, a .safetensors file, a .cpeft container, or '-' (safetensors on stdout).")
     var output: String?
 
-    @Option(help: "A JSON file with the same settings (keys: inputs, output, method, density, weights, lambda, base, election, seed, scope, lora, rank, out_density, out_alpha, force); flags override it.")
+    @Option(help: "A JSON (.json) or YAML file with the same settings (keys: \(MergeSettings.CodingKeys.allCases.map(\.rawValue).joined(separator: ", "))); flags override it.")
     var config: String?
 
-    @Option(help: "task-arithmetic (default), ties, dare-linear, dare-ties or magnitude-prune.")
-    var method: String?
+    @Option(help: "The merge method (default task-arithmetic; dare_ties and other PEFT/mergekit spellings work too).")
+    var method: MergeMethodName?
 
-    @Option(help: "Density K: the percentage each expert keeps, 0 < K ≤ 100, for ties, dare-* and magnitude-prune (default 20).")
-    var density: Double?
+    @Option(parsing: .unconditional, help: "Density each expert keeps for ties, dare-* and magnitude-prune: \(Density.argumentHelp). Default 20.",
+            transform: Density.argument)
+    var density: Density?
 
-    @Option(help: "Comma-separated weights, one per input (default 1 each).")
-    var weights: String?
+    @Option(parsing: .unconditional, help: "Comma-separated weights, one per input (default 1 each).",
+            transform: MergeSettings.Weights.argument)
+    var weights: MergeSettings.Weights?
 
-    @Option(name: .customLong("lambda"), help: "Scale of the merged residual (default 1).")
+    @Option(name: .customLong("lambda"), parsing: .unconditional, help: "Scale of the merged residual (default 1).")
     var lambda: Double?
 
     @Option(help: "Base model of full fine-tunes (file, folder or index): residuals are input − base, the output base + merge.")
     var base: String?
 
-    @Option(help: "Sign election for ties and dare-ties: total (default) or frequency.")
-    var election: String?
+    @Option(help: "Sign election for ties and dare-ties (default total).")
+    var election: SignElection?
 
-    @Option(help: "Seed of DARE's drop masks (default 0); the same seed gives the same bytes.")
+    @Option(parsing: .unconditional, help: "Seed of DARE's drop masks (default 0); the same seed gives the same bytes.")
     var seed: UInt64?
 
     @Option(help: "Top-k of ties and magnitude-prune: per tensor (default, as PEFT) or global (per expert).")
-    var scope: String?
+    var scope: AdapterMerger.Options.Scope?
 
     @Option(help: "LoRA merge: exact (default; merges ΔW = s·B·A) or factors (PEFT's per-factor combination).")
-    var lora: String?
+    var lora: AdapterMerger.Options.LoRAMode?
 
-    @Option(help: "Rank of LoRA modules factored by SVD (task-arithmetic: truncates the exact merge; others: default the largest input rank).")
+    @Option(parsing: .unconditional, help: "Rank of LoRA modules factored by SVD (task-arithmetic: truncates the exact merge; others: default the largest input rank).")
     var rank: Int?
 
-    @Option(help: "For a .cpeft output: density K of the compression (default 20).")
-    var outDensity: Double?
+    @Option(parsing: .unconditional, help: "For a .cpeft output: density of the compression, \(Density.argumentHelp). Default 20.",
+            transform: Density.argument)
+    var outDensity: Density?
 
-    @Option(help: "For a .cpeft output: α of the compression, or auto (default).")
-    var outAlpha: String?
+    @Option(parsing: .unconditional, help: "For a .cpeft output: α of the compression, or auto (default).",
+            transform: CompressionOptions.Alpha.argument)
+    var outAlpha: CompressionOptions.Alpha?
 
     @Flag(help: "Expand compressed experts to floats even where the ternary path applies (a reference for checks).")
     var expand = false
@@ -93,107 +97,37 @@ struct MergeCommand: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    /// Everything a merge needs, from the config file and the flags.
-    struct Settings {
-        var inputs: [String]
-        var output: String
-        var base: String?
-        var options: AdapterMerger.Options
-        var destination: AdapterMerger.Destination
-        var methodName: String
-        var density: Double
-        var election: SignElection?
-        var force: Bool
+    /// The settings the flags give (`nil` where a flag is absent, so the config file's value stands).
+    var flags: MergeSettings {
+        MergeSettings(
+            inputs: inputs.isEmpty ? nil : inputs, output: output, method: method, density: density, weights: weights,
+            lambda: lambda, base: base, election: election, seed: seed, scope: scope, lora: lora, rank: rank,
+            outDensity: outDensity, outAlpha: outAlpha, force: force ? true : nil)
     }
 
-    static let methodNames = ["task-arithmetic", "ties", "dare-linear", "dare-ties", "magnitude-prune"]
-
-    static func parseWeights(_ text: String) -> [Double]? {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-        let values = parts.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-        return values.count == parts.count && values.allSatisfy(\.isFinite) && !values.isEmpty ? values : nil
+    /// The config file's settings overridden by the flags, with the defaults applied and checked.
+    ///
+    /// - Throws: ``CLIError``: an unreadable config file (``ExitStatus/ioError``) or settings that do
+    ///   not fit together (``ExitStatus/usage``).
+    func plan() throws -> MergePlan {
+        let file = try config.map(MergeSettings.load(path:)) ?? MergeSettings()
+        return try file.overridden(by: flags).plan(expand: expand)
     }
 
     func validate() throws {
-        if let weights, Self.parseWeights(weights) == nil {
-            throw ValidationError("--weights must be comma-separated numbers, like 1,1,0.5; got '\(weights)'")
+        // Reads the config file, never an input. A config that cannot be read is reported by run(),
+        // with the exit code of an I/O error.
+        do {
+            _ = try plan()
+        } catch let error as CLIError where error.status == .usage {
+            throw ValidationError(error.message)
+        } catch let error as CLIError where error.status == .ioError {
         }
-        if config == nil {
-            do { _ = try settings(MergeConfig()) } catch let e as CLIError { throw ValidationError(e.message) }
-        }
-    }
-
-    /// Combines the config file (if any) and the flags, which win.
-    func settings(_ file: MergeConfig) throws -> Settings {
-        func usage(_ message: String) -> CLIError { CLIError(status: .usage, message: message) }
-        let inputs = self.inputs.isEmpty ? (file.inputs ?? []) : self.inputs
-        guard !inputs.isEmpty else { throw usage("give at least one INPUT (or \"inputs\" in --config)") }
-        guard let output = output ?? file.output else { throw usage("give an output with -o (or \"output\" in --config)") }
-        let methodName = (method ?? file.method ?? "task-arithmetic").lowercased().replacingOccurrences(of: "_", with: "-")
-        guard Self.methodNames.contains(methodName) else {
-            throw usage("--method must be one of \(Self.methodNames.joined(separator: ", ")); got '\(method ?? file.method ?? "")'")
-        }
-        let density = density ?? file.density ?? 20
-        guard density.isFinite, density > 0, density <= 100 else {
-            throw usage("--density must be a percentage in (0, 100], got \(density)")
-        }
-        let electionName = election ?? file.election ?? "total"
-        guard let election = SignElection(rawValue: electionName.lowercased()) else {
-            throw usage("--election must be total or frequency, got '\(electionName)'")
-        }
-        let weights = self.weights.flatMap(Self.parseWeights) ?? file.weights ?? Array(repeating: 1, count: inputs.count)
-        guard weights.count == inputs.count else {
-            throw usage("--weights gives \(weights.count) weight(s) for \(inputs.count) input(s)")
-        }
-        guard weights.allSatisfy(\.isFinite) else { throw usage("--weights must be finite numbers") }
-        let lambda = lambda ?? file.lambda ?? 1
-        guard lambda.isFinite else { throw usage("--lambda must be a finite number") }
-        let scopeName = scope ?? file.scope ?? "tensor"
-        guard let scope = AdapterMerger.Options.Scope(rawValue: scopeName) else {
-            throw usage("--scope must be tensor or global, got '\(scopeName)'")
-        }
-        let loraName = lora ?? file.lora ?? "exact"
-        guard let loraMode = AdapterMerger.Options.LoRAMode(rawValue: loraName) else {
-            throw usage("--lora must be exact or factors, got '\(loraName)'")
-        }
-        let rank = rank ?? file.rank
-        if let rank, rank <= 0 { throw usage("--rank must be positive, got \(rank)") }
-        if rank != nil && loraMode == .factors { throw usage("--rank applies to --lora exact; --lora factors keeps the inputs' rank") }
-        let fraction = density / 100
-        let method: MergeMethod = switch methodName {
-        case "ties": .ties(density: fraction, election: election)
-        case "dare-linear": .dareLinear(density: fraction)
-        case "dare-ties": .dareTies(density: fraction, election: election)
-        case "magnitude-prune": .magnitudePrune(density: fraction)
-        default: .taskArithmetic
-        }
-        let outDensity = outDensity ?? file.outDensity
-        let outAlpha = outAlpha ?? file.outAlpha
-        let destination: AdapterMerger.Destination
-        if output.lowercased().hasSuffix(".cpeft") {
-            guard let alpha = CompressionOptions.Alpha(outAlpha ?? "auto") else {
-                throw usage("--out-alpha must be a positive number or 'auto', got '\(outAlpha ?? "")'")
-            }
-            let options = CompressionOptions(density: outDensity ?? 20, alpha: alpha)
-            do { try options.validate() } catch { throw usage("--out-\(error.message)") }
-            destination = .container(options, zstdLevel: 19)
-        } else {
-            if outDensity != nil || outAlpha != nil {
-                throw usage("--out-density and --out-alpha apply to a .cpeft output; '\(output)' is not one")
-            }
-            destination = output == "-" || output.lowercased().hasSuffix(".safetensors") ? .file : .folder
-        }
-        return Settings(
-            inputs: inputs, output: output, base: base ?? file.base,
-            options: AdapterMerger.Options(method: method, weights: weights, lambda: lambda, seed: seed ?? file.seed ?? 0,
-                                           scope: scope, lora: loraMode, rank: rank, expand: expand),
-            destination: destination, methodName: methodName, density: density,
-            election: method.election, force: force || (file.force ?? false))
     }
 
     func run() throws {
         common.setUp()
-        let s = try settings(config.map(MergeConfig.init(path:)) ?? MergeConfig())
+        let s = try plan()
         try PathSafety.checkOutput(s.output, isNotAnyOf: s.inputs + [s.base, config].compactMap { $0 })
         let base = try s.base.map { try Checkpoint(path: $0) }
         let sources = try s.inputs.map { path in
@@ -220,7 +154,7 @@ struct MergeCommand: ParsableCommand {
         Log.logger.debug("ternary path: \(report.ternaryCount) tensor(s); dense path: \(report.denseCount) tensor(s)")
         let differing = report.tensors.filter { $0.how == .mergedValues }
         if !differing.isEmpty && !common.quiet {
-            Terminal.err("compeft: warning: \(differing.count) tensor(s) that are not residuals differ between inputs and were merged as values with \(s.methodName): "
+            Terminal.err("compeft: warning: \(differing.count) tensor(s) that are not residuals differ between inputs and were merged as values with \(s.method.rawValue): "
                          + differing.prefix(3).map(\.name).joined(separator: ", ") + (differing.count > 3 ? ", …" : ""))
         }
         let emit: (String) -> Void = { s.output == "-" ? Terminal.err($0) : Terminal.out($0) }

@@ -19,7 +19,7 @@ import Testing
     func compressDecompressRestoresNamesShapesDtypesAndConfig(fixture: String) throws {
         let dir = scratchDirectory("rt-\(fixture)")
         let container = dir + "/c.cpeft"
-        _ = try compress(fixture, to: container, .init(density: 10))
+        _ = try compress(fixture, to: container, .init(density: .percent(10)))
         let reader = try ContainerReader(path: container)
         let out = dir + "/out"
         _ = try AdapterDecompressor.decompress(reader, to: out)
@@ -46,19 +46,19 @@ import Testing
     @Test(arguments: inputs)
     func sameInputAndOptionsGiveIdenticalBytes(fixture: String) throws {
         let dir = scratchDirectory("det-\(fixture)")
-        _ = try compress(fixture, to: dir + "/a.cpeft", .init(density: 5))
-        _ = try compress(fixture, to: dir + "/b.cpeft", .init(density: 5))
+        _ = try compress(fixture, to: dir + "/a.cpeft", .init(density: .percent(5)))
+        _ = try compress(fixture, to: dir + "/b.cpeft", .init(density: .percent(5)))
         #expect(FileManager.default.contentsEqual(atPath: dir + "/a.cpeft", andPath: dir + "/b.cpeft"))
     }
 
     @Test(arguments: inputs)
     func compressDecompressCompressIsStable(fixture: String) throws {
         let dir = scratchDirectory("stable-\(fixture)")
-        _ = try compress(fixture, to: dir + "/1.cpeft", .init(density: 20))
+        _ = try compress(fixture, to: dir + "/1.cpeft", .init(density: .percent(20)))
         _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/1.cpeft"), to: dir + "/d1")
         let second = fixture.hasSuffix(".safetensors") ? dir + "/d1" : dir + "/d1"
         let input = try TaskVectorInput.load(path: second)
-        _ = try AdapterCompressor.compress(input, options: .init(density: 20), to: AtomicFileWriter(path: dir + "/2.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(20)), to: AtomicFileWriter(path: dir + "/2.cpeft"))
         _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/2.cpeft"), to: dir + "/d2")
         let file = fixture.hasSuffix(".safetensors") ? "" : "/adapter_model.safetensors"
         let a = try floatTensors(dir + "/d1" + file)
@@ -78,7 +78,7 @@ import Testing
 
     @Test func fullFineTuneRoundTripsAgainstItsBase() throws {
         let dir = scratchDirectory("fullft")
-        let report = try compress("full-ft", to: dir + "/ft.cpeft", .init(density: 10), base: "tiny-bert")
+        let report = try compress("full-ft", to: dir + "/ft.cpeft", .init(density: .percent(10)), base: "tiny-bert")
         #expect(report.index.inputKind == "full-fine-tune")
         let reader = try ContainerReader(path: dir + "/ft.cpeft")
         let base = try Checkpoint(path: Fixtures.path("tiny-bert"))
@@ -102,7 +102,7 @@ import Testing
 
     @Test func decompressWithDtypeOverrideConvertsFloatsOnly() throws {
         let dir = scratchDirectory("dtype")
-        _ = try compress("residual.safetensors", to: dir + "/r.cpeft", .init(density: 10))
+        _ = try compress("residual.safetensors", to: dir + "/r.cpeft", .init(density: .percent(10)))
         _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/r.cpeft"), to: dir + "/o.safetensors", dtype: .bf16)
         let f = try SafeTensorsFile(path: dir + "/o.safetensors")
         for t in f.tensors { #expect(t.dtype == (t.name == "step_counter" ? .i64 : .bf16), "\(t.name)") }
@@ -116,7 +116,7 @@ import Testing
         let input = try TaskVectorInput.load(path: Fixtures.path(fixture), base: fixture == "full-ft" ? Fixtures.path("tiny-bert") : nil)
         for scope in [CompressionOptions.Scope.global, .tensor] {
             for method in [CompressionOptions.Method.compeft, .stc] {
-                let options = CompressionOptions(method: method, scope: scope, density: 10)
+                let options = CompressionOptions(method: method, scope: scope, density: .percent(10))
                 _ = try AdapterCompressor.compress(input, options: options, to: AtomicFileWriter(path: dir + "/1.cpeft", overwrite: true), threads: 1)
                 _ = try AdapterCompressor.compress(input, options: options, to: AtomicFileWriter(path: dir + "/3.cpeft", overwrite: true), threads: 3)
                 #expect(FileManager.default.contentsEqual(atPath: dir + "/1.cpeft", andPath: dir + "/3.cpeft"), "\(scope) \(method)")
@@ -138,8 +138,8 @@ import Testing
         let input = TaskVectorInput(kind: .residual, tensors: [t], fileMetadata: [:], auxiliaryFiles: [], adapterConfig: nil,
                                     sourceFiles: [], inputBytes: bytes.count)
         let dir = scratchDirectory("pieces")
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/1.cpeft"), zstdLevel: 1, threads: 1)
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/2.cpeft"), zstdLevel: 1, threads: 2)
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/1.cpeft"), zstdLevel: 1, threads: 1)
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/2.cpeft"), zstdLevel: 1, threads: 2)
         #expect(FileManager.default.contentsEqual(atPath: dir + "/1.cpeft", andPath: dir + "/2.cpeft"))
     }
 
@@ -148,7 +148,7 @@ import Testing
     @Test func decompressedBytesDoNotDependOnTheThreadCount() throws {
         let dir = scratchDirectory("decompress-threads")
         let input = try TaskVectorInput.load(path: Fixtures.path("residual.safetensors"))
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/c.cpeft", overwrite: true))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/c.cpeft", overwrite: true))
         let reader = try ContainerReader(path: dir + "/c.cpeft")
         for dtype in [nil, DType.bf16, .f16, .f32] {
             _ = try AdapterDecompressor.decompress(reader, to: dir + "/1.safetensors", dtype: dtype, overwrite: true, threads: 1)
@@ -170,7 +170,7 @@ import Testing
     @Test func damagedTensorLeavesNoPartialOutput() throws {
         let dir = scratchDirectory("decompress-damaged")
         let input = try TaskVectorInput.load(path: Fixtures.path("residual.safetensors"))
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/c.cpeft", overwrite: true))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/c.cpeft", overwrite: true))
         var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/c.cpeft")))
         let good = try ContainerReader(path: dir + "/c.cpeft")
         let victim = try #require(good.index.tensors.max { $0.length < $1.length })
@@ -190,7 +190,7 @@ import Testing
     @Test func releasingPagesDoesNotChangeTheCodes() throws {
         for (fixture, base) in [("residual.safetensors", nil), ("full-ft", "tiny-bert")] as [(String, String?)] {
             let input = try TaskVectorInput.load(path: Fixtures.path(fixture), base: base.map(Fixtures.path))
-            let plan = try Planner.plan(input.tensors, options: .init(density: 10))
+            let plan = try Planner.plan(input.tensors, options: .init(density: .percent(10)))
             for (t, tp) in zip(input.tensors, plan.tensors) where tp.storage == .ternary {
                 let streamed = TernaryCode.encode(t, thresholdBits: tp.thresholdBits, keepValues: false,
                                                   chunks: ResidualChunks(releasesPages: true))

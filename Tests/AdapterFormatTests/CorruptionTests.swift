@@ -9,7 +9,7 @@ import Testing
     func container() throws -> [UInt8] {
         let dir = scratchDirectory("corrupt-src")
         let input = try TaskVectorInput.load(path: Fixtures.path("lora-bert-seqcls"))
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/c.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/c.cpeft"))
         return Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/c.cpeft")))
     }
 

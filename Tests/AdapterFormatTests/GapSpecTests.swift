@@ -215,7 +215,7 @@ struct GapSpecTests {
     func compressAndCompare(_ input: TaskVectorInput, density: Double, name: String) throws -> Found {
         let dir = scratchDirectory("gapspec-\(name)")
         let path = dir + "/c.cpeft"
-        _ = try AdapterCompressor.compress(input, options: .init(density: density), to: AtomicFileWriter(path: path, overwrite: true))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(density)), to: AtomicFileWriter(path: path, overwrite: true))
         let reader = try ContainerReader(path: path)
         let python = try GapSpecReader.run([path])
         let gapTensors = reader.index.tensors.filter { $0.encoding == PayloadEncoding.ternaryGap.rawValue }

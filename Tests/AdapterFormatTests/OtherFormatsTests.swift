@@ -12,7 +12,7 @@ import Testing
         let dir = scratchDirectory("formats")
         let input = try TaskVectorInput.load(path: Fixtures.path(fixture))
         #expect(!input.tensors.isEmpty)
-        _ = try AdapterCompressor.compress(input, options: .init(density: 20), to: AtomicFileWriter(path: dir + "/c.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(20)), to: AtomicFileWriter(path: dir + "/c.cpeft"))
         let reader = try ContainerReader(path: dir + "/c.cpeft")
         _ = try AdapterDecompressor.decompress(reader, to: dir + "/out.safetensors")
         let restored = try SafeTensorsFile(path: dir + "/out.safetensors")

@@ -43,7 +43,7 @@ struct ReferenceParityTests {
         try #require(py.status == 0, "reference failed: \(py.output)")
         let input = try TaskVectorInput.load(path: Fixtures.path(c.fixture), base: c.base.map(Fixtures.path))
         let options = CompressionOptions(method: .init(rawValue: c.method)!, scope: .init(rawValue: c.scope)!,
-                                         density: c.density, alpha: .init(c.alpha)!)
+                                         density: .percent(c.density), alpha: .init(c.alpha)!)
         _ = try AdapterCompressor.compress(input, options: options, to: AtomicFileWriter(path: dir + "/c.cpeft"))
         let base = try c.base.map { try Checkpoint(path: Fixtures.path($0)) }
         _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/c.cpeft"), to: dir + "/out", base: base)
@@ -74,7 +74,7 @@ struct ReferenceParityTests {
     @Test func pythonSafetensorsReadsWhatCompeftWrote() throws {
         let dir = scratchDirectory("pyread")
         let input = try TaskVectorInput.load(path: Fixtures.path("residual.safetensors"))
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/c.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/c.cpeft"))
         _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/c.cpeft"), to: dir + "/o.safetensors")
         let py = Python.run([repositoryRoot + "/Fixtures/read_safetensors.py", dir + "/o.safetensors", "--metadata"])
         try #require(py.status == 0, "\(py.output)")
@@ -116,7 +116,7 @@ struct PeftLoadTests {
     func decompressedAdapterLoadsInPeft(adapter: String, base: String) throws {
         let dir = scratchDirectory("peft-\(adapter)")
         let input = try TaskVectorInput.load(path: Fixtures.path(adapter))
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/c.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/c.cpeft"))
         _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/c.cpeft"), to: dir + "/restored")
         let py = Python.run([repositoryRoot + "/Fixtures/check_peft_load.py", dir + "/restored", Fixtures.path(base)])
         #expect(py.status == 0, "\(py.output)")

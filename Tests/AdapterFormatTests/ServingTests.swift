@@ -10,7 +10,7 @@ import Testing
     func container(_ fixture: String, density: Double = 10) throws -> String {
         let dir = scratchDirectory("serve")
         let input = try TaskVectorInput.load(path: Fixtures.path(fixture))
-        _ = try AdapterCompressor.compress(input, options: .init(density: density), to: AtomicFileWriter(path: dir + "/c.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(density)), to: AtomicFileWriter(path: dir + "/c.cpeft"))
         return dir + "/c.cpeft"
     }
 

@@ -11,7 +11,7 @@ import Testing
     /// Compresses a fixture with the library API (density 10, as the README's examples).
     static func compress(_ fixture: String, base: String? = nil, to path: String) throws {
         let input = try TaskVectorInput.load(path: Fixtures.path(fixture), base: base.map(Fixtures.path))
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: path))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: path))
     }
 
     /// A folder with everything Tests/c/test_abi.c expects (its header comment lists the files).
@@ -69,7 +69,7 @@ import Testing
         ], to: writer)
         try writer.commit()
         let input = try TaskVectorInput.load(path: dir + "/rank9.safetensors")
-        _ = try AdapterCompressor.compress(input, options: .init(density: 50), to: AtomicFileWriter(path: dir + "/rank9.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(50)), to: AtomicFileWriter(path: dir + "/rank9.cpeft"))
         return dir
     }
 

@@ -37,7 +37,7 @@ import Testing
 
     static func compress(_ fixture: String, base: String? = nil, to path: String) throws {
         let input = try TaskVectorInput.load(path: Fixtures.path(fixture), base: base.map(Fixtures.path))
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: path))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: path))
     }
 
     /// The tensors of a safetensors file or sharded folder, by name, as raw bytes.

@@ -1,4 +1,5 @@
 import Quantize
+import TaskVector
 import Testing
 
 @Suite struct MomentAccumulatorTests {

@@ -58,7 +58,7 @@ import Testing
         for k in 1...6 {
             for election in SignElection.allCases {
                 let (experts, weights) = Self.experts(count: n, k: k, seed: UInt64(n * 10 + k) ^ 0xABC)
-                let dense = TensorMerge.ties(experts.map { $0.expanded() }, weights: weights, density: 1,
+                let dense = TensorMerge.ties(experts.map { $0.expanded() }, weights: weights, density: .full,
                                              election: election)
                 let ternary = TernaryMerge.merge(experts, weights: weights, combination: .disjointMean(election))
                 #expect(ternary == dense, "n \(n) k \(k) \(election)")
@@ -88,27 +88,28 @@ import Testing
             (0..<n).map { _ in Float.random(in: -1...1, using: &g) }
         }
         let all = tensors.flatMap { $0 }
-        for density in [0.0, 0.05, 0.3, 0.999, 1] {
+        for fraction in [0.001, 0.05, 0.3, 0.999, 1] {
+            let density = Density.fraction(fraction)
             let threshold = try MagnitudeThreshold.global(count: all.count, density: density) { visit in
                 for t in tensors { t.withUnsafeBufferPointer(visit) }
             }
-            let k = MagnitudeThreshold.keepCount(density: density, of: all.count)
+            let k = Int(fraction * Double(all.count))  // PEFT's int(density * numel)
             let expected = all.withUnsafeBufferPointer { MagnitudeThreshold.topK(of: $0, keeping: k) }
             // No ties in the data: the global (≥ t) and per-tensor (top-k) rules keep the same set.
             let viaGlobal = tensors.flatMap {
                 TensorMerge.merge([$0], weights: [1], method: .magnitudePrune(density: density), thresholds: [threshold])
             }
-            let viaTopK = TensorMerge.merge([all], weights: [1], method: .magnitudePrune(density: 0.5), thresholds: [expected])
+            let viaTopK = TensorMerge.merge([all], weights: [1], method: .magnitudePrune(density: .fraction(0.5)), thresholds: [expected])
             #expect(viaGlobal == viaTopK, "density \(density)")
             #expect(viaGlobal.filter { $0 != 0 }.count == k)
         }
     }
 
     @Test func globalThresholdRejectsNonFiniteValues() {
-        #expect(throws: QuantizeError.self) {
-            _ = try MagnitudeThreshold.global(count: 3, density: 0.5, expert: "a") { visit in
+        #expect {
+            _ = try MagnitudeThreshold.global(count: 3, density: .fraction(0.5), expert: "a") { visit in
                 [Float(1), .nan, 2].withUnsafeBufferPointer(visit)
             }
-        }
+        } throws: { ($0 as? TaskVectorError)?.code == .nonFinite && ($0 as? TaskVectorError)?.file == "a" }
     }
 }

@@ -80,9 +80,9 @@ import TaskVector
             case "cat": try LoRAMerge.exact(adapters, weights: merge.weights, module: layer)
             case "linear": try LoRAMerge.factors(adapters, weights: merge.weights, method: .taskArithmetic)
             case "ties": try LoRAMerge.factors(adapters, weights: merge.weights,
-                                               method: .ties(density: merge.density!, election: election))
+                                               method: .ties(density: .fraction(merge.density!), election: election))
             case "magnitude_prune": try LoRAMerge.factors(adapters, weights: merge.weights,
-                                                          method: .magnitudePrune(density: merge.density!))
+                                                          method: .magnitudePrune(density: .fraction(merge.density!)))
             default: throw UnknownMethod(name: merge.combination_type)
             }
             #expect(result.rank == merge.r)
@@ -187,15 +187,15 @@ import TaskVector
 
     @Test func factorDAREIsSeededAndDrawsAAndBApart() throws {
         let adapters = (0..<3).map { Self.randomAdapter(out: 8, in: 8, rank: 8, alpha: 8, seed: 40 + UInt64($0)) }
-        let method = MergeMethod.dareTies(density: 0.5, election: .total)
+        let method = MergeMethod.dareTies(density: .fraction(0.5), election: .total)
         let one = try LoRAMerge.factors(adapters, weights: [1, 1, 1], method: method, seed: 3, module: "q")
         let again = try LoRAMerge.factors(adapters, weights: [1, 1, 1], method: method, seed: 3, module: "q")
         let other = try LoRAMerge.factors(adapters, weights: [1, 1, 1], method: method, seed: 4, module: "q")
         #expect(one == again)
         #expect(one.a != other.a && one.b != other.b)
         // A and B have the same shape here; their masks still differ.
-        let maskA = DropMask.random(count: 64, density: 0.5, seed: 3, tensor: "q.lora_A", expert: 0)
-        let maskB = DropMask.random(count: 64, density: 0.5, seed: 3, tensor: "q.lora_B", expert: 0)
+        let maskA = DropMask.random(count: 64, density: .fraction(0.5), seed: 3, tensor: "q.lora_A", expert: 0)
+        let maskB = DropMask.random(count: 64, density: .fraction(0.5), seed: 3, tensor: "q.lora_B", expert: 0)
         #expect(maskA != maskB)
         #expect(one.a.indices.filter { one.a[$0] == 0 } != one.b.indices.filter { one.b[$0] == 0 })
     }

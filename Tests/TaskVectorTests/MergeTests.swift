@@ -48,23 +48,13 @@ import TaskVector
 
     // MARK: - Trim
 
-    @Test func keepCountFollowsPythonTruncation() {
-        #expect(MagnitudeThreshold.keepCount(density: 0.29, of: 100) == 28)  // int(0.29 * 100) == 28
-        #expect(MagnitudeThreshold.keepCount(density: 0.2, of: 7) == 1)
-        #expect(MagnitudeThreshold.keepCount(density: 0.5, of: 7) == 3)
-        #expect(MagnitudeThreshold.keepCount(density: 0.9, of: 512) == 460)
-        #expect(MagnitudeThreshold.keepCount(density: 0, of: 9) == 0)
-        #expect(MagnitudeThreshold.keepCount(density: 1, of: 9) == 9)
-        #expect(MagnitudeThreshold.keepCount(density: 2.5, of: 9) == 9)
-    }
-
     @Test(arguments: sizes)
     func topKKeepsLargestMagnitudesLowestIndexAtTies(_ n: Int) {
         for seed: UInt64 in [1, 2] {
             let x = Self.experts(1, n, seed: seed &+ UInt64(n), ties: seed == 2)[0]
             for k in Set([0, 1, n / 3, n / 2, n - 1, n, n + 1]) where k >= 0 {
                 let threshold = x.withUnsafeBufferPointer { MagnitudeThreshold.topK(of: $0, keeping: k) }
-                let trimmed = TensorMerge.merge([x], weights: [1], method: .magnitudePrune(density: 0.5),
+                let trimmed = TensorMerge.merge([x], weights: [1], method: .magnitudePrune(density: .fraction(0.5)),
                                                 thresholds: [threshold])
                 #expect(trimmed == Self.referenceTrim(x, keep: k), "n \(n) k \(k) seed \(seed)")
                 let kept = trimmed.filter { $0 != 0 }.count
@@ -85,10 +75,10 @@ import TaskVector
 
     @Test func globalThresholdKeepsEveryTie() {
         let x: [Float] = [0.5, -0.5, 0.25, 1, -0.5]
-        let out = TensorMerge.merge([x], weights: [1], method: .ties(density: 0.2, election: .total),
+        let out = TensorMerge.merge([x], weights: [1], method: .ties(density: .fraction(0.2), election: .total),
                                     thresholds: [.atLeast(0.5)])
         #expect(out == [0.5, -0.5, 0, 1, -0.5])
-        let none = TensorMerge.merge([x], weights: [1], method: .magnitudePrune(density: 0.2), thresholds: [.keepNone])
+        let none = TensorMerge.merge([x], weights: [1], method: .magnitudePrune(density: .fraction(0.2)), thresholds: [.keepNone])
         #expect(none.allSatisfy { $0 == 0 })
     }
 
@@ -107,13 +97,13 @@ import TaskVector
         for (seed, ties) in [(UInt64(20), false), (21, true)] {
             let x = Self.experts(4, n, seed: seed &+ UInt64(n), ties: ties)
             let w: [Float] = [0.7, -1.1, 0.4, 1]
-            for density in [0.0, 0.3, 0.75, 1] {
-                let k = MagnitudeThreshold.keepCount(density: density, of: n)
+            for fraction in [0.001, 0.3, 0.75, 1] {
+                let k = fraction == 1 ? n : Int(fraction * Double(n))  // PEFT's int(density * numel)
                 let trimmed = x.map { Self.referenceTrim($0, keep: k) }
                 for election in SignElection.allCases {
                     let expected = Self.referenceDisjointMean(trimmed, weights: w, election: election)
-                    let actual = TensorMerge.ties(x, weights: w, density: density, election: election)
-                    #expect(actual == expected, "n \(n) density \(density) \(election) seed \(seed)")
+                    let actual = TensorMerge.ties(x, weights: w, density: .fraction(fraction), election: election)
+                    #expect(actual == expected, "n \(n) density \(fraction) \(election) seed \(seed)")
                 }
             }
         }
@@ -122,38 +112,38 @@ import TaskVector
     @Test(arguments: sizes)
     func magnitudePruneIsTrimThenSum(_ n: Int) {
         let x = Self.experts(2, n, seed: 30 &+ UInt64(n), ties: true)
-        let k = MagnitudeThreshold.keepCount(density: 0.4, of: n)
+        let k = Int(0.4 * Double(n))
         let t = x.map { Self.referenceTrim($0, keep: k) }
         let expected = (0..<n).map { i in (0 + t[0][i] * 2) + t[1][i] * -0.5 }
-        #expect(TensorMerge.magnitudePrune(x, weights: [2, -0.5], density: 0.4) == expected)
+        #expect(TensorMerge.magnitudePrune(x, weights: [2, -0.5], density: .fraction(0.4)) == expected)
     }
 
     @Test(arguments: sizes)
     func dareRescalesTheSurvivorsOfItsMask(_ n: Int) {
         let x = Self.experts(2, n, seed: 40 &+ UInt64(n))
-        let masks = [DropMask.random(count: n, density: 0.3, seed: 5, tensor: "t", expert: 0),
-                     DropMask.random(count: n, density: 0.3, seed: 5, tensor: "t", expert: 1)]
+        let masks = [DropMask.random(count: n, density: .fraction(0.3), seed: 5, tensor: "t", expert: 0),
+                     DropMask.random(count: n, density: .fraction(0.3), seed: 5, tensor: "t", expert: 1)]
         let d = Float(0.3)
         let t = (0..<2).map { e in (0..<n).map { i in (masks[e][i] ? x[e][i] : 0) / d } }
         let linear = (0..<n).map { i in (0 + t[0][i] * 1.5) + t[1][i] * 0.5 }
-        #expect(TensorMerge.dareLinear(x, weights: [1.5, 0.5], density: 0.3, masks: masks) == linear)
-        #expect(TensorMerge.dareLinear(x, weights: [1.5, 0.5], density: 0.3, seed: 5, tensor: "t") == linear)
+        #expect(TensorMerge.dareLinear(x, weights: [1.5, 0.5], density: .fraction(0.3), masks: masks) == linear)
+        #expect(TensorMerge.dareLinear(x, weights: [1.5, 0.5], density: .fraction(0.3), seed: 5, tensor: "t") == linear)
         let ties = Self.referenceDisjointMean(t, weights: [1.5, 0.5], election: .frequency)
-        #expect(TensorMerge.dareTies(x, weights: [1.5, 0.5], density: 0.3, seed: 5, tensor: "t", election: .frequency) == ties)
+        #expect(TensorMerge.dareTies(x, weights: [1.5, 0.5], density: .fraction(0.3), seed: 5, tensor: "t", election: .frequency) == ties)
     }
 
     @Test func densityOneLeavesEveryExpertUntouched() {
         let x = Self.experts(3, 100, seed: 50)
         let w: [Float] = [1, 1, 1]
-        #expect(TensorMerge.magnitudePrune(x, weights: w, density: 1) == TensorMerge.taskArithmetic(x, weights: w))
-        #expect(TensorMerge.dareLinear(x, weights: w, density: 1, seed: 9) == TensorMerge.taskArithmetic(x, weights: w))
-        #expect(TensorMerge.dareTies(x, weights: w, density: 1, seed: 9) == TensorMerge.ties(x, weights: w, density: 1))
+        #expect(TensorMerge.magnitudePrune(x, weights: w, density: .full) == TensorMerge.taskArithmetic(x, weights: w))
+        #expect(TensorMerge.dareLinear(x, weights: w, density: .full, seed: 9) == TensorMerge.taskArithmetic(x, weights: w))
+        #expect(TensorMerge.dareTies(x, weights: w, density: .full, seed: 9) == TensorMerge.ties(x, weights: w, density: .full))
     }
 
     @Test func lambdaScalesTheMergedResidual() {
         let x = Self.experts(3, 300, seed: 60)
         let w: [Float] = [1, 0.5, -0.3]
-        for method in [MergeMethod.taskArithmetic, .ties(density: 0.5, election: .total), .dareTies(density: 0.5, election: .frequency)] {
+        for method in [MergeMethod.taskArithmetic, .ties(density: .fraction(0.5), election: .total), .dareTies(density: .fraction(0.5), election: .frequency)] {
             let plain = TensorMerge.merge(x, weights: w, method: method, seed: 3)
             let scaled = TensorMerge.merge(x, weights: w, method: method, lambda: 0.75, seed: 3)
             #expect(scaled == plain.map { $0 * 0.75 }, "\(method)")
@@ -162,17 +152,17 @@ import TaskVector
 
     @Test func zerosNeverAgreeAndEmptyColumnsMergeToZero() {
         let x: [[Float]] = [[0, 1, -2, 0], [0, -1, 3, 0], [0, 0, -4, 5]]
-        let out = TensorMerge.ties(x, weights: [1, 1, 1], density: 1, election: .frequency)
+        let out = TensorMerge.ties(x, weights: [1, 1, 1], density: .full, election: .frequency)
         // column 1: one + and one − elects +, mean of {1}; column 2: two − elect −, mean of {−2, −4}.
         #expect(out == [0, 1, -3, 5])
-        let total = TensorMerge.ties(x, weights: [1, 1, 1], density: 1, election: .total)
+        let total = TensorMerge.ties(x, weights: [1, 1, 1], density: .full, election: .total)
         // column 2: −2 + 3 − 4 < 0 elects −; column 1: 1 − 1 = 0 elects +.
         #expect(total == [0, 1, -3, 5])
     }
 
     @Test func bufferAndArrayEntryPointsAgree() {
         let x = Self.experts(3, 5000, seed: 70)
-        let method = MergeMethod.dareTies(density: 0.4, election: .total)
+        let method = MergeMethod.dareTies(density: .fraction(0.4), election: .total)
         let expected = TensorMerge.merge(x, weights: [1, 2, 3], method: method, seed: 11, tensor: "w")
         var out = [Float](repeating: .nan, count: 5000)
         x[0].withUnsafeBufferPointer { a in
@@ -205,7 +195,7 @@ import TaskVector
     @Test func dareStreamIsPinned() throws {
         // Changing these values changes every seeded DARE merge ever made. They were computed by
         // the second implementation of the stream in make_merge_fixtures.py.
-        let mask = DropMask.random(count: 128, density: 0.5, seed: 42, tensor: "layer.0.weight", expert: 1)
+        let mask = DropMask.random(count: 128, density: .fraction(0.5), seed: 42, tensor: "layer.0.weight", expert: 1)
         #expect(mask.words == [1_080_039_092_697_231_495, 5_694_670_270_335_963_050])
         #expect(DropMask.streamKey(seed: 42, tensor: "layer.0.weight", expert: 1) == 1_314_264_934_575_842_452)
         struct Case: Decodable {
@@ -215,7 +205,7 @@ import TaskVector
         let cases = try MergeFixtures.json("dare_stream", as: File.self).cases
         #expect(cases.count == 4)
         for c in cases {
-            let mask = DropMask.random(count: c.count, density: c.density, seed: try #require(UInt64(c.seed)),
+            let mask = DropMask.random(count: c.count, density: try Density(fraction: c.density), seed: try #require(UInt64(c.seed)),
                                        tensor: c.tensor, expert: c.expert)
             #expect(mask.words == c.words.compactMap(UInt64.init), "\(c.tensor) seed \(c.seed)")
         }
@@ -224,21 +214,21 @@ import TaskVector
     @Test func sameSeedGivesTheSameBitsAndOtherSeedsDoNot() {
         let x = Self.experts(3, 2000, seed: 80)
         let w: [Float] = [1, 0.5, -0.3]
-        let method = MergeMethod.dareLinear(density: 0.5)
+        let method = MergeMethod.dareLinear(density: .fraction(0.5))
         let a = TensorMerge.merge(x, weights: w, method: method, seed: 7, tensor: "q")
         let b = TensorMerge.merge(x, weights: w, method: method, seed: 7, tensor: "q")
         #expect(a.map(\.bitPattern) == b.map(\.bitPattern))
         #expect(TensorMerge.merge(x, weights: w, method: method, seed: 8, tensor: "q") != a)
         #expect(TensorMerge.merge(x, weights: w, method: method, seed: 7, tensor: "k") != a)
-        let m0 = DropMask.random(count: 2000, density: 0.5, seed: 7, tensor: "q", expert: 0)
-        let m1 = DropMask.random(count: 2000, density: 0.5, seed: 7, tensor: "q", expert: 1)
+        let m0 = DropMask.random(count: 2000, density: .fraction(0.5), seed: 7, tensor: "q", expert: 0)
+        let m1 = DropMask.random(count: 2000, density: .fraction(0.5), seed: 7, tensor: "q", expert: 1)
         #expect(m0 != m1)
     }
 
     @Test(arguments: [0.1, 0.5, 0.9])
     func dareKeepsAboutTheDensity(_ density: Double) {
         let n = 100_000
-        let mask = DropMask.random(count: n, density: density, seed: 1, tensor: "x", expert: 0)
+        let mask = DropMask.random(count: n, density: .fraction(density), seed: 1, tensor: "x", expert: 0)
         let expected = density * Double(n)
         let sd = (Double(n) * density * (1 - density)).squareRoot()
         #expect((Double(mask.keptCount) - expected).magnitude < 5 * sd)
@@ -254,10 +244,10 @@ import TaskVector
 
 /// Programmer errors in the kernels trap.
 @Suite struct MergeTrapTests {
-    @Test func dareRejectsZeroDensity() async {
-        await #expect(processExitsWith: .failure) {
-            _ = TensorMerge.dareLinear([[1, 2]], weights: [1], density: 0, seed: 1)
-        }
+    @Test func aZeroDensityCannotBeWrittenInCode() async {
+        // DARE divides by the density: the type has no zero to divide by, and a literal 0 traps.
+        await #expect(processExitsWith: .failure) { _ = Density.fraction(0) }
+        await #expect(processExitsWith: .failure) { _ = Density.percent(0) }
     }
 
     @Test func mergeRejectsExpertsOfDifferentLengths() async {
@@ -268,7 +258,7 @@ import TaskVector
 
     @Test func mergeRejectsAMissingWeight() async {
         await #expect(processExitsWith: .failure) {
-            _ = TensorMerge.ties([[1, 2], [3, 4]], weights: [1], density: 0.5)
+            _ = TensorMerge.ties([[1, 2], [3, 4]], weights: [1], density: .fraction(0.5))
         }
     }
 }

@@ -7,7 +7,7 @@ import Testing
 @Suite struct MergeCLITests {
     static let methods = ["task-arithmetic", "ties", "dare-linear", "dare-ties", "magnitude-prune"]
 
-    static func mergeMethod(_ name: String, density: Double, election: SignElection = .total) -> MergeMethod {
+    static func mergeMethod(_ name: String, density: Density, election: SignElection = .total) -> MergeMethod {
         switch name {
         case "ties": .ties(density: density, election: election)
         case "dare-linear": .dareLinear(density: density)
@@ -58,7 +58,7 @@ import Testing
             let initial: Float = name.contains("ia3_") ? 1 : 0
             let residuals = try [a.floats(name), b.floats(name)].map { $0.map { $0 - initial } }
             let expected = TensorMerge.merge(residuals, weights: [1, 0.5],
-                                             method: Self.mergeMethod(method, density: 0.4, election: .frequency),
+                                             method: Self.mergeMethod(method, density: .fraction(0.4), election: .frequency),
                                              lambda: 0.9, seed: 5, tensor: name)
             let difference = firstDifference(try merged.floats(name), rounded(expected.map { $0 + initial }, to: info.dtype))
             #expect(difference == nil, "\(fixtureName) \(method) \(name): \(difference ?? "")")
@@ -88,7 +88,7 @@ import Testing
         for name in a.names {
             let baseValues = try base.floats(name)
             let residuals = try [a.floats(name), b.floats(name)].map { zip($0, baseValues).map { $0 - $1 } }
-            let expected = TensorMerge.ties(residuals, weights: [0.7, 0.3], density: 0.3)
+            let expected = TensorMerge.ties(residuals, weights: [0.7, 0.3], density: .fraction(0.3))
             let shard = try TensorFile(dir + "/out/" + #require(weightMap[name]))
             let difference = firstDifference(try shard.floats(name), zip(expected, baseValues).map { $0 + $1 })
             #expect(difference == nil, "\(name): \(difference ?? "")")
@@ -219,7 +219,7 @@ import Testing
             let module = try #require(entry["module"] as? String)
             #expect(entry["how"] as? String == "dense-svd" && entry["rank"] as? Int == 8)
             let deltas = try [first, second].map { try Self.deltaWeight($0, module: module).floats }
-            let merged = Matrix(rows: 64, cols: 64, floats: TensorMerge.ties(deltas, weights: [1, 1], density: 0.3))
+            let merged = Matrix(rows: 64, cols: 64, floats: TensorMerge.ties(deltas, weights: [1, 1], density: .fraction(0.3)))
             let error = Self.relativeError(try Self.deltaWeight(dir + "/ties", module: module), merged)
             let energy = try #require(entry["discarded_energy"] as? Double)
             #expect(energy > 0 && abs(error * error - energy) < 1e-5, "\(module): \(error * error) vs \(energy)")
@@ -238,7 +238,7 @@ import Testing
         for module in modules {
             let f = LoRAFactors(a: try input.floats(module + ".lora_A.weight"), b: try input.floats(module + ".lora_B.weight"),
                                 inFeatures: 64, outFeatures: 64, scaling: LoRAScaling(rank: 8, alpha: 16))
-            let expected = try LoRAMerge.factors([f, f], weights: [1, 0.5], method: .ties(density: 0.5, election: .total),
+            let expected = try LoRAMerge.factors([f, f], weights: [1, 0.5], method: .ties(density: .fraction(0.5), election: .total),
                                                  module: module)
             #expect(try merged.floats(module + ".lora_A.weight") == expected.a, "\(module)")
             #expect(try merged.floats(module + ".lora_B.weight") == expected.b, "\(module)")

@@ -81,7 +81,7 @@ extension ContainerIndex.Compression {
     init(options: CompressionOptions, plan: CompressionPlan) {
         method = options.method.rawValue
         scope = options.scope.rawValue
-        density = options.density
+        density = options.density.percent
         alphaRequested = options.alpha.description
         if let g = plan.global {
             total = g.total

@@ -98,14 +98,14 @@ extension AdapterMerger {
     /// codes directly equals merging the trimmed dense experts.
     func trimKeepsSupport(of experts: [TernaryExpert], count: Int) -> Bool {
         let method = options.method
-        guard method.trimsByMagnitude, method.density < 1 else { return true }
+        guard method.trimsByMagnitude, method.density != .full else { return true }
         if let thresholds {
             return zip(experts, thresholds).allSatisfy { expert, t in
                 expert.code.nonzeroCount == 0
                     || (t.tiesKept == .max && expert.scale.magnitude.bitPattern >= t.bits)
             }
         }
-        let k = MagnitudeThreshold.keepCount(density: method.density, of: count)
+        let k = method.density.keepCount(of: count)
         return experts.allSatisfy { $0.code.nonzeroCount <= k }
     }
 

@@ -10,8 +10,8 @@ public import TaskVector
 public enum DensitySweep {
     /// The figures of one density.
     public struct Point: Sendable {
-        /// Density K in percent.
-        public var density: Double
+        /// The density the plan keeps.
+        public var density: Density
         /// The plan the figures follow.
         public var plan: CompressionPlan
         /// All residual tensors together.
@@ -25,10 +25,10 @@ public enum DensitySweep {
     /// - Parameters:
     ///   - tensors: the input's tensors, sorted by name; non-residual ones are left out of the figures.
     ///   - options: method, scope and α; the density is replaced by each of `densities`.
-    ///   - densities: densities K in percent, each in (0, 100].
-    /// - Throws: ``QuantizeError`` for an invalid density or option, or naming a tensor that holds NaN or ±Inf.
+    ///   - densities: the densities to plan.
+    /// - Throws: ``QuantizeError`` for an invalid option, or naming a tensor that holds NaN or ±Inf.
     /// - Complexity: two passes per density to plan, then one pass over the residuals.
-    public static func run(_ tensors: [SourceTensor], options: CompressionOptions, densities: [Double]) throws -> [Point] {
+    public static func run(_ tensors: [SourceTensor], options: CompressionOptions, densities: [Density]) throws -> [Point] {
         let plans = try densities.map { density in
             var o = options
             o.density = density

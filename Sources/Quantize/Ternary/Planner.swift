@@ -79,13 +79,13 @@ public enum Planner {
     static func analyse(_ group: [SourceTensor], options: CompressionOptions, threads: Int,
                         release: Bool = true) throws -> CompressionPlan.Group {
         let d = group.reduce(0) { $0 + $1.count }
-        let k = CompressionOptions.keepCount(of: d, density: options.density)
+        let k = options.density.keepCount(of: d)
         let m = d - k
         let pieces = pieces(of: group)
         let workers = max(1, min(threads, pieces.count))
         // A sampled guess of the threshold's bucket lets pass 1 count its low bits too, and then the
         // second pass over the values is skipped (the result is the same either way).
-        let window = options.method == .stc ? nil : ThresholdSelector.window(sampling: group, rank: m, releasesPages: release)
+        let window = ThresholdSelector.window(sampling: group, rank: m, releasesPages: release)
         let selectors = (0..<workers).map { _ in WorkerBox(ThresholdSelector(rank: m, window: window)) }
         let pieceMoments = UnsafeSlots(repeating: MomentAccumulator(), count: pieces.count)
         let finite = UnsafeSlots(repeating: true, count: pieces.count)

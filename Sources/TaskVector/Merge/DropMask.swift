@@ -9,7 +9,7 @@
 /// the stream key is `mix64(mix64(seed ^ fnv1a64(tensor)) ^ expert)`, where `fnv1a64` is 64-bit
 /// FNV-1a over the tensor name's UTF-8 bytes and `mix64` is SplitMix64's output function;
 /// ``Xoshiro256StarStar`` is seeded with that key. Entry `i` (in index order, one draw each) is kept
-/// iff `u < density` for `u` = ``Xoshiro256StarStar/nextUnitInterval()``.
+/// iff `u < density.fraction` for `u` = ``Xoshiro256StarStar/nextUnitInterval()``.
 public struct DropMask: Sendable, Hashable {
     /// Number of entries.
     public let count: Int
@@ -44,15 +44,16 @@ public struct DropMask: Sendable, Hashable {
     ///
     /// - Parameters:
     ///   - count: number of entries in the tensor.
-    ///   - density: probability of keeping an entry.
+    ///   - density: the probability of keeping an entry, ``Density/fraction``.
     ///   - seed: the merge's seed.
     ///   - tensor: the tensor's name, so tensors of the same shape get different masks.
     ///   - expert: the expert's index in the merge.
-    public static func random(count: Int, density: Double, seed: UInt64, tensor: String, expert: Int) -> DropMask {
+    public static func random(count: Int, density: Density, seed: UInt64, tensor: String, expert: Int) -> DropMask {
+        let p = density.fraction
         var generator = Xoshiro256StarStar(seed: streamKey(seed: seed, tensor: tensor, expert: expert))
         var words = [UInt64](repeating: 0, count: (count + 63) / 64)
         words.withUnsafeMutableBufferPointer { bits in
-            for i in 0..<count where generator.nextUnitInterval() < density {
+            for i in 0..<count where generator.nextUnitInterval() < p {
                 bits[i &>> 6] |= 1 &<< UInt64(i & 63)
             }
         }

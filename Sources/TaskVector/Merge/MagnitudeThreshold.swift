@@ -9,12 +9,13 @@
 ///   largest magnitudes, and among entries tied at the k-th magnitude the lowest indices. PEFT uses
 ///   `torch.topk`, whose order among equal magnitudes is unspecified; on inputs without ties at the
 ///   threshold (continuous data, and every parity fixture) the two keep the same set.
-/// - For `--scope global`, the caller finds one threshold over all of an expert's tensors and passes
-///   it to every tensor of that expert. TaskVector cannot import Quantize, so the streaming search
-///   lives there, as `MagnitudeThreshold.global(count:density:expert:forEachChunk:)` (the radix
-///   `ThresholdSelector` at rank d − k + 1); any other search can build ``atLeast(_:)``. Ties at a
-///   global threshold are all kept, since tensors are merged one at a time and cannot see each
-///   other's indices.
+/// - For `--scope global`, ``global(count:density:expert:forEachChunk:)`` finds one threshold over
+///   all of an expert's tensors, streaming, and the caller passes it to every tensor of that expert;
+///   any other search can build ``atLeast(_:)``. Ties at a global threshold are all kept, since
+///   tensors are merged one at a time and cannot see each other's indices.
+///
+/// Both searches are the radix ``ThresholdSelector`` at rank `d − k + 1` (the k-th largest is the
+/// (d − k + 1)-th smallest), with `k` = ``Density/keepCount(of:)``.
 public struct MagnitudeThreshold: Sendable, Hashable {
     /// The magnitude bit pattern of the threshold.
     public var bits: UInt32
@@ -27,7 +28,7 @@ public struct MagnitudeThreshold: Sendable, Hashable {
         self.tiesKept = tiesKept
     }
 
-    /// Keeps every entry (`density ≥ 1`, or `k` equal to the count).
+    /// Keeps every entry (``Density/full``, or `k` equal to the count).
     public static let keepAll = MagnitudeThreshold(bits: 0, tiesKept: .max)
     /// Keeps no entry (`k = 0`).
     public static let keepNone = MagnitudeThreshold(bits: .max, tiesKept: 0)
@@ -37,59 +38,69 @@ public struct MagnitudeThreshold: Sendable, Hashable {
         MagnitudeThreshold(bits: threshold.magnitude.bitPattern, tiesKept: .max)
     }
 
-    /// PEFT's number of kept entries: `int(density * numel)`.
-    ///
-    /// The product is taken in `Double` and truncated, exactly as Python does, so it inherits
-    /// Python's rounding: `keepCount(density: 0.29, of: 100)` is 28. A density of 1 or more keeps
-    /// everything.
-    ///
-    /// - Precondition: `density >= 0` and not NaN.
-    public static func keepCount(density: Double, of count: Int) -> Int {
-        precondition(density >= 0, "density must be ≥ 0, got \(density)")
-        if density >= 1 { return count }
-        return Int(density * Double(count))
-    }
-
     /// The threshold that keeps exactly `k` entries of `values`: the `k` largest magnitudes, the
     /// lowest indices first among ties at the threshold.
     ///
-    /// A radix selection over the magnitude bit patterns, one byte per pass from the top: no copy
-    /// of the values, no sort, and no worst case.
+    /// NaN and ±Inf are ranked by their bit patterns (NaN above +∞, as `torch.topk` orders them).
     ///
     /// - Parameters:
     ///   - values: one expert's tensor.
     ///   - k: how many entries to keep; `k <= 0` keeps none, `k >= values.count` keeps all.
     /// - Returns: a threshold for ``TensorMerge``.
-    /// - Complexity: O(n), four reads of `values`.
+    /// - Complexity: O(n), two reads of `values` (``ThresholdSelector``).
     public static func topK(of values: UnsafeBufferPointer<Float>, keeping k: Int) -> MagnitudeThreshold {
         if k <= 0 { return .keepNone }
         if k >= values.count { return .keepAll }
-        var prefix: UInt32 = 0
-        var prefixMask: UInt32 = 0
-        var rank = k  // 1-based rank from the top among entries matching the prefix
-        var histogram = [Int](repeating: 0, count: 256)
-        for shift: UInt32 in [24, 16, 8, 0] {
-            histogram.withUnsafeMutableBufferPointer { counts in
-                counts.update(repeating: 0)
-                for v in values {
-                    let p = v.bitPattern & 0x7FFF_FFFF
-                    if p & prefixMask == prefix { counts[Int((p &>> shift) & 0xFF)] &+= 1 }
-                }
-                var bucket = 255
-                while counts[bucket] < rank {
-                    rank -= counts[bucket]
-                    bucket -= 1
-                }
-                prefix |= UInt32(bucket) &<< shift
-                prefixMask |= 0xFF &<< shift
-            }
-        }
-        return MagnitudeThreshold(bits: prefix, tiesKept: rank)
+        var selector = ThresholdSelector(rank: values.count - k + 1, nonFinite: .ordered)
+        _ = selector.addCoarse(values)
+        if selector.finishCoarse() { selector.addFine(values) }
+        let result = selector.finish()
+        // Everything above the threshold is kept; the rest of the k are the first ties in index order.
+        let above = result.keptCount - result.atThreshold
+        return MagnitudeThreshold(bits: result.thresholdBits, tiesKept: k - above)
     }
 
-    /// ``topK(of:keeping:)`` with PEFT's `k = int(density * numel)`.
-    public static func peft(_ values: UnsafeBufferPointer<Float>, density: Double) -> MagnitudeThreshold {
-        topK(of: values, keeping: keepCount(density: density, of: values.count))
+    /// ``topK(of:keeping:)`` with PEFT's `k = int(density * numel)` (``Density/keepCount(of:)``).
+    public static func peft(_ values: UnsafeBufferPointer<Float>, density: Density) -> MagnitudeThreshold {
+        topK(of: values, keeping: density.keepCount(of: values.count))
+    }
+
+    /// PEFT's magnitude rule over all of one expert's tensors, for `--scope global`: the threshold
+    /// at the k-th largest |τ| of the whole expert, `k` = ``Density/keepCount(of:)`` of d.
+    ///
+    /// Found by the streaming ``ThresholdSelector``, so memory does not grow with the expert. Pass the
+    /// result to every tensor of that expert
+    /// (``TensorMerge/merge(_:weights:method:lambda:thresholds:masks:seed:tensor:into:)``). Without
+    /// ties at the threshold this keeps exactly the k entries that PEFT's top-k over the concatenated
+    /// tensors keeps; entries tied at the threshold are all kept.
+    ///
+    /// - Parameters:
+    ///   - count: d, the number of values in all the expert's tensors.
+    ///   - density: the share to keep (``Density/full`` keeps all).
+    ///   - expert: the expert's name (its path), for errors.
+    ///   - forEachChunk: calls its argument with every chunk of the expert's residuals, in any
+    ///     order; it is called twice at most.
+    /// - Throws: ``TaskVectorError`` (``TaskVectorError/Code/nonFinite``) naming `expert` when a value
+    ///   is NaN or ±Inf, or what `forEachChunk` throws.
+    /// - Complexity: O(d), two passes over the chunks.
+    public static func global(count: Int, density: Density, expert: String? = nil,
+                              forEachChunk: ((UnsafeBufferPointer<Float>) -> Void) throws -> Void) throws -> MagnitudeThreshold {
+        let k = density.keepCount(of: count)
+        if k == 0 { return .keepNone }
+        if k >= count { return .keepAll }
+        var selector = ThresholdSelector(rank: count - k + 1)
+        var finite = true
+        try forEachChunk { chunk in
+            if finite { finite = selector.addCoarse(chunk) }
+        }
+        guard finite else {
+            throw TaskVectorError(.nonFinite, file: expert, "residual holds NaN or ±Inf; cannot choose a magnitude threshold")
+        }
+        precondition(selector.total == count, "the chunks held \(selector.total) values, not \(count)")
+        if selector.finishCoarse() {
+            try forEachChunk { chunk in selector.addFine(chunk) }
+        }
+        return MagnitudeThreshold(bits: selector.finish().thresholdBits, tiesKept: .max)
     }
 
     /// Writes the trimmed values of `source` into `destination`: kept entries as they are, the

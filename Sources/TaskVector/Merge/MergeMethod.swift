@@ -3,31 +3,31 @@
 ///
 /// Every method is PEFT's three steps, in PEFT's order:
 /// 1. *Sparsify* each expert's residual τᵢ on its own: keep all (``taskArithmetic``), keep the
-///    top-`density` fraction by magnitude (``magnitudePrune``, ``ties``), or drop entries at random
-///    and rescale the survivors by 1/density (``dareLinear``, ``dareTies``).
+///    ``Density/keepCount(of:)`` largest magnitudes (``magnitudePrune``, ``ties``), or drop entries at
+///    random and rescale the survivors by 1/density (``dareLinear``, ``dareTies``).
 /// 2. For the TIES methods, *elect* a sign per parameter from the **unweighted** sparsified values
 ///    (see ``SignElection``).
 /// 3. *Weight and combine*: Σ wᵢ·τ̃ᵢ, or for TIES the disjoint mean Σ wᵢ·τ̃ᵢ over the experts whose
 ///    sign agrees with the elected one, divided by how many agree (at least 1).
 ///
-/// A `density` of 1 or more keeps every value untouched (PEFT's `prune` returns the tensor as it is,
-/// without DARE's rescaling); a negative density is a programmer error.
+/// ``Density/full`` keeps every value untouched (PEFT's `prune` returns the tensor as it is at
+/// density 1, without DARE's rescaling).
 public enum MergeMethod: Sendable, Hashable {
     /// Σ wᵢ·τᵢ (`task_arithmetic`).
     case taskArithmetic
     /// Keep each expert's top `density` fraction by magnitude, then Σ wᵢ·τ̃ᵢ (`magnitude_prune`).
-    case magnitudePrune(density: Double)
+    case magnitudePrune(density: Density)
     /// Magnitude trim, sign election, disjoint mean (`ties`).
-    case ties(density: Double, election: SignElection)
+    case ties(density: Density, election: SignElection)
     /// Random drop with rescale, then Σ wᵢ·τ̃ᵢ (`dare_linear`).
-    case dareLinear(density: Double)
+    case dareLinear(density: Density)
     /// Random drop with rescale, sign election, disjoint mean (`dare_ties`).
-    case dareTies(density: Double, election: SignElection)
+    case dareTies(density: Density, election: SignElection)
 
-    /// The fraction of values each expert keeps; 1 for ``taskArithmetic``.
-    public var density: Double {
+    /// The share of values each expert keeps; ``Density/full`` for ``taskArithmetic``.
+    public var density: Density {
         switch self {
-        case .taskArithmetic: 1
+        case .taskArithmetic: .full
         case .magnitudePrune(let d), .ties(let d, _), .dareLinear(let d), .dareTies(let d, _): d
         }
     }

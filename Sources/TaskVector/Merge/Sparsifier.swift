@@ -7,8 +7,8 @@ public enum Sparsifier: Sendable, Hashable {
     case magnitude(MagnitudeThreshold)
     /// DARE: `(τ × m) / density` for the mask bit `m`, as PEFT's `random_pruning(rescale=True)`.
     ///
-    /// - Precondition: `0 < density < 1`; at density 1 PEFT prunes nothing (use ``keepAll``).
-    case drop(DropMask, density: Double)
+    /// - Precondition: `density` is not ``Density/full``; at density 1 PEFT prunes nothing (use ``keepAll``).
+    case drop(DropMask, density: Density)
 }
 
 /// How the sparsified experts are weighted and combined: step 3 of every ``MergeMethod``.
@@ -36,11 +36,10 @@ extension MergeMethod {
     ///     (see ``DropMask/random(count:density:seed:tensor:expert:)``).
     public func sparsifiers(for experts: [UnsafeBufferPointer<Float>], thresholds: [MagnitudeThreshold]? = nil,
                             masks: [DropMask]? = nil, seed: UInt64 = 0, tensor: String = "") -> [Sparsifier] {
-        precondition(density >= 0, "density must be ≥ 0, got \(density)")
         if let thresholds { precondition(thresholds.count == experts.count, "one threshold per expert") }
         if let masks { precondition(masks.count == experts.count, "one mask per expert") }
-        // PEFT's `prune` returns the tensor untouched at density ≥ 1, for both trims.
-        if density >= 1 { return Array(repeating: .keepAll, count: experts.count) }
+        // PEFT's `prune` returns the tensor untouched at density 1, for both trims.
+        if density == .full { return Array(repeating: .keepAll, count: experts.count) }
         switch self {
         case .taskArithmetic:
             return Array(repeating: .keepAll, count: experts.count)
@@ -49,7 +48,6 @@ extension MergeMethod {
                 .magnitude(thresholds?[e] ?? MagnitudeThreshold.peft(experts[e], density: density))
             }
         case .dareLinear, .dareTies:
-            precondition(density > 0, "DARE divides by the density; 0 is not allowed")
             return experts.indices.map { e in
                 let mask = masks?[e] ?? DropMask.random(count: experts[e].count, density: density, seed: seed,
                                                         tensor: tensor, expert: e)

@@ -64,7 +64,7 @@ public enum TensorMerge {
             precondition(x.count == n, "expert \(e) has \(x.count) values, the destination \(n)")
             if case .drop(let mask, let density) = sparsifiers[e] {
                 precondition(mask.count == n, "expert \(e)'s mask has \(mask.count) bits for \(n) values")
-                precondition(density > 0 && density < 1, "DARE density must be in (0, 1), got \(density)")
+                precondition(density != .full, "DARE at density 100% is no drop; use Sparsifier.keepAll")
             }
         }
         let block = min(blockSize, max(n, 1))
@@ -86,7 +86,7 @@ public enum TensorMerge {
                 case .magnitude(let threshold):
                     threshold.apply(source, into: row, tiesSeen: &tiesSeen[e])
                 case .drop(let mask, let density):
-                    mask.apply(source, offset: start, density: Float(density), into: row)
+                    mask.apply(source, offset: start, density: Float(density.fraction), into: row)
                 }
                 rows.append(row)
             }

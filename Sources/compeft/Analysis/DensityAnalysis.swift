@@ -43,7 +43,7 @@ struct DensityAnalysis {
     /// measures every plan's reconstruction in one streaming pass.
     ///
     /// - Parameter progress: called with (steps done, steps) after each density and after the pass.
-    static func run(_ taskVector: TaskVectorInput, input: String, base: String?, options: CompressionOptions, densities: [Double],
+    static func run(_ taskVector: TaskVectorInput, input: String, base: String?, options: CompressionOptions, densities: [TaskVector.Density],
                     progress: (Int, Int) -> Void) throws -> DensityAnalysis {
         let fm = FileManager.default
         let folder = fm.temporaryDirectory.appendingPathComponent("compeft-analyze-\(getpid())-\(UUID().uuidString)").path

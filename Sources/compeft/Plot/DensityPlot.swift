@@ -1,5 +1,6 @@
 import Foundation
 import Quantize
+import TaskVector
 
 /// The SVG chart of `analyze --plot`: compressed size (top) and reconstruction error (bottom) against
 /// density, on a shared logarithmic density axis, each line labelled at its right end.
@@ -63,7 +64,7 @@ enum DensityPlot {
         var svg = SVGDocument(width: width, height: height)
         let name = URL(fileURLWithPath: a.input).lastPathComponent
             + (a.base.map { " − " + URL(fileURLWithPath: $0).lastPathComponent } ?? "")
-        let densities = a.densities.map(\.point.density)
+        let densities = a.densities.map(\.point.density.percent)
         let kMin = densities.min() ?? 1, kMax = densities.max() ?? 100
         let x = Axis(lo: kMin == kMax ? kMin / 2 : kMin / 1.3, hi: kMin == kMax ? kMax * 2 : kMax * 1.3,
                      pixelLo: left, pixelHi: right, log: true)
@@ -76,10 +77,10 @@ enum DensityPlot {
         // Top panel: bits per residual value, log scale.
         let container = Series(
             label: "whole container", detail: "incl. index and exact tensors", color: "#1f4e99", dash: nil,
-            points: a.densities.compactMap { d in d.containerBitsPerParameter.map { (d.point.density, $0) } })
+            points: a.densities.compactMap { d in d.containerBitsPerParameter.map { (d.point.density.percent, $0) } })
         let payload = Series(
             label: "residual payloads", detail: "the ternary codes only", color: "#2a9d8f", dash: nil,
-            points: a.densities.compactMap { d in d.bitsPerParameter.map { (d.point.density, $0) } })
+            points: a.densities.compactMap { d in d.bitsPerParameter.map { (d.point.density.percent, $0) } })
         let sizeValues = (container.points + payload.points).map(\.y).filter { $0 > 0 }
         let top = (y0: 90.0, y1: 290.0)
         svg.text(left, top.y0 - 12, "Compressed size", size: 14, weight: "bold")
@@ -92,7 +93,7 @@ enum DensityPlot {
             // Container size in bytes above its points.
             for d in a.densities {
                 guard let v = d.containerBitsPerParameter, v > 0 else { continue }
-                svg.text(x(d.point.density), y(v) - 8, TextFormat.bytes(d.sizes.containerBytes), size: 10, anchor: "middle",
+                svg.text(x(d.point.density.percent), y(v) - 8, TextFormat.bytes(d.sizes.containerBytes), size: 10, anchor: "middle",
                          fill: "#1f4e99")
             }
         } else {
@@ -104,13 +105,13 @@ enum DensityPlot {
         svg.text(left, bottom.y0 - 12, "Reconstruction error", size: 14, weight: "bold")
         let chosenLabel = a.options.method == .stc ? "ternary ±α·mean|kept|, \(alpha) (stc)" : "ternary ±s, \(alpha) (compeft)"
         let chosen = Series(label: chosenLabel, detail: "what the container decodes to", color: "#c0392b", dash: nil,
-                            points: a.densities.compactMap { d in d.point.total.chosen.relativeError.map { (d.point.density, $0) } })
+                            points: a.densities.compactMap { d in d.point.total.chosen.relativeError.map { (d.point.density.percent, $0) } })
         let optimal = Series(label: "ternary ±mean|kept|", detail: "L2-optimal scale (under-scales)", color: "#e67e22",
                              dash: "7 4",
-                             points: a.densities.compactMap { d in d.point.total.l2Optimal.relativeError.map { (d.point.density, $0) } })
+                             points: a.densities.compactMap { d in d.point.total.l2Optimal.relativeError.map { (d.point.density.percent, $0) } })
         let floor = Series(label: "top-k kept as they are", detail: "no ternary: √(1 − share of ‖τ‖² kept)", color: "#6c7a89",
                            dash: "2 4",
-                           points: a.densities.compactMap { d in d.point.total.energyShare.map { (d.point.density, max(0, 1 - $0).squareRoot()) } })
+                           points: a.densities.compactMap { d in d.point.total.energyShare.map { (d.point.density.percent, max(0, 1 - $0).squareRoot()) } })
         // The floor first, so the ternary lines are drawn over it where they meet.
         let errors = [floor, optimal, chosen]
         let maxError = errors.flatMap { $0.points.map(\.y) }.max() ?? 1

@@ -50,7 +50,7 @@ extension Reports {
 
     static func densityJSON(_ d: DensityAnalysis.Density, _ a: DensityAnalysis, perTensor: Bool) -> [String: Any] {
         var o = figuresJSON(d.point.total)
-        o["density"] = d.point.density
+        o["density"] = d.point.density.percent
         o["container_bytes"] = d.sizes.containerBytes
         o["payload_bytes"] = d.sizes.payloadBytes
         o["residual_payload_bytes"] = d.sizes.residualPayloadBytes
@@ -105,7 +105,7 @@ extension Reports {
         ]
         let rows = a.densities.map { d -> [String] in
             let t = d.point.total
-            return [densityLabel(d.point.density), TextFormat.percent(t.keptFraction), percentOrDash(t.energyShare),
+            return [densityLabel(d.point.density.percent), TextFormat.percent(t.keptFraction), percentOrDash(t.energyShare),
                     TextFormat.bytes(d.sizes.containerBytes), ratioOrDash(d.ratioVsInput(a.inputBytes)),
                     TextFormat.bytes(d.sizes.residualPayloadBytes), fixed(d.bitsPerParameter, 3), ratioOrDash(d.ratioVsF16),
                     totalScale(t.chosen.scale, t, a.options.scope, chosen: true),
@@ -122,7 +122,7 @@ extension Reports {
                                (String(format: "α·σ, α = %g", alpha), 7..<10)]
         let candidateRows = a.densities.map { d -> [String] in
             let t = d.point.total
-            return [densityLabel(d.point.density)] + [t.normPreserving, t.l2Optimal, t.alphaSigma].flatMap {
+            return [densityLabel(d.point.density.percent)] + [t.normPreserving, t.l2Optimal, t.alphaSigma].flatMap {
                 [totalScale($0.scale, t, a.options.scope, chosen: false), fixed($0.relativeError, 4), fixed($0.normRatio, 3)]
             }
         }
@@ -131,7 +131,7 @@ extension Reports {
         if perTensor {
             for d in a.densities {
                 out.append("")
-                out.append("density \(densityLabel(d.point.density)), per tensor:")
+                out.append("density \(densityLabel(d.point.density.percent)), per tensor:")
                 let rows = d.point.tensors.map { f -> [String] in
                     let bytes = d.sizes.tensorPayloadBytes[f.name ?? ""] ?? 0
                     let n = Double(f.statistics.count)

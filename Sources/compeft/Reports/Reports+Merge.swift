@@ -17,7 +17,7 @@ extension Reports {
         return s.kind == .fullFineTune ? "full fine-tune" : "residual"
     }
 
-    static func merge(_ r: AdapterMerger.Report, settings s: MergeCommand.Settings, sources: [MergeSource]) -> [String: Any] {
+    static func merge(_ r: AdapterMerger.Report, settings s: MergePlan, sources: [MergeSource]) -> [String: Any] {
         var o: [String: Any] = [
             "inputs": sources.map { src -> [String: Any] in
                 var i: [String: Any] = ["path": src.path, "format": src.format.rawValue, "kind": src.kind.rawValue]
@@ -26,8 +26,8 @@ extension Reports {
             },
             "output": s.output,
             "destination": destinationName(s.destination, output: s.output),
-            "method": s.methodName,
-            "density": s.density,
+            "method": s.method.rawValue,
+            "density": s.density.percent,
             "weights": s.options.weights,
             "lambda": s.options.lambda,
             "seed": s.options.seed,
@@ -59,9 +59,9 @@ extension Reports {
         return o
     }
 
-    static func mergeText(_ r: AdapterMerger.Report, settings s: MergeCommand.Settings, sources: [MergeSource]) -> String {
-        var how = s.methodName
-        if s.methodName != "task-arithmetic" { how += ", density \(TextFormat.number(s.density))%" }
+    static func mergeText(_ r: AdapterMerger.Report, settings s: MergePlan, sources: [MergeSource]) -> String {
+        var how = s.method.rawValue
+        if s.method != .taskArithmetic { how += ", density \(TextFormat.number(s.density.percent))%" }
         if let e = s.election { how += ", \(e.rawValue) election" }
         if s.options.lambda != 1 { how += ", λ \(TextFormat.number(s.options.lambda))" }
         let kinds = Set(sources.map(describe)).sorted().joined(separator: " + ")

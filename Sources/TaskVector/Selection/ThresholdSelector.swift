@@ -9,6 +9,12 @@
 /// The rule it implements is the authors' `kthvalue` rule: with `m = d − int(d·K/100)`, the threshold
 /// `t` is the m-th smallest |τ| (1-based) and every value with |τ| ≥ t is kept, so all ties at the
 /// threshold survive. `m = 0` keeps everything.
+///
+/// It is compeft's one top-k selector: compression and `analyze` (through Quantize's `Planner`) run it
+/// over a whole selection group, streaming, with a sampled window that usually saves pass 2
+/// (Quantize's `ThresholdSelector.window(sampling:rank:releasesPages:)`); a merge runs it over one
+/// expert's tensor (``MagnitudeThreshold/topK(of:keeping:)``, where ``Result/atThreshold`` tells how
+/// many ties to keep) or over a whole expert (``MagnitudeThreshold/global(count:density:expert:forEachChunk:)``).
 public struct ThresholdSelector: ~Copyable {
     /// What the selection found.
     public struct Result: Sendable, Equatable {
@@ -22,8 +28,8 @@ public struct ThresholdSelector: ~Copyable {
         public var keptCount: Int
         /// Kept values that are exactly ±0 (they stay zero).
         public var keptZeros: Int
-        /// Σ |τ| over kept values, in double (only when requested).
-        public var keptAbsoluteSum: Double
+        /// Values whose |τ| equals the threshold (the ties at t, all among the kept ones).
+        public var atThreshold: Int
 
         /// The threshold magnitude t.
         public var threshold: Float { Float(bitPattern: thresholdBits) }
@@ -33,13 +39,20 @@ public struct ThresholdSelector: ~Copyable {
 
     public enum Phase { case coarse, fine, done }
 
+    /// How a selector treats NaN and ±Inf.
+    public enum NonFinite: Sendable {
+        /// A chunk that holds one is refused (``addCoarse(_:)`` returns `false`): compression's rule.
+        case refused
+        /// They are ranked by their magnitude bit patterns, NaN above +∞ (as `torch.topk` orders
+        /// them): a merge's rule.
+        case ordered
+    }
+
     private let coarse: UnsafeMutableBufferPointer<UInt64>
     private let fine: UnsafeMutableBufferPointer<UInt64>
-    private let fineSums: UnsafeMutableBufferPointer<Double>
     private var aboveCount = 0
-    private var aboveSum = 0.0
     private let rank: Int
-    private let wantAbsoluteSum: Bool
+    private let nonFinite: NonFinite
     public private(set) var total = 0
     public private(set) var phase: Phase = .coarse
     private var bucket: UInt32 = 0
@@ -64,20 +77,20 @@ public struct ThresholdSelector: ~Copyable {
 
     /// - Parameters:
     ///   - rank: m, the 1-based rank of the threshold among ascending magnitudes (0 keeps all).
-    ///   - wantAbsoluteSum: also compute Σ|τ| over kept values (for the STC scale).
     ///   - window: coarse buckets (top 16 bits of |τ|) whose values pass 1 also collects, exactly
     ///     ``maxWindowBuckets`` of them. When the threshold falls in one of them, its low bits are
     ///     counted from what was collected and pass 2 is not needed (``finishCoarse()`` returns
-    ///     `false`); otherwise nothing changes. A guess, typically
-    ///     from a sample (``window(sampling:rank:)``): the result never depends on it.
+    ///     `false`); otherwise nothing changes. A guess, typically from a sample (Quantize's
+    ///     `ThresholdSelector.window(sampling:rank:releasesPages:)`): the result never depends on it.
     ///   - windowCapacity: window values collected at most before the window is given up.
-    public init(rank: Int, wantAbsoluteSum: Bool = false, window: Range<UInt32>? = nil,
-                windowCapacity: Int = windowHitCapacity) {
+    ///   - nonFinite: whether NaN and ±Inf are refused (the default) or ranked.
+    public init(rank: Int, window: Range<UInt32>? = nil, windowCapacity: Int = windowHitCapacity,
+                nonFinite: NonFinite = .refused) {
         precondition(rank >= 0)
         precondition(window.map { $0.count == Self.maxWindowBuckets && $0.upperBound <= 1 << 16 } ?? true,
                      "a window spans exactly \(Self.maxWindowBuckets) buckets")
         self.rank = rank
-        self.wantAbsoluteSum = wantAbsoluteSum
+        self.nonFinite = nonFinite
         windowStart = window?.lowerBound ?? 0
         windowWidth = UInt32(window?.count ?? 0)
         // Not initialised: only the first `windowHitCount` entries are ever read, and untouched pages
@@ -87,14 +100,11 @@ public struct ThresholdSelector: ~Copyable {
         coarse.initialize(repeating: 0)
         fine = .allocate(capacity: 1 << 16)
         fine.initialize(repeating: 0)
-        fineSums = .allocate(capacity: wantAbsoluteSum ? 1 << 16 : 0)
-        fineSums.initialize(repeating: 0)
     }
 
     deinit {
         coarse.deallocate()
         fine.deallocate()
-        fineSums.deallocate()
         windowHits.deallocate()
     }
 
@@ -110,7 +120,8 @@ public struct ThresholdSelector: ~Copyable {
         }
     }
 
-    /// Pass 1: counts a chunk. Returns `false` (and counts nothing) when the chunk holds NaN or ±Inf.
+    /// Pass 1: counts a chunk. Returns `false` (and counts nothing) when the chunk holds NaN or ±Inf
+    /// and the selector refuses them.
     public mutating func addCoarse(_ values: UnsafeBufferPointer<Float>) -> Bool {
         precondition(phase == .coarse)
         var maxBits: UInt32 = 0
@@ -121,7 +132,7 @@ public struct ThresholdSelector: ~Copyable {
             maxBits = max(maxBits, bits)
             counts[Int(bits &>> 16)] &+= 1
         }
-        guard maxBits < 0x7F80_0000 else {
+        guard maxBits < 0x7F80_0000 || nonFinite == .ordered else {
             // Undo this chunk's counts so the selector stays consistent (the caller reports the error).
             for v in values { counts[Int((v.bitPattern & 0x7FFF_FFFF) &>> 16)] &-= 1 }
             return false
@@ -135,7 +146,7 @@ public struct ThresholdSelector: ~Copyable {
 
     /// Pass 1 fused with the moments: counts a chunk and adds it to `moments` in one read, with the
     /// same arithmetic as ``MomentAccumulator/add(_:)``. Returns `false` (and counts and adds nothing)
-    /// when the chunk holds NaN or ±Inf.
+    /// when the chunk holds NaN or ±Inf and the selector refuses them.
     public mutating func addCoarse(_ values: UnsafeBufferPointer<Float>, moments: inout MomentAccumulator) -> Bool {
         precondition(phase == .coarse)
         let n = values.count
@@ -220,7 +231,7 @@ public struct ThresholdSelector: ~Copyable {
             shiftedSquares += d * d
             i &+= 1
         }
-        guard maxBits < 0x7F80_0000 else {
+        guard maxBits < 0x7F80_0000 || self.nonFinite == .ordered else {
             for v in values { counts[Int((v.bitPattern & 0x7FFF_FFFF) &>> 16)] &-= 1 }
             windowHitCount = hitsBefore
             return false
@@ -237,11 +248,10 @@ public struct ThresholdSelector: ~Copyable {
         precondition(rank <= total, "rank \(rank) exceeds the \(total) values")
         phase = .fine
         defer {
-            if !wantAbsoluteSum {
-                var above = 0
-                for i in (Int(bucket) + 1)..<(1 << 16) { above += Int(coarse[i]) }
-                aboveCount = above
-            }
+            // Values above the threshold's bucket are kept whatever its low bits; pass 2 needs only the bucket.
+            var above = 0
+            for i in (Int(bucket) + 1)..<(1 << 16) { above += Int(coarse[i]) }
+            aboveCount = above
         }
         if rank == 0 {
             // Keep everything: threshold 0 and every value qualifies; pass 2 only counts zeros/sums.
@@ -259,8 +269,8 @@ public struct ThresholdSelector: ~Copyable {
                 cumulative += c
             }
         }
-        // Pass 1 already collected the bucket's values when it lay in the window (sums are not kept there).
-        if !wantAbsoluteSum && !windowOverflowed && bucket &- windowStart < windowWidth {
+        // Pass 1 already collected the bucket's values when it lay in the window.
+        if !windowOverflowed && bucket &- windowStart < windowWidth {
             for i in 0..<windowHitCount where windowHits[i] &>> 16 == bucket {
                 fine[Int(windowHits[i] & 0xFFFF)] &+= 1
             }
@@ -287,10 +297,9 @@ public struct ThresholdSelector: ~Copyable {
     }
 
     /// An empty selector in pass 2 with this one's bucket, for another thread's share of pass 2.
-    /// Absolute sums are not tracked by workers.
     public func fineWorker() -> ThresholdSelector {
         precondition(phase == .fine)
-        var w = ThresholdSelector(rank: rank, wantAbsoluteSum: false)
+        var w = ThresholdSelector(rank: rank, nonFinite: nonFinite)
         w.phase = .fine
         w.bucket = bucket
         w.rankInBucket = rankInBucket
@@ -308,46 +317,26 @@ public struct ThresholdSelector: ~Copyable {
         precondition(phase == .fine)
         let b = bucket
         let counts = fine
-        if wantAbsoluteSum {
-            let sums = fineSums
-            var above = 0
-            var aboveAbs = 0.0
-            for v in values {
-                let bits = v.bitPattern & 0x7FFF_FFFF
-                let hi = bits &>> 16
-                if hi > b {
-                    above &+= 1
-                    aboveAbs += Double(Float(bitPattern: bits))
-                } else if hi == b {
-                    let lo = Int(bits & 0xFFFF)
-                    counts[lo] &+= 1
-                    sums[lo] += Double(Float(bitPattern: bits))
-                }
+        // Values above the bucket were already counted by pass 1 (see finishCoarse); only the
+        // bucket's low bits are needed here.
+        // Sixteen values a step; only steps that hold a value of the bucket (a small share, for
+        // a bucket is 1/128 of an octave) are counted one by one.
+        let n = values.count
+        let raw = UnsafeRawPointer(values.baseAddress)
+        let magnitudeMask = SIMD16<UInt32>(repeating: 0x7FFF_FFFF)
+        let bucketLanes = SIMD16<UInt32>(repeating: b)
+        var i = 0
+        while n &- i >= 16 {
+            let bits = raw!.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<UInt32>.self) & magnitudeMask
+            if any(bits &>> 16 .== bucketLanes) {
+                for lane in 0..<16 where bits[lane] &>> 16 == b { counts[Int(bits[lane] & 0xFFFF)] &+= 1 }
             }
-            aboveCount += above
-            aboveSum += aboveAbs
-        } else {
-            // Values above the bucket were already counted by pass 1 (see finishCoarse); only the
-            // bucket's low bits are needed here.
-            // Sixteen values a step; only steps that hold a value of the bucket (a small share, for
-            // a bucket is 1/128 of an octave) are counted one by one.
-            let n = values.count
-            let raw = UnsafeRawPointer(values.baseAddress)
-            let magnitudeMask = SIMD16<UInt32>(repeating: 0x7FFF_FFFF)
-            let bucketLanes = SIMD16<UInt32>(repeating: b)
-            var i = 0
-            while n &- i >= 16 {
-                let bits = raw!.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<UInt32>.self) & magnitudeMask
-                if any(bits &>> 16 .== bucketLanes) {
-                    for lane in 0..<16 where bits[lane] &>> 16 == b { counts[Int(bits[lane] & 0xFFFF)] &+= 1 }
-                }
-                i &+= 16
-            }
-            while i < n {
-                let bits = values[i].bitPattern & 0x7FFF_FFFF
-                if bits &>> 16 == b { counts[Int(bits & 0xFFFF)] &+= 1 }
-                i &+= 1
-            }
+            i &+= 16
+        }
+        while i < n {
+            let bits = values[i].bitPattern & 0x7FFF_FFFF
+            if bits &>> 16 == b { counts[Int(bits & 0xFFFF)] &+= 1 }
+            i &+= 1
         }
     }
 
@@ -365,14 +354,10 @@ public struct ThresholdSelector: ~Copyable {
         }
         let thresholdBits = (bucket &<< 16) | UInt32(lo)
         var kept = aboveCount
-        var sum = aboveSum
-        for i in lo..<(1 << 16) {
-            kept += Int(fine[i])
-            if wantAbsoluteSum { sum += fineSums[i] }
-        }
+        for i in lo..<(1 << 16) { kept += Int(fine[i]) }
         // Zeros have bit pattern 0: bucket 0, slot 0; they are kept only when t == 0.
         let keptZeros = thresholdBits == 0 && bucket == 0 ? Int(fine[0]) : 0
         return Result(total: total, rank: rank, thresholdBits: thresholdBits, keptCount: kept,
-                      keptZeros: keptZeros, keptAbsoluteSum: sum)
+                      keptZeros: keptZeros, atThreshold: Int(fine[lo]))
     }
 }
