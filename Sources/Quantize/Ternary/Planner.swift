@@ -2,10 +2,13 @@ public import TaskVector
 
 /// Runs the analysis passes of ComPEFT over an input: σ, the exact top-k threshold, and the scale.
 ///
-/// One or two streaming passes over the residuals: moments, coarse histogram and the values near a
-/// sampled guess of the threshold; then, only when the guess missed, the fine histogram of one bucket;
-/// for either scope. Working memory is independent of the input size; an input larger than 1/8 of
-/// physical memory is streamed with its pages handed back as the passes go (``ResidualChunks``).
+/// Streaming passes over the residuals, for either scope: first the moments, the coarse histogram
+/// and the values near a sampled guess of the threshold (``ThresholdSelector/window(sampling:rank:releasesPages:)``);
+/// then, only when the guess missed, the fine histogram of one bucket; and for `stc` one more pass
+/// that sums |τ| over the kept values (its scale is α · mean |kept|, which needs the threshold). So
+/// `compeft` and `prune` read the residuals once or twice, `stc` twice or three times. Working memory
+/// is independent of the input size; an input larger than 1/8 of physical memory is streamed with its
+/// pages handed back as the passes go (``ResidualChunks``).
 public enum Planner {
     /// Plans the compression of `tensors` (which must be sorted by name, as ``TaskVectorInput`` gives them).
     ///
@@ -84,7 +87,8 @@ public enum Planner {
         let pieces = pieces(of: group)
         let workers = max(1, min(threads, pieces.count))
         // A sampled guess of the threshold's bucket lets pass 1 count its low bits too, and then the
-        // second pass over the values is skipped (the result is the same either way).
+        // second pass over the values is skipped (the result is the same either way). stc uses it too:
+        // its Σ|kept| is a pass of its own after the threshold is known, so nothing needs pass 2.
         let window = ThresholdSelector.window(sampling: group, rank: m, releasesPages: release)
         let selectors = (0..<workers).map { _ in WorkerBox(ThresholdSelector(rank: m, window: window)) }
         let pieceMoments = UnsafeSlots(repeating: MomentAccumulator(), count: pieces.count)

@@ -19,6 +19,9 @@ extension DType: ExpressibleByArgument {
 
     public static var allValueStrings: [String] { ["f32", "f16", "bf16"] }
 
+    /// None: `--help` lists the values on one line, as for the other options.
+    public static var allValueDescriptions: [String: String] { [:] }
+
     public var defaultValueDescription: String { rawValue.lowercased() }
 }
 
