@@ -77,9 +77,9 @@ let package = Package(
         .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes
         // example), so it does not link CompeftC; `swift build --build-tests` builds the library product anyway.
-        .testTarget(name: "CompeftCTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures"], swiftSettings: strict),
+        .testTarget(name: "CompeftCTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         .testTarget(
-            name: "ExamplesTests", dependencies: ["compeft-example-apply", "AdapterFormat", "Quantize", "TaskVector", "Fixtures"],
+            name: "ExamplesTests", dependencies: ["compeft-example-apply", "AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"],
             swiftSettings: strict),
     ]
 )

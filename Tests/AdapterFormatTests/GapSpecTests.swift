@@ -82,13 +82,14 @@ struct GapSpecTests {
             cases.append(("blocks-\(count)", g.code(count: count) { i in [0.6, 0.0, 0.01, 0.97, 0.2][(i / 256) % 5] }))
         }
         let results = try decodeStreams(cases.map { ($0.name, GapCoder.encode($0.code), $0.code.count, $0.code.nonzeroCount) })
+        let digests = try GapSpecReader.sha256(cases.flatMap { [$0.code.mask, $0.code.signs] })
         var modes = (golomb: 0, huffman: 0)
-        for (name, code) in cases {
+        for (i, (name, code)) in cases.enumerated() {
             let r = try #require(results[name] as? [String: Any], "\(name)")
             #expect(r["error"] == nil, "\(name): \(r["error"] ?? "")")
             #expect(r["nonzero"] as? Int == code.nonzeroCount, "\(name)")
-            #expect(r["mask_sha256"] as? String == SHA256.hex(code.mask), "\(name): mask")
-            #expect(r["signs_sha256"] as? String == SHA256.hex(code.signs), "\(name): signs")
+            #expect(r["mask_sha256"] as? String == digests[2 * i], "\(name): mask")
+            #expect(r["signs_sha256"] as? String == digests[2 * i + 1], "\(name): signs")
             let runs = r["runs"] as? [String: Int] ?? [:]
             modes.golomb += runs["golomb"] ?? 0
             modes.huffman += runs["huffman"] ?? 0
@@ -128,15 +129,17 @@ struct GapSpecTests {
             }
         }
         let results = try decodeStreams(cases)
+        let decoded = cases.map { c in c.stream.withUnsafeBytes { try? GapCoder.decode($0, count: c.count, nonzero: c.nonzero) } }
+        let digests = try GapSpecReader.sha256(decoded.flatMap { [$0?.mask ?? [], $0?.signs ?? []] })
         var accepted = 0
-        for c in cases {
+        for (i, c) in cases.enumerated() {
             let r = try #require(results[c.name] as? [String: Any], "\(c.name)")
-            let swift = c.stream.withUnsafeBytes { try? GapCoder.decode($0, count: c.count, nonzero: c.nonzero) }
+            let swift = decoded[i]
             #expect((swift == nil) == (r["error"] != nil), "\(c.name): compeft \(swift == nil ? "refuses" : "accepts"), decode_gap.py \(r["error"] ?? "accepts")")
-            if let swift, r["error"] == nil {
+            if swift != nil, r["error"] == nil {
                 accepted += 1
-                #expect(r["mask_sha256"] as? String == SHA256.hex(swift.mask), "\(c.name): mask")
-                #expect(r["signs_sha256"] as? String == SHA256.hex(swift.signs), "\(c.name): signs")
+                #expect(r["mask_sha256"] as? String == digests[2 * i], "\(c.name): mask")
+                #expect(r["signs_sha256"] as? String == digests[2 * i + 1], "\(c.name): signs")
             }
         }
         #expect(accepted > bases.count, "some damaged streams should still decode (flipped sign bits)")
@@ -193,11 +196,12 @@ struct GapSpecTests {
             #expect(swift.mask == code.mask && swift.signs == code.signs, "compeft decodes \(plan.name)")
         }
         let results = try decodeStreams(streams)
+        let digests = try GapSpecReader.sha256([code.mask, code.signs])
         for s in streams {
             let r = try #require(results[s.name] as? [String: Any])
             #expect(r["error"] == nil, "\(s.name): \(r["error"] ?? "")")
-            #expect(r["mask_sha256"] as? String == SHA256.hex(code.mask), "\(s.name): mask")
-            #expect(r["signs_sha256"] as? String == SHA256.hex(code.signs), "\(s.name): signs")
+            #expect(r["mask_sha256"] as? String == digests[0], "\(s.name): mask")
+            #expect(r["signs_sha256"] as? String == digests[1], "\(s.name): signs")
         }
     }
 
@@ -221,16 +225,21 @@ struct GapSpecTests {
         let gapTensors = reader.index.tensors.filter { $0.encoding == PayloadEncoding.ternaryGap.rawValue }
         #expect(Set(python.keys) == Set(gapTensors.map(\.name)))
         var found = Found()
+        var codes: [TernaryCode] = []
         for t in gapTensors {
             guard case .code(let code) = try reader.payload(t) else {
                 Issue.record("\(t.name): not a code")
-                continue
+                return found
             }
+            codes.append(code)
+        }
+        let digests = try GapSpecReader.sha256(codes.flatMap { [$0.mask, $0.signs] })
+        for (i, t) in gapTensors.enumerated() {
             let r = try #require(python[t.name] as? [String: Any], "\(t.name)")
             #expect(t.rawLength == t.length)
             #expect(r["nonzero"] as? Int == t.nonzero, "\(t.name)")
-            #expect(r["mask_sha256"] as? String == SHA256.hex(code.mask), "\(t.name): mask")
-            #expect(r["signs_sha256"] as? String == SHA256.hex(code.signs), "\(t.name): signs")
+            #expect(r["mask_sha256"] as? String == digests[2 * i], "\(t.name): mask")
+            #expect(r["signs_sha256"] as? String == digests[2 * i + 1], "\(t.name): signs")
             let runs = r["runs"] as? [String: Int] ?? [:]
             found.tensors += 1
             found.golombRuns += runs["golomb"] ?? 0
@@ -265,6 +274,30 @@ enum GapSpecReader {
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
+    }
+
+    /// The SHA-256 of each blob as lowercase hex, computed by Python's `hashlib` (the digest decode_gap.py
+    /// prints), in one run for all of them.
+    static func sha256(_ blobs: [[UInt8]]) throws -> [String] {
+        let path = scratchDirectory("gapspec-digests") + "/blobs.bin"
+        var file: [UInt8] = []
+        for blob in blobs {
+            withUnsafeBytes(of: UInt64(blob.count).littleEndian) { file += $0 }
+            file += blob
+        }
+        try Data(file).write(to: URL(fileURLWithPath: path))
+        let script = """
+            import hashlib, json, struct, sys
+            data, i, out = open(sys.argv[1], 'rb').read(), 0, []
+            while i < len(data):
+                (n,) = struct.unpack_from('<Q', data, i)
+                out.append(hashlib.sha256(data[i + 8:i + 8 + n]).hexdigest())
+                i += 8 + n
+            json.dump(out, sys.stdout)
+            """
+        let digests = try JSONDecoder().decode([String].self, from: Python.output(script, arguments: [path]))
+        guard digests.count == blobs.count else { throw Failure(description: "\(digests.count) digests for \(blobs.count) blobs") }
+        return digests
     }
 
     static func run(_ arguments: [String]) throws -> [String: Any] {
@@ -383,46 +416,5 @@ struct GapSpecGenerator {
         var signs = [UInt8](repeating: 0, count: (signBits.count + 7) / 8)
         for (k, negative) in signBits.enumerated() where negative { signs[k / 8] |= 1 << UInt8(k % 8) }
         return TernaryCode(count: count, keptCount: signBits.count, nonzeroCount: signBits.count, mask: mask, signs: signs)
-    }
-}
-
-/// SHA-256 (FIPS 180-4), for comparing decoded bytes with the Python reader's hashes.
-enum SHA256 {
-    private static let k: [UInt32] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-    ]
-
-    static func hex(_ message: [UInt8]) -> String {
-        var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-        var data = message + [0x80]
-        while data.count % 64 != 56 { data.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) { data.append(UInt8(truncatingIfNeeded: (UInt64(message.count) * 8) >> UInt64(shift))) }
-        func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { x >> n | x << (32 - n) }
-        var w = [UInt32](repeating: 0, count: 64)
-        for chunk in stride(from: 0, to: data.count, by: 64) {
-            for i in 0..<16 {
-                w[i] = (0..<4).reduce(0) { $0 << 8 | UInt32(data[chunk + 4 * i + $1]) }
-            }
-            for i in 16..<64 {
-                let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
-                let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
-                w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
-            }
-            var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
-            for i in 0..<64 {
-                let t1 = hh &+ (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) &+ (e & f ^ ~e & g) &+ k[i] &+ w[i]
-                let t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) &+ (a & b ^ a & c ^ b & c)
-                (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
-            }
-            for (i, v) in [a, b, c, d, e, f, g, hh].enumerated() { h[i] &+= v }
-        }
-        return h.map { String(format: "%08x", $0) }.joined()
     }
 }

@@ -6,7 +6,7 @@ import TaskVector
 import Testing
 
 /// Cross-checks compeft against the NumPy reference (Fixtures/reference_compeft.py) on every fixture.
-@Suite(.enabled(if: Python.hasNumpyAndSafetensors, "needs python3 with numpy and safetensors (pip install numpy safetensors)"))
+@Suite(.requiresPython("numpy", "safetensors", install: "scripts/bootstrap.sh installs them"))
 struct ReferenceParityTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var fixture: String
@@ -109,7 +109,7 @@ struct ReferenceParityTests {
 }
 
 /// Loads decompressed adapters with the real PEFT library (`PeftModel.from_pretrained`) on their base models.
-@Suite(.enabled(if: Python.has("torch", "peft", "transformers"), "needs python3 with torch, peft and transformers (see Fixtures/README.md)"))
+@Suite(.requiresPython("torch", "peft", "transformers", install: "CI=true bash scripts/bootstrap.sh installs them"))
 struct PeftLoadTests {
     @Test(arguments: [("lora-bert-seqcls", "tiny-bert"), ("ia3-bert-seqcls", "tiny-bert"),
                       ("lora-gpt2-bf16", "tiny-gpt2"), ("ia3-gpt2-f16", "tiny-gpt2")])

@@ -9,8 +9,7 @@ import Testing
 @Suite struct PythonExampleTests {
     /// F32, F16 and BF16 adapters, a residual file with F64, I64, scalar and empty tensors, and a sharded
     /// full fine-tune.
-    @Test(.enabled(if: Python.hasNumpyAndSafetensors,
-                   "python3 with numpy and safetensors is not installed (scripts/bootstrap.sh installs them)"),
+    @Test(.requiresPython("numpy", "safetensors", install: "scripts/bootstrap.sh installs them"),
           arguments: ["lora-bert-seqcls", "lora-gpt2-bf16", "ia3-gpt2-f16", "residual.safetensors", "full-ft"])
     func ctypesExampleDecodesEveryTensorAsDecompressWritesIt(fixture: String) throws {
         try #require(FileManager.default.fileExists(atPath: BuiltLibrary.path), "\(BuiltLibrary.path) is not built")

@@ -3,36 +3,16 @@ import Fixtures
 import Foundation
 import Quantize
 import TaskVector
+import CompeftTestSupport
 import Testing
 
 /// Runs the built `compeft-example-apply`, as a user would, and checks what it wrote.
 @Suite struct ApplyAdapterExampleTests {
-    static let binary: String = {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("compeft-example-apply").path,
-            Bundle.main.bundleURL.appendingPathComponent("compeft-example-apply").path,
-            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("compeft-example-apply").path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }()
+    static let binary = builtProduct("compeft-example-apply")
 
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    static func scratch(_ name: String) -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("compeft-examples-\(getpid())/\(name)-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.path
+        let result = Tool.run(binary, arguments)
+        return (result.status, result.output)
     }
 
     static func compress(_ fixture: String, base: String? = nil, to path: String) throws {
@@ -47,7 +27,7 @@ import Testing
     }
 
     @Test func appliedWeightsEqualDecompressingWithTheBase() throws {
-        let dir = Self.scratch("apply")
+        let dir = scratchDirectory("apply")
         try Self.compress("full-ft", base: "tiny-bert", to: dir + "/ft.cpeft")
         let result = try Self.run([dir + "/ft.cpeft", Fixtures.path("tiny-bert"), "-o", dir + "/tuned.safetensors"])
         #expect(result.status == 0, "\(result.output)")
@@ -67,7 +47,7 @@ import Testing
     }
 
     @Test func factorZeroLeavesTheBaseWeightsAsTheyAre() throws {
-        let dir = Self.scratch("zero")
+        let dir = scratchDirectory("zero")
         try Self.compress("full-ft", base: "tiny-bert", to: dir + "/ft.cpeft")
         let result = try Self.run([dir + "/ft.cpeft", Fixtures.path("tiny-bert"), "--factor", "0", "-o", dir + "/same.safetensors"])
         #expect(result.status == 0, "\(result.output)")
@@ -76,7 +56,7 @@ import Testing
     }
 
     @Test func anAdapterContainerIsRefusedWithTheReason() throws {
-        let dir = Self.scratch("adapter")
+        let dir = scratchDirectory("adapter")
         try Self.compress("ia3-bert-seqcls", to: dir + "/ia3.cpeft")
         let result = try Self.run([dir + "/ia3.cpeft", Fixtures.path("tiny-bert")])
         #expect(result.status == 1)

@@ -182,10 +182,8 @@ struct HDF5Tests {
     }
 
     /// The writer's output read by h5py (an independent HDF5 reader with its own bundled libhdf5).
-    @Test func h5pyReadsWriterOutputWithTheSameValues() throws {
-        guard pythonHas("h5py") else {
-            try Test.cancel("skipped: python3 with h5py is not available to cross-check the writer")
-        }
+    @Test(.requiresPython("h5py", install: "scripts/bootstrap.sh installs it"))
+    func h5pyReadsWriterOutputWithTheSameValues() throws {
         let folder = try FormatFixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/out.h5"
@@ -205,7 +203,7 @@ struct HDF5Tests {
                 f.visititems(visit)
             json.dump(out, sys.stdout)
             """
-        let output = try runPython(script, arguments: [path])
+        let output = try Python.output(script, arguments: [path])
         let fromH5py = try JSONDecoder().decode([String: ExpectedTensor].self, from: output)
         let numpyType: [DType: String] = [
             .f32: "<f4", .f64: "<f8", .f16: "<f2", .bf16: "<f4", .i8: "|i1", .u8: "|u1", .i16: "<i2", .u16: "<u2",
@@ -220,29 +218,4 @@ struct HDF5Tests {
             #expect(same && seen.values?.count == tensor.data.count, "\(tensor.name): \(seen.values ?? [])")
         }
     }
-}
-
-/// Whether `python3 -c "import <module>"` succeeds.
-func pythonHas(_ module: String) -> Bool {
-    (try? runPython("import \(module)", arguments: [])) != nil
-}
-
-/// Runs `python3 -c script arguments…` and returns its standard output; throws if it fails.
-func runPython(_ script: String, arguments: [String]) throws -> Data {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script] + arguments
-    let stdout = Pipe()
-    let stderr = Pipe()
-    process.standardOutput = stdout
-    process.standardError = stderr
-    try process.run()
-    let output = stdout.fileHandleForReading.readDataToEndOfFile()
-    let errors = stderr.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw TaskVectorError(
-            .io, "python3 exited with \(process.terminationStatus): \(String(decoding: errors, as: UTF8.self))")
-    }
-    return output
 }

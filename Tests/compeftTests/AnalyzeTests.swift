@@ -95,7 +95,7 @@ import Testing
     }
 
     @Test func sizesAreThoseOfTheContainersCompressWrites() throws {
-        let dir = scratch("analyze-sizes")
+        let dir = scratchDirectory("analyze-sizes")
         for (input, extra) in [("lora-bert-seqcls", ["--scope", "tensor"]), ("residual.safetensors", ["--method", "stc", "--alpha", "2"]),
                                ("ia3-bert-seqcls", [])] {
             let r = try CLI.run(["analyze", fixture(input), "--json", "--per-tensor", "--densities", "2,20"] + extra)
@@ -179,7 +179,7 @@ import Testing
     }
 
     @Test func plotIsWellFormedSVGWrittenAtomically() throws {
-        let dir = scratch("analyze-plot")
+        let dir = scratchDirectory("analyze-plot")
         // A name with XML specials must come out escaped.
         let input = dir + "/a&b <residual>.safetensors"
         try FileManager.default.copyItem(atPath: fixture("residual.safetensors"), toPath: input)
@@ -220,7 +220,7 @@ import Testing
             let r = try CLI.run(["analyze", fixture("lora-bert-seqcls")] + args)
             #expect(r.status == 2 && !r.stderr.isEmpty, "\(args): \(r.stderr)")
         }
-        #expect(try CLI.run(["analyze", scratch("missing") + "/nothing"]).status == 4)
+        #expect(try CLI.run(["analyze", scratchDirectory("missing") + "/nothing"]).status == 4)
         let onto = try CLI.run(["analyze", fixture("residual.safetensors"), "--plot", fixture("residual.safetensors"), "--force"])
         #expect(onto.status == 4 && onto.stderr.contains("input"), "\(onto.stderr)")
         let help = try CLI.run(["analyze", "--help"])

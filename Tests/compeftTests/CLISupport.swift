@@ -1,15 +1,9 @@
+@_exported import CompeftTestSupport
 import Foundation
 
 /// Runs the built `compeft` binary, as a user's shell script would.
 enum CLI {
-    static let binary: String = {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("compeft").path,
-            Bundle.main.bundleURL.appendingPathComponent("compeft").path,
-            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("compeft").path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }()
+    static let binary = builtProduct("compeft")
 
     struct Result {
         var status: Int32
@@ -48,16 +42,7 @@ enum CLI {
     }
 }
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-
 func fixture(_ name: String) -> String { repositoryRoot + "/Fixtures/files/" + name }
-
-func scratch(_ name: String) -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("compeft-cli-\(getpid())/\(name)-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return dir.path
-}
 
 /// Every file under `path` with its bytes, to prove inputs are never modified.
 func snapshot(_ path: String) -> [String: Data] {

@@ -4,7 +4,7 @@ import Testing
 @Suite struct CLITests {
     @Test func compressInspectVerifyDecompressWorkOnEveryFixture() throws {
         for name in ["lora-bert-seqcls", "ia3-bert-seqcls", "lora-gpt2-bf16", "ia3-gpt2-f16", "residual.safetensors"] {
-            let dir = scratch("e2e")
+            let dir = scratchDirectory("e2e")
             let before = snapshot(fixture(name))
             let c = try CLI.run(["compress", fixture(name), "-o", dir + "/x.cpeft", "--density", "10"])
             #expect(c.status == 0, "\(name): \(c.stderr)")
@@ -22,7 +22,7 @@ import Testing
     }
 
     @Test func verifyExitsOneAndNamesTheDamagedTensor() throws {
-        let dir = scratch("verify")
+        let dir = scratchDirectory("verify")
         #expect(try CLI.run(["compress", fixture("lora-bert-seqcls"), "-o", dir + "/x.cpeft"]).status == 0)
         let json = try CLI.run(["inspect", dir + "/x.cpeft", "--json"])
         let object = try #require(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func usageErrorsExitTwo() throws {
-        let dir = scratch("usage")
+        let dir = scratchDirectory("usage")
         for args in [["compress", fixture("lora-bert-seqcls"), "-o", dir + "/x", "--density", "0"],
                      ["compress", fixture("lora-bert-seqcls"), "-o", dir + "/x", "--density", "101"],
                      ["compress", fixture("lora-bert-seqcls"), "-o", dir + "/x", "--alpha", "-1"],
@@ -62,7 +62,7 @@ import Testing
     }
 
     @Test func badInputsExitThreeOrFourWithOneLineAndNoOutput() throws {
-        let dir = scratch("bad")
+        let dir = scratchDirectory("bad")
         // Truncated safetensors: header length past the end of the file.
         var truncated = try Data(contentsOf: URL(fileURLWithPath: fixture("residual.safetensors")))
         truncated = truncated.prefix(100)
@@ -84,7 +84,7 @@ import Testing
     }
 
     @Test func existingOutputNeedsForceAndTheInputIsNeverTheOutput() throws {
-        let dir = scratch("force")
+        let dir = scratchDirectory("force")
         #expect(try CLI.run(["compress", fixture("lora-bert-seqcls"), "-o", dir + "/x.cpeft"]).status == 0)
         let again = try CLI.run(["compress", fixture("lora-bert-seqcls"), "-o", dir + "/x.cpeft"])
         #expect(again.status == 4 && again.stderr.contains("--force"))
@@ -95,7 +95,7 @@ import Testing
     }
 
     @Test func pipesWorkThroughStdinAndStdout() throws {
-        let dir = scratch("pipe")
+        let dir = scratchDirectory("pipe")
         let residual = try Data(contentsOf: URL(fileURLWithPath: fixture("residual.safetensors")))
         let c = try CLI.run(["compress", "-", "-o", "-", "--density", "10"], stdin: residual)
         #expect(c.status == 0, "\(c.stderr)")
@@ -113,7 +113,7 @@ import Testing
     }
 
     @Test func jsonReportsParseAndCarryTheSettings() throws {
-        let dir = scratch("json")
+        let dir = scratchDirectory("json")
         let r = try CLI.run(["compress", fixture("ia3-bert-seqcls"), "-o", dir + "/x.cpeft", "--density", "5", "--json"])
         let o = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
         let compression = try #require(o["compression"] as? [String: Any])
@@ -127,20 +127,9 @@ import Testing
 }
 
 @Suite struct HDF5OutputTests {
-    static var hasH5py: Bool {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import h5py, numpy"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }
-
-    @Test(.enabled(if: hasH5py, "needs python3 with h5py and numpy (pip install h5py)"))
+    @Test(.requiresPython("h5py", "numpy", install: "scripts/bootstrap.sh installs them"))
     func decompressToHDF5IsReadableByH5pyWithTheSameValues() throws {
-        let dir = scratch("h5")
+        let dir = scratchDirectory("h5")
         #expect(try CLI.run(["compress", fixture("lora-bert-seqcls"), "-o", dir + "/x.cpeft", "--density", "10"]).status == 0)
         #expect(try CLI.run(["decompress", dir + "/x.cpeft", "-o", dir + "/st"]).status == 0)
         let r = try CLI.run(["decompress", dir + "/x.cpeft", "-o", dir + "/x.h5", "--format", "hdf5"])
@@ -177,7 +166,7 @@ import Testing
 
 @Suite struct ErrorMessageTests {
     @Test func contradictingInitRuleIsAnInputErrorThatSaysWhatToDo() throws {
-        let dir = scratch("init")
+        let dir = scratchDirectory("init")
         let r = try CLI.run(["compress", fixture("ia3-bert-seqcls"), "-o", dir + "/x.cpeft", "--init", "zero"])
         #expect(r.status == 3)
         #expect(r.stderr.contains("IA3") && r.stderr.contains("drop --init") && r.stderr.contains("adapter_config.json"))

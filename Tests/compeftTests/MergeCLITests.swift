@@ -35,7 +35,7 @@ import Testing
 
     @Test(arguments: ["ia3-bert-seqcls", "ia3-gpt2-f16", "residual.safetensors"], methods)
     func mergeMatchesTensorMergeOnTheSameInputs(fixtureName: String, method: String) throws {
-        let dir = scratch("dense")
+        let dir = scratchDirectory("dense")
         let first = fixture(fixtureName)
         let second = try Self.secondExpert(of: first, in: dir)
         let isAdapter = !fixtureName.hasSuffix(".safetensors")
@@ -66,7 +66,7 @@ import Testing
     }
 
     @Test func fullFineTunesMergeTheirResidualsOntoTheBase() throws {
-        let dir = scratch("full-ft")
+        let dir = scratchDirectory("full-ft")
         let base = try TensorFile(fixture("tiny-bert/model.safetensors"))
         let second = dir + "/second.safetensors"
         try writeVariant(of: fixture("full-ft-single/model.safetensors"), to: second) { name, shape, values in
@@ -165,7 +165,7 @@ import Testing
     }
 
     @Test func loraExactMergeEqualsTheDenseUpdateSum() throws {
-        let dir = scratch("lora-exact")
+        let dir = scratchDirectory("lora-exact")
         let first = fixture("lora-bert-seqcls")
         let second = try Self.secondLoRA(in: dir)
         let weights = [1.0, -0.5]
@@ -208,7 +208,7 @@ import Testing
     }
 
     @Test func loraTiesMergesTheDenseUpdatesThenFactors() throws {
-        let dir = scratch("lora-ties")
+        let dir = scratchDirectory("lora-ties")
         let first = fixture("lora-bert-seqcls")
         let second = try Self.secondLoRA(in: dir)
         let r = try CLI.run(["merge", first, second, "-o", dir + "/ties", "--method", "ties", "--density", "30", "--json"])
@@ -227,7 +227,7 @@ import Testing
     }
 
     @Test func loraFactorsModeIsPEFTsPerFactorCombination() throws {
-        let dir = scratch("lora-factors")
+        let dir = scratchDirectory("lora-factors")
         let fixturePath = fixture("lora-bert-seqcls")
         let r = try CLI.run(["merge", fixturePath, fixturePath, "-o", dir + "/f", "--lora", "factors", "--method", "ties",
                              "--density", "50", "--weights", "1,0.5"])
@@ -250,7 +250,7 @@ import Testing
     // MARK: - Merged PEFT folders
 
     @Test func mergedAdapterFolderIsAValidPEFTFolder() throws {
-        let dir = scratch("valid")
+        let dir = scratchDirectory("valid")
         let r = try CLI.run(["merge", fixture("lora-bert-seqcls"), try Self.secondLoRA(in: dir), "-o", dir + "/m"])
         try #require(r.status == 0, "\(r.stderr)")
         let (config, file, modules) = try Self.loraModules(dir + "/m")
@@ -268,7 +268,7 @@ import Testing
         #expect(input.kind == .peftAdapter && input.adapterConfig?.peftType == "LORA")
     }
 
-    @Test(.enabled(if: Python.hasPEFT, "needs python3 with torch, peft and transformers (see Fixtures/README.md)"),
+    @Test(.requiresPython("torch", "peft", "transformers", install: "CI=true bash scripts/bootstrap.sh installs them"),
           arguments: [
             (["lora-bert-seqcls", "second-lora"], [String](), "tiny-bert"),
             (["lora-bert-seqcls", "second-lora"], ["--method", "ties", "--rank", "6"], "tiny-bert"),
@@ -276,7 +276,7 @@ import Testing
             (["ia3-bert-seqcls", "ia3-bert-seqcls"], ["--method", "ties", "--weights", "0.5,0.5"], "tiny-bert"),
           ])
     func mergedAdapterLoadsInPEFT(inputs: [String], flags: [String], base: String) throws {
-        let dir = scratch("peft")
+        let dir = scratchDirectory("peft")
         let paths = try inputs.map { $0 == "second-lora" ? try Self.secondLoRA(in: dir) : fixture($0) }
         let r = try CLI.run(["merge"] + paths + ["-o", dir + "/m"] + flags)
         try #require(r.status == 0, "\(r.stderr)")
@@ -289,7 +289,7 @@ import Testing
     @Test(arguments: [("task-arithmetic", "tensor"), ("ties", "tensor"), ("magnitude-prune", "tensor"),
                       ("ties", "global"), ("magnitude-prune", "global"), ("dare-ties", "tensor")])
     func ternaryPathEqualsTheDensePathOnExpandedInputs(method: String, scope: String) throws {
-        let dir = scratch("ternary")
+        let dir = scratchDirectory("ternary")
         let second = try Self.secondExpert(of: fixture("residual.safetensors"), in: dir)
         var containers: [String] = []
         for (i, input) in [fixture("residual.safetensors"), second].enumerated() {
@@ -319,7 +319,7 @@ import Testing
     }
 
     @Test func ia3ContainersMergeOnTheirCodesAroundOne() throws {
-        let dir = scratch("ia3-ternary")
+        let dir = scratchDirectory("ia3-ternary")
         let second = try Self.secondExpert(of: fixture("ia3-bert-seqcls"), in: dir)
         for (i, input) in [fixture("ia3-bert-seqcls"), second].enumerated() {
             #expect(try CLI.run(["compress", input, "-o", dir + "/\(i).cpeft", "--density", "20"]).status == 0)
@@ -337,7 +337,7 @@ import Testing
     // MARK: - Errors, config, determinism, outputs
 
     @Test func mismatchedTensorSetsNameTheTensorAndBothFiles() throws {
-        let dir = scratch("mismatch")
+        let dir = scratchDirectory("mismatch")
         let residual = fixture("residual.safetensors")
         try writeVariant(of: residual, to: dir + "/missing.safetensors") { name, shape, values in
             name == "layers.2.w" ? nil : (shape, values)
@@ -364,7 +364,7 @@ import Testing
     }
 
     @Test func configFileEqualsFlagsAndFlagsOverrideIt() throws {
-        let dir = scratch("config")
+        let dir = scratchDirectory("config")
         try FileManager.default.createDirectory(atPath: dir + "/sets", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: fixture("residual.safetensors"), toPath: dir + "/sets/a.safetensors")
         _ = try Self.secondExpert(of: fixture("residual.safetensors"), in: dir + "/sets")
@@ -394,7 +394,7 @@ import Testing
 
     @Test(arguments: ["residual.safetensors", "lora-bert-seqcls"])
     func dareIsReproducibleFromItsSeed(fixtureName: String) throws {
-        let dir = scratch("seed")
+        let dir = scratchDirectory("seed")
         let first = fixture(fixtureName)
         let second = try Self.secondExpert(of: first, in: dir)
         func run(_ seed: Int, _ name: String) throws -> Data {
@@ -411,7 +411,7 @@ import Testing
     }
 
     @Test func cpeftOutputIsTheFolderOutputCompressed() throws {
-        let dir = scratch("cpeft-out")
+        let dir = scratchDirectory("cpeft-out")
         let second = try Self.secondLoRA(in: dir)
         let flags = ["--method", "ties", "--density", "40"]
         #expect(try CLI.run(["merge", fixture("lora-bert-seqcls"), second, "-o", dir + "/m"] + flags).status == 0)
@@ -433,7 +433,7 @@ import Testing
     }
 
     @Test func usageAndIOErrorsHaveTheDocumentedExitCodes() throws {
-        let dir = scratch("errors")
+        let dir = scratchDirectory("errors")
         let lora = fixture("lora-bert-seqcls")
         let cases: [([String], Int32, String)] = [
             (["merge", lora, "-o", dir + "/x", "--method", "magic"], 2, "--method"),
@@ -459,7 +459,7 @@ import Testing
     }
 
     @Test func jsonReportHasTheDocumentedKeys() throws {
-        let dir = scratch("json")
+        let dir = scratchDirectory("json")
         let r = try CLI.run(["merge", fixture("lora-bert-seqcls"), fixture("lora-bert-seqcls"), "-o", dir + "/m.cpeft",
                              "--method", "ties", "--json"])
         try #require(r.status == 0, "\(r.stderr)")

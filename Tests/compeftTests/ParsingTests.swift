@@ -144,7 +144,7 @@ import Testing
     // MARK: - merge --config
 
     func config(_ name: String, _ text: String) throws -> String {
-        let dir = scratch("config")
+        let dir = scratchDirectory("config")
         try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8)
         return dir + "/" + name
     }
