@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what compeft needs on Debian, idempotently and without prompts:
 # the C libraries (.ci/apt-packages) and the Python packages the cross-check tests use.
+# With CI=true (as .ci/run sets it) it also installs torch, transformers and peft, so CI runs the tests
+# that load compeft's outputs in PEFT; without them those tests are skipped with their reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +31,19 @@ if command -v python3 >/dev/null; then
   python3 -c "import numpy, safetensors, h5py, pytest" 2>/dev/null || pip_install numpy safetensors h5py pytest
   python3 -c "import torch" 2>/dev/null || pip_install "torch==2.13.0+cpu"
   python3 -c "import transformers, peft" 2>/dev/null || pip_install "torch==2.13.0+cpu" transformers==5.24.0 peft==0.21.2
+fi
+
+# The PEFT-load tests need torch, transformers and peft (a few GB; CI only). torch comes from a local CPU
+# wheel when pip is given one (find-links, e.g. /opt/wheels), else from the registry.
+if [ "${CI:-}" = "true" ] && command -v python3 >/dev/null; then
+  if ! python3 -c "import torch, transformers, peft" 2>/dev/null; then
+    wheel=""
+    for dir in $(python3 -m pip config get global.find-links 2>/dev/null || true) ${PIP_FIND_LINKS:-}; do
+      for w in "$dir"/torch-*+cpu-*.whl; do [ -e "$w" ] && wheel="$w"; done
+    done
+    echo "bootstrap: pip install ${wheel:-torch} transformers peft (CI runs the PEFT-load tests)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "${wheel:-torch}" transformers peft 2>&1 \
+      | grep -v "WARNING: Running pip as" >&2 || true
+    python3 -c "import torch, transformers, peft" || { echo "bootstrap: torch, transformers or peft did not install" >&2; exit 1; }
+  fi
 fi

@@ -2,103 +2,6 @@ import Quantize
 import TaskVector
 import Testing
 
-/// The density-sweep figures written as plainly as possible: materialise τ, sort, threshold, build
-/// τ̂ as an array and measure it. ``DensitySweep`` streams sums instead; the tests compare the two.
-enum ReferenceSweep {
-    struct Figures {
-        var count = 0
-        var kept = 0
-        var keptNonzero = 0
-        var energyShare: Double?
-        var threshold: Float = 0
-        var sigma = 0.0
-        /// (scale, relative error, cosine, norm ratio) of the container's τ̂ and of the three candidates.
-        var chosen: Measure
-        var normPreserving: Measure
-        var l2Optimal: Measure
-        var alphaSigma: Measure
-    }
-
-    struct Measure {
-        var scale: Double?
-        var error: Double?
-        var cosine: Double?
-        var normRatio: Double?
-    }
-
-    static func measure(_ x: [Double], _ y: [Double], scale: Double?) -> Measure {
-        let xx = x.reduce(0) { $0 + $1 * $1 }
-        let yy = y.reduce(0) { $0 + $1 * $1 }
-        let xy = zip(x, y).reduce(0) { $0 + $1.0 * $1.1 }
-        let ee = zip(x, y).reduce(0) { $0 + ($1.1 - $1.0) * ($1.1 - $1.0) }
-        guard xx > 0 else { return Measure(scale: scale) }
-        return Measure(scale: scale, error: (ee / xx).squareRoot(),
-                       cosine: yy > 0 ? xy / (xx.squareRoot() * yy.squareRoot()) : nil, normRatio: (yy / xx).squareRoot())
-    }
-
-    /// Figures of every tensor (by index) and of all of them, for one density.
-    static func run(_ parts: [[Float]], options: CompressionOptions) -> (total: Figures, tensors: [Figures]) {
-        let alpha: Double = if case .value(let a) = options.alpha { a } else { 1 }
-        // Selection groups: all parts together, or each alone.
-        let groups: [[Int]] = options.scope == .global ? [Array(parts.indices)] : parts.indices.map { [$0] }
-        var perTensor = [Figures?](repeating: nil, count: parts.count)
-        var reconstructed = [[Double]](repeating: [], count: parts.count)
-        var candidates = [[[Double]]](repeating: [[], [], []], count: parts.count)
-        var scales = [[Double]](repeating: [], count: parts.count)
-        for members in groups {
-            let x = members.flatMap { parts[$0] }
-            let ref = ReferenceCompeft.run(x, density: options.density.percent, method: options.method, alpha: options.alpha)
-            let exact = ref.sigma == 0 || !ref.scale.isFinite || !(ref.scale > 0)
-            let norm = x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-            let keptMagnitudes = zip(x, ref.kept).filter { $1 && $0 != 0 }.map { Double(abs($0.0)) }
-            let n = Double(keptMagnitudes.count)
-            let s = [n > 0 ? norm / n.squareRoot() : 0, n > 0 ? keptMagnitudes.reduce(0, +) / n : 0, alpha * ref.sigma]
-            var offset = 0
-            for i in members {
-                let v = parts[i]
-                let kept = Array(ref.kept[offset..<offset + v.count])
-                offset += v.count
-                func ternary(_ scale: Double) -> [Double] {
-                    zip(v, kept).map { value, k in k && value != 0 ? (value < 0 ? -scale : scale) : 0 }
-                }
-                reconstructed[i] = exact ? v.map(Double.init) : ternary(Double(ref.scale))
-                candidates[i] = s.map(ternary)
-                scales[i] = s
-                perTensor[i] = Figures(
-                    count: v.count, kept: kept.filter { $0 }.count,
-                    keptNonzero: zip(v, kept).filter { $1 && $0 != 0 }.count,
-                    threshold: ref.threshold, sigma: ref.sigma,
-                    chosen: Measure(scale: exact ? nil : Double(ref.scale)),
-                    normPreserving: Measure(), l2Optimal: Measure(), alphaSigma: Measure())
-                let sq = v.reduce(0.0) { $0 + Double($1) * Double($1) }
-                let keptSq = zip(v, kept).filter { $1 }.reduce(0.0) { $0 + Double($1.0) * Double($1.0) }
-                perTensor[i]!.energyShare = sq > 0 ? keptSq / sq : nil
-            }
-        }
-        var tensors: [Figures] = []
-        for i in parts.indices {
-            var f = perTensor[i]!
-            let x = parts[i].map(Double.init)
-            f.chosen = measure(x, reconstructed[i], scale: f.chosen.scale)
-            f.normPreserving = measure(x, candidates[i][0], scale: scales[i][0])
-            f.l2Optimal = measure(x, candidates[i][1], scale: scales[i][1])
-            f.alphaSigma = measure(x, candidates[i][2], scale: scales[i][2])
-            tensors.append(f)
-        }
-        let all = parts.flatMap { $0.map(Double.init) }
-        let flat = { (k: Int) in parts.indices.flatMap { candidates[$0][k] } }
-        let allSq = all.reduce(0) { $0 + $1 * $1 }
-        let keptSq = tensors.indices.reduce(0.0) { acc, i in acc + (tensors[i].energyShare ?? 0) * parts[i].reduce(0.0) { $0 + Double($1) * Double($1) } }
-        let total = Figures(
-            count: all.count, kept: tensors.reduce(0) { $0 + $1.kept }, keptNonzero: tensors.reduce(0) { $0 + $1.keptNonzero },
-            energyShare: allSq > 0 ? keptSq / allSq : nil,
-            chosen: measure(all, reconstructed.flatMap { $0 }, scale: nil),
-            normPreserving: measure(all, flat(0), scale: nil), l2Optimal: measure(all, flat(1), scale: nil),
-            alphaSigma: measure(all, flat(2), scale: nil))
-        return (total, tensors)
-    }
-}
-
 @Suite struct DensitySweepTests {
     static let densities: [Double] = [0.5, 1, 5, 29, 50, 99, 100]
 
@@ -147,9 +50,9 @@ enum ReferenceSweep {
         let points = try DensitySweep.run(tensors, options: options, densities: Self.densities.map(Density.percent))
         #expect(points.map(\.density.percent) == Self.densities)
         for point in points {
-            var o = options
-            o.density = point.density
-            let ref = ReferenceSweep.run(parts, options: o)
+            let alpha: Double? = if case .value(let a) = options.alpha { a } else { nil }
+            let ref = ReferenceSweep.run(parts, density: point.density.percent, scope: options.scope.rawValue,
+                                         method: options.method.rawValue, alpha: alpha)
             let context = "\(label) K \(point.density) \(options.method) \(options.scope) α \(options.alpha)"
             #expect(point.tensors.count == parts.count)
             for (i, f) in point.tensors.enumerated() {

@@ -32,7 +32,7 @@ import Testing
         }
     }
 
-    func check(_ o: [String: Any], _ r: AnalyzeReference.Figures, _ context: String) throws {
+    func check(_ o: [String: Any], _ r: ReferenceSweep.Figures, _ context: String) throws {
         #expect(o["count"] as? Int == r.count, "\(context)")
         #expect(o["kept"] as? Int == r.kept, "\(context)")
         #expect(o["kept_nonzero"] as? Int == r.keptNonzero, "\(context)")
@@ -42,7 +42,7 @@ import Testing
         #expect(number(o["threshold"]).map(Float.init) == r.threshold, "\(context) threshold")
         close(o["sigma"], r.sigma, "\(context) sigma", tolerance: 1e-12)
         let candidates = try #require(o["candidates"] as? [String: Any], "\(context)")
-        let pairs: [(String, Any?, AnalyzeReference.Measure)] = [
+        let pairs: [(String, Any?, ReferenceSweep.Measure)] = [
             ("reconstruction", o["reconstruction"], r.chosen),
             ("norm_preserving", candidates["norm_preserving"], r.normPreserving),
             ("l2_optimal", candidates["l2_optimal"], r.l2Optimal),
@@ -82,7 +82,7 @@ import Testing
         #expect(points.compactMap { number($0["density"]) } == densities)
         for point in points {
             let k = try #require(number(point["density"]))
-            let ref = AnalyzeReference.run(parts.map(\.values), density: k, scope: c.scope, method: c.method,
+            let ref = ReferenceSweep.run(parts.map(\.values), density: k, scope: c.scope, method: c.method,
                                            alpha: Double(c.alpha))
             let context = "\(c.input) \(c.scope) \(c.method) α \(c.alpha) K \(k)"
             try check(point, ref.total, context)
