@@ -3,6 +3,7 @@
 the reference algorithm, on the same safetensors input, in the same run.
 
     python3 Benchmarks/compress_vs_numpy.py [--sizes 1e6,1e7,1e8] [--density 10] [--threads 1,2] [--repeat 3]
+                                            [--compeft BINARY,BINARY…] [--no-decompress]
 
 For each size it writes a residual file of Laplace values in 4 tensors (f32), then times
   numpy:   load with safetensors, concatenate sorted by name, sigma (float64, ddof=1), the threshold with
@@ -16,7 +17,9 @@ after reading the input once so it comes from the page cache), params/s, and the
            bf16 safetensors out, synced to disk), against
   write:   the same number of bytes (2 per parameter) written to a new file and fsync'ed, the bound the
            file system puts on any decompressor here, measured in the same run.
-Run from the repository root after `swift build -c release --product compeft`.
+Run from the repository root after `swift build -c release --product compeft`. `--compeft A,B` times several
+builds (say, before and after a change) in the same interleaved rounds, and checks that they write the same
+container bytes.
 """
 import argparse, os, subprocess, sys, tempfile, time
 import numpy as np
@@ -44,8 +47,8 @@ def numpy_reference(path, density, out):
     return int(kept.sum())
 
 
-def run_compeft(path, density, threads, out):
-    cmd = ["/usr/bin/time", "-f", "%e %M", COMPEFT, "compress", path, "-o", out, "--density", str(density),
+def run_compeft(path, density, threads, out, binary=COMPEFT):
+    cmd = ["/usr/bin/time", "-f", "%e %M", binary, "compress", path, "-o", out, "--density", str(density),
            "--threads", str(threads), "--force", "--quiet"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -95,11 +98,17 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", default=tempfile.gettempdir())
+    ap.add_argument("--compeft", default=COMPEFT, help="comma-separated compeft binaries, timed in the same rounds")
+    ap.add_argument("--no-decompress", action="store_true")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
+    binaries = args.compeft.split(",")
+    contenders = [(b, t) for b in binaries for t in threads]
+    def label(b, t):
+        return f"compeft {t}T" if len(binaries) == 1 else f"{b} {t}T"
     print(f"| params | numpy s | numpy params/s | " + " | ".join(
-        f"compeft {t}T s | params/s | peak RSS | × numpy" for t in threads) + " |")
-    print("|---:|---:|---:|" + "---:|---:|---:|---:|" * len(threads))
+        f"{label(b, t)} s | params/s | peak RSS | × numpy" for b, t in contenders) + " |")
+    print("|---:|---:|---:|" + "---:|---:|---:|---:|" * len(contenders))
     decompress_rows = []
     for size in [int(float(s)) for s in args.sizes.split(",")]:
         path = os.path.join(args.dir, f"compeft-bench-{size}.safetensors")
@@ -111,21 +120,29 @@ def main():
         # Rounds interleave the contenders, each reading the input from the page cache (read once
         # before every timed run), so machine noise and cache state fall on all of them alike.
         np_times = []
-        runs = {t: [] for t in threads}
+        runs = {c: [] for c in contenders}
         for _ in range(args.repeat):
             warm(path)
             np_times.append(_timed(lambda: numpy_reference(path, args.density, path + ".np.out")))
-            for t in threads:
+            for i, (b, t) in enumerate(contenders):
                 warm(path)
-                runs[t].append(run_compeft(path, args.density, t, path + ".cpeft"))
+                runs[(b, t)].append(run_compeft(path, args.density, t, path + f".{i}.cpeft", b))
+        outputs = {open(path + f".{i}.cpeft", "rb").read() for i in range(len(contenders))}
+        if len(outputs) != 1:
+            sys.exit(f"the contenders wrote different containers for {size} values")
+        os.replace(path + ".0.cpeft", path + ".cpeft")
+        for i in range(1, len(contenders)):
+            os.remove(path + f".{i}.cpeft")
         best_np = min(np_times)
         cells = [f"{params:.0e}", f"{best_np:.3f}", f"{params / best_np:.3g}"]
-        for t in threads:
-            sec = min(r[0] for r in runs[t])
-            rss = max(r[1] for r in runs[t])
+        for c in contenders:
+            sec = min(r[0] for r in runs[c])
+            rss = max(r[1] for r in runs[c])
             cells += [f"{sec:.3f}", f"{params / sec:.3g}", f"{rss / 1024:.0f} MiB", f"{best_np / sec:.1f}×"]
         print("| " + " | ".join(cells) + " |", flush=True)
         decompress_rows.append((size, path, params))
+    if args.no_decompress:
+        return
     print()
     print(f"| params | write 2 B/param + fsync s | " + " | ".join(
         f"decompress {t}T s | params/s | peak RSS | × write" for t in threads) + " |")
