@@ -31,15 +31,7 @@ struct AnalyzeCommand: ParsableCommand {
             transform: Density.list)
     var densities = AnalyzeCommand.defaultDensities
 
-    @Option(parsing: .unconditional, help: "Scale multiplier α > 0, or auto for the norm-preserving scale ‖τ‖/√n (default).",
-            transform: CompressionOptions.Alpha.argument)
-    var alpha = CompressionOptions.Alpha.auto
-
-    @Option(help: "compeft (±α·σ) or stc (±α·mean|kept|); analyze measures ternary codes, so not prune.")
-    var method = CompressionOptions.Method.compeft
-
-    @Option(help: "global: one threshold and scale for all tensors (the paper); tensor: per tensor.")
-    var scope = CompressionOptions.Scope.global
+    @OptionGroup var compression: CompressionArguments
 
     @Option(help: "Base model (file, folder or index) of a full fine-tune: τ = fine-tuned − base.")
     var base: String?
@@ -58,10 +50,10 @@ struct AnalyzeCommand: ParsableCommand {
     static let defaultDensities = try! Density.list("1,2,5,10,20,30,50")
 
     /// The compression each density is measured with (its density replaced by each of ``densities``).
-    var options: CompressionOptions { CompressionOptions(method: method, scope: scope, density: .full, alpha: alpha) }
+    var options: CompressionOptions { compression.options(density: .full) }
 
     func validate() throws {
-        if method == .prune { throw ValidationError("--method must be compeft or stc: analyze measures ternary codes, and prune keeps the values") }
+        if compression.method == .prune { throw ValidationError("--method must be compeft or stc: analyze measures ternary codes, and prune keeps the values") }
         if input == "-" && base != nil { throw ValidationError("--base needs the fine-tune as a file, not stdin") }
         if plot == "" { throw ValidationError("--plot needs a file path, or '-' for stdout") }
     }

@@ -28,15 +28,7 @@ struct CompressCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Density: \(Density.argumentHelp). Default 20.", transform: Density.argument)
     var density = CompressionOptions.defaultDensity
 
-    @Option(parsing: .unconditional, help: "Scale multiplier α > 0, or auto for the norm-preserving scale ‖τ‖/√n (default).",
-            transform: CompressionOptions.Alpha.argument)
-    var alpha = CompressionOptions.Alpha.auto
-
-    @Option(help: "compeft (±α·σ), stc (±α·mean|kept|) or prune (kept values unchanged).")
-    var method = CompressionOptions.Method.compeft
-
-    @Option(help: "global: one threshold and scale for all tensors (the paper); tensor: per tensor.")
-    var scope = CompressionOptions.Scope.global
+    @OptionGroup var compression: CompressionArguments
 
     @Option(help: "Base model (file, folder or index) of a full fine-tune: τ = fine-tuned − base.")
     var base: String?
@@ -59,7 +51,7 @@ struct CompressCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     /// The compression the options ask for (every value was checked when it was parsed).
-    var options: CompressionOptions { CompressionOptions(method: method, scope: scope, density: density, alpha: alpha) }
+    var options: CompressionOptions { compression.options(density: density) }
 
     func validate() throws {
         guard (1...22).contains(zstdLevel) else { throw ValidationError("--zstd-level must be 1…22, got \(zstdLevel)") }

@@ -45,7 +45,7 @@ import Testing
         // Kept exactly (prune, density 100), every value comes back as it was: init + τ with the right init.
         let input = try TaskVectorInput.load(path: folder)
         let dir = scratchDirectory("weights-only-roundtrip")
-        _ = try AdapterCompressor.compress(input, options: .init(method: .prune, density: 100), to: AtomicFileWriter(path: dir + "/c.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(method: .prune, density: .full), to: AtomicFileWriter(path: dir + "/c.cpeft"))
         _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/c.cpeft"), to: dir + "/out.safetensors")
         let original = try SafeTensorsFile(path: folder + "/adapter_model.safetensors")
         let restored = try SafeTensorsFile(path: dir + "/out.safetensors")
@@ -123,7 +123,7 @@ import Testing
         #expect(input.notes.contains { $0.contains("\(head.count) tensor(s) new in the fine-tune") })
 
         let dir = scratchDirectory("head-roundtrip")
-        let report = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/ft.cpeft"))
+        let report = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/ft.cpeft"))
         for name in head {
             let entry = try #require(report.index.tensors.first { $0.name == name })
             #expect(entry.role == .exact && entry.note == "new in the fine-tune (not in the base): stored exactly")
@@ -161,7 +161,7 @@ import Testing
         #expect(input.notes.contains { $0.hasPrefix("not carried") && $0.contains("optimizer.pt") && $0.contains("special_tokens_map.json")
                                        && $0.contains("linked.json") })
 
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/ft.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/ft.cpeft"))
         _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/ft.cpeft"), to: dir + "/out",
                                                base: Checkpoint(path: Fixtures.path("tiny-bert")))
         for name in ["config.json", "tokenizer.json", "vocab.txt", "model.safetensors.index.json"] {

@@ -128,7 +128,7 @@ struct PeftLoadTests {
     @Test func restoredFullFineTuneLoadsWithFromPretrained() throws {
         let dir = scratchDirectory("from-pretrained")
         let input = try TaskVectorInput.load(path: Fixtures.path("full-ft"), base: Fixtures.path("tiny-bert"))
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/ft.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/ft.cpeft"))
         _ = try AdapterDecompressor.decompress(ContainerReader(path: dir + "/ft.cpeft"), to: dir + "/restored",
                                                base: Checkpoint(path: Fixtures.path("tiny-bert")))
         let script = """

@@ -24,8 +24,9 @@ public enum Tool {
     public static let cCompiler = find("cc", "clang", "gcc")
     public static let cxxCompiler = find("c++", "clang++", "g++")
 
-    /// Runs `executable` with standard input from /dev/null.
-    public static func run(_ executable: String, _ arguments: [String], in directory: String? = nil) -> Result {
+    /// Runs `executable`, feeding it `stdin` (or /dev/null).
+    public static func run(_ executable: String, _ arguments: [String], in directory: String? = nil,
+                           stdin: Data? = nil) -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
@@ -33,8 +34,15 @@ public enum Tool {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
-        p.standardInput = FileHandle.nullDevice
+        let input = Pipe()
+        p.standardInput = stdin == nil ? FileHandle.nullDevice : input
         do { try p.run() } catch { return Result(status: -1, stdout: Data(), stderr: "cannot run \(executable): \(error)") }
+        if let stdin {
+            DispatchQueue.global().async {
+                input.fileHandleForWriting.write(stdin)
+                try? input.fileHandleForWriting.close()
+            }
+        }
         // Drain stderr on another thread so neither pipe can fill up and block the child.
         final class Box: @unchecked Sendable { var data = Data() }
         let errors = Box()

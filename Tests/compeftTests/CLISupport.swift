@@ -5,41 +5,17 @@ import Foundation
 enum CLI {
     static let binary = builtProduct("compeft")
 
-    struct Result {
-        var status: Int32
-        var stdout: Data
-        var stderr: String
-        var out: String { String(decoding: stdout, as: UTF8.self) }
-    }
+    typealias Result = Tool.Result
 
     /// Runs `compeft` with `arguments`, feeding `stdin` (or /dev/null).
     static func run(_ arguments: [String], stdin: Data? = nil) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        let input = Pipe()
-        p.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try p.run()
-        if let stdin {
-            DispatchQueue.global().async {
-                input.fileHandleForWriting.write(stdin)
-                try? input.fileHandleForWriting.close()
-            }
-        }
-        // Drain stderr on another thread so neither pipe can fill up and block the child.
-        final class Box: @unchecked Sendable { var data = Data() }
-        let errBox = Box()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: outData, stderr: String(decoding: errBox.data, as: UTF8.self))
+        Tool.run(binary, arguments, stdin: stdin)
     }
+}
+
+extension Tool.Result {
+    /// stdout as text.
+    var out: String { String(decoding: stdout, as: UTF8.self) }
 }
 
 func fixture(_ name: String) -> String { repositoryRoot + "/Fixtures/files/" + name }
