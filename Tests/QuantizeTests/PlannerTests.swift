@@ -1,3 +1,4 @@
+import Foundation
 import Quantize
 import TaskVector
 import Testing
@@ -61,6 +62,29 @@ import Testing
                     }
                 }
             }
+        }
+    }
+
+    /// Inputs of 2²⁰ values or more are planned with a sampled threshold window, for every method (stc
+    /// too: its Σ|kept| is a pass of its own): the plan is still the reference's, bit for bit.
+    @Test(arguments: [CompressionOptions.Method.compeft, .stc, .prune])
+    func largeInputsPlannedWithTheWindowMatchTheReference(method: CompressionOptions.Method) throws {
+        var g = SplitMix64(seed: 31)
+        // Laplace-like values, the shape of task vectors, in two tensors of 2¹⁹ + 3 and 2¹⁹ + 5 values.
+        let x = (0..<((1 << 20) + 8)).map { _ in
+            Float(-Foundation.log(Double(g.next() >> 11 | 1) * 0x1p-53)) * (g.next() & 1 == 0 ? 0.01 : -0.01)
+        }
+        let parts = [Array(x[..<((1 << 19) + 3)]), Array(x[((1 << 19) + 3)...])]
+        let tensors = parts.enumerated().map { sourceTensor("t\($0.offset)", $0.element) }
+        #expect(ThresholdSelector.window(sampling: tensors, rank: x.count / 2) != nil, "the input is sampled")
+        for density in [1.0, 10, 30] {
+            let ref = ReferenceCompeft.run(x, density: density, method: method, alpha: .auto)
+            let plan = try Planner.plan(tensors, options: .init(method: method, density: .percent(density)))
+            let group = try #require(plan.global)
+            #expect(group.threshold == ref.threshold, "\(method) K \(density)")
+            #expect(group.keptCount == ref.keptCount && group.keptNonzero == ref.keptNonzero, "\(method) K \(density)")
+            // Scale within one ulp of the reference's f32 scale (sums in another order).
+            if method != .prune { #expect(abs(group.scale - ref.scale) <= ref.scale.ulp, "\(method) K \(density)") }
         }
     }
 
