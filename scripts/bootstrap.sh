@@ -33,8 +33,9 @@ if command -v python3 >/dev/null; then
   python3 -c "import transformers, peft" 2>/dev/null || pip_install "torch==2.13.0+cpu" transformers==5.24.0 peft==0.21.2
 fi
 
-# The PEFT-load tests need torch, transformers and peft (a few GB; CI only). torch comes from a local CPU
-# wheel when pip is given one (find-links, e.g. /opt/wheels), else from the registry.
+# CI (CI=true) must have torch, transformers and peft for the PEFT-load tests: where the pinned CPU wheel above
+# was not on offer, torch comes from a local CPU wheel of another version (find-links), else from the registry;
+# if they still do not import, the setup stops here rather than letting those tests fail one by one.
 if [ "${CI:-}" = "true" ] && command -v python3 >/dev/null; then
   if ! python3 -c "import torch, transformers, peft" 2>/dev/null; then
     wheel=""

@@ -34,7 +34,7 @@ import Testing
         try Data(residual.bytes(of: counter)).write(to: URL(fileURLWithPath: dir + "/residual.step_counter"))
         try fm.copyItem(atPath: Fixtures.path("lora-bert-seqcls"), toPath: dir + "/lora-input")
         let expert = try TaskVectorInput.load(path: Fixtures.path("lora-bert-seqcls"))
-        _ = try AdapterCompressor.compress(expert, options: .init(density: 30), to: AtomicFileWriter(path: dir + "/lora-b.cpeft"))
+        _ = try AdapterCompressor.compress(expert, options: .init(density: .percent(30)), to: AtomicFileWriter(path: dir + "/lora-b.cpeft"))
 
         // The Swift serving API's decodes, for the C side to compare with.
         let reader = try ContainerReader(path: dir + "/residual.cpeft")

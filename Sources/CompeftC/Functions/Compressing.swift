@@ -36,7 +36,8 @@ private struct CompressRequest {
         guard let alpha = CompressionOptions.Alpha(alphaText) else {
             throw .invalidArgument("\(f): alpha must be a positive number or 'auto', got '\(alphaText)'")
         }
-        options = CompressionOptions(method: method, scope: scope, density: try o.double("density") ?? 20, alpha: alpha)
+        options = CompressionOptions(method: method, scope: scope, density: try o.density("density") ?? CompressionOptions.defaultDensity,
+                                     alpha: alpha)
         do { try options.validate() } catch { throw .invalidArgument("\(f): \(error.message)") }
         var initOverride: InitRule?
         if let name = try o.string("init") {

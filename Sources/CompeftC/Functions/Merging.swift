@@ -55,12 +55,12 @@ struct MergeRequest {
         if rank != nil && lora == .factors {
             throw .invalidArgument("\(f): rank applies to lora 'exact'; lora 'factors' keeps the inputs' rank")
         }
-        let fraction = density / 100
+        let share = Density.percent(density)  // checked above
         let method: MergeMethod = switch methodName {
-        case "ties": .ties(density: fraction, election: election)
-        case "dare-linear": .dareLinear(density: fraction)
-        case "dare-ties": .dareTies(density: fraction, election: election)
-        case "magnitude-prune": .magnitudePrune(density: fraction)
+        case "ties": .ties(density: share, election: election)
+        case "dare-linear": .dareLinear(density: share)
+        case "dare-ties": .dareTies(density: share, election: election)
+        case "magnitude-prune": .magnitudePrune(density: share)
         default: .taskArithmetic
         }
         let outDensity = try o.double("out_density")
@@ -69,8 +69,8 @@ struct MergeRequest {
             guard let alpha = CompressionOptions.Alpha(outAlpha ?? "auto") else {
                 throw .invalidArgument("\(f): out_alpha must be a positive number or 'auto', got '\(outAlpha ?? "")'")
             }
-            let compression = CompressionOptions(density: outDensity ?? 20, alpha: alpha)
-            do { try compression.validate() } catch { throw .invalidArgument("\(f): out_\(error.message)") }
+            let compression = CompressionOptions(density: try o.density("out_density") ?? CompressionOptions.defaultDensity, alpha: alpha)
+            do throws(QuantizeError) { try compression.validate() } catch { throw .invalidArgument("\(f): out_\(error.message)") }
             destination = .container(compression, zstdLevel: 19)
             destinationName = "cpeft"
         } else {

@@ -1,4 +1,5 @@
 import Foundation
+import TaskVector
 
 /// The `options_json` argument of `compeft_compress`, `compeft_decompress` and `compeft_merge`: a JSON
 /// object whose keys are the command line's long options in snake_case (`"density"`, `"zstd_level"`).
@@ -67,6 +68,12 @@ struct OptionsObject {
         guard let v = values[key] else { return nil }
         guard let d = v.number, d.isFinite else { throw wrongType(key, "a finite number") }
         return d
+    }
+
+    /// A density in percent, in (0, 100].
+    func density(_ key: String) throws(ABIError) -> Density? {
+        guard let percent = try double(key) else { return nil }
+        do { return try Density(percent: percent) } catch { throw .invalidArgument("\(function): \(key): \(error)") }
     }
 
     func int(_ key: String) throws(ABIError) -> Int? {
