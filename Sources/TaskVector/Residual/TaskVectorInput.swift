@@ -84,28 +84,55 @@ public struct TaskVectorInput: Sendable {
             if !files.carried.isEmpty { notes.append("carried verbatim: \(files.carried.map(\.name).joined(separator: ", "))") }
             if !files.skipped.isEmpty { notes.append("not carried (not weights, config or tokenizer files): \(files.skipped.joined(separator: ", "))") }
         }
-        let outputName = { (entry: Checkpoint.Entry) in
-            checkpoint.format == .safetensors ? entry.fileName : safetensorsName(for: entry.fileName)
+        let entries = checkpoint.names.map { name in
+            var e = checkpoint.entry(name)!
+            if checkpoint.format != .safetensors { e.fileName = safetensorsName(for: e.fileName) }
+            return e
         }
+        // A model given without --base is refused (unless its names say it is adapter weights, or --init says
+        // what its tensors are): the folder's config.json and the tensors' values tell.
+        if basePath == nil, options.initOverride == nil, try peftTypeFromNames(checkpoint.names, file: path) == nil,
+            let why = looksLikeAModel(checkpoint, folder: folder)
+        {
+            throw TaskVectorError(.unsupported, file: path,
+                                  "\(why); pass --base BASE to compress it against its base model, or --init zero if its tensors already are residuals")
+        }
+        return try Self.checkpoint(entries, fileMetadata: checkpoint.fileMetadata, auxiliaryFiles: aux,
+                                   sourceFiles: checkpoint.sourcePaths, inputBytes: checkpoint.byteCount, path: path,
+                                   base: try basePath.map { try Checkpoint(path: $0) }, notes: notes, options: options)
+    }
 
-        guard let basePath else {
+    /// A residual or full-fine-tune input from tensors already read (by ``load(path:base:options:)``
+    /// from a checkpoint, or made in memory by a merge): without a base, float tensors are residuals
+    /// from 0, or from the init their names imply when they are adapter weights without their config;
+    /// with a base, from the base's tensor of the same name (a tensor the base lacks is stored exactly).
+    /// Other tensors are stored exactly.
+    ///
+    /// - Parameters:
+    ///   - entries: the tensors, sorted by name (bytewise), each with the output file it belongs to.
+    ///   - path: the input's name, for errors.
+    ///   - notes: what reading the files already decided; the decisions made here follow.
+    /// - Throws: ``TaskVectorError`` (`.mismatch`) for a base tensor missing from the fine-tune or a
+    ///   shape or dtype that differs from the base's; (`.unsupported`) for names of two adapter types.
+    public static func checkpoint(_ entries: [Checkpoint.Entry], fileMetadata: [String: [String: String]],
+                                  auxiliaryFiles: [(name: String, bytes: [UInt8])], sourceFiles: [String], inputBytes: Int,
+                                  path: String, base: Checkpoint?, notes: [String] = [],
+                                  options: Options = Options()) throws -> TaskVectorInput {
+        var notes = notes
+        guard let base else {
             if options.initOverride == .base { throw TaskVectorError(.unsupported, file: path, "--init base needs --base BASE") }
             // Adapter weights without their config: the tensor names say what the residuals are measured from.
+            let names = entries.map(\.name)
             let named = options.initOverride == nil
-                ? try peftTypeFromNames(checkpoint.names, file: path) : try? peftTypeFromNames(checkpoint.names, file: path)
-            if named == nil && options.initOverride == nil, let why = looksLikeAModel(checkpoint, folder: folder) {
-                throw TaskVectorError(.unsupported, file: path,
-                                      "\(why); pass --base BASE to compress it against its base model, or --init zero if its tensors already are residuals")
-            }
+                ? try peftTypeFromNames(names, file: path) : try? peftTypeFromNames(names, file: path)
             var tensors: [SourceTensor] = []
-            for name in checkpoint.names {
-                let e = checkpoint.entry(name)!
+            for e in entries {
                 var role: TensorRole = e.dtype.isFloatingPoint ? .residual : .exact
                 var initRule = options.initOverride ?? .zero
                 if let named, options.initOverride == nil {
-                    (role, initRule) = try classify(name: name, dtype: e.dtype, peftType: named.type, options: options)
+                    (role, initRule) = try classify(name: e.name, dtype: e.dtype, peftType: named.type, options: options)
                 }
-                tensors.append(SourceTensor(name: name, dtype: e.dtype, shape: e.shape, fileName: outputName(e),
+                tensors.append(SourceTensor(name: e.name, dtype: e.dtype, shape: e.shape, fileName: e.fileName,
                                             role: role, initRule: initRule, data: e.data))
             }
             if let named {
@@ -116,23 +143,23 @@ public struct TaskVectorInput: Sendable {
                     notes.insert("no adapter_config.json: \(named.count) tensor name(s) say this is a \(named.type == "IA3" ? "(IA)³" : "LoRA") adapter, so its residuals are measured from \(impliedInit) (--init zero|one overrides)", at: 0)
                 }
             }
-            var input = TaskVectorInput(kind: .residual, tensors: tensors, fileMetadata: checkpoint.fileMetadata, auxiliaryFiles: aux,
-                                        adapterConfig: nil, sourceFiles: checkpoint.sourcePaths, inputBytes: checkpoint.byteCount)
+            var input = TaskVectorInput(kind: .residual, tensors: tensors, fileMetadata: fileMetadata, auxiliaryFiles: auxiliaryFiles,
+                                        adapterConfig: nil, sourceFiles: sourceFiles, inputBytes: inputBytes)
             input.notes = notes
             return input
         }
 
-        let base = try Checkpoint(path: basePath)
+        let basePath = base.path
         var tensors: [SourceTensor] = []
         var added: [String] = []
-        for name in checkpoint.names {
-            let t = checkpoint.entry(name)!
+        for t in entries {
+            let name = t.name
             guard let b = base.entry(name) else {
                 // A tensor the base does not have is new by nature (a classification head): it has no
                 // residual, so it is stored exactly and restored as it is.
                 added.append(name)
                 tensors.append(SourceTensor(
-                    name: name, dtype: t.dtype, shape: t.shape, fileName: outputName(t), role: .exact, initRule: .zero,
+                    name: name, dtype: t.dtype, shape: t.shape, fileName: t.fileName, role: .exact, initRule: .zero,
                     data: t.data, note: "new in the fine-tune (not in the base): stored exactly"))
                 continue
             }
@@ -144,19 +171,19 @@ public struct TaskVectorInput: Sendable {
                 throw TaskVectorError(.mismatch, file: path, tensor: name, "dtype \(t.dtype.rawValue) differs from the base's \(b.dtype.rawValue)")
             }
             tensors.append(SourceTensor(
-                name: name, dtype: t.dtype, shape: t.shape, fileName: outputName(t),
+                name: name, dtype: t.dtype, shape: t.shape, fileName: t.fileName,
                 role: residual ? .residual : .exact, initRule: residual ? .base : .zero,
                 data: t.data, base: residual ? b.data : nil))
         }
-        if let extra = base.names.first(where: { checkpoint.entry($0) == nil }) {
+        let names = Set(entries.map(\.name))
+        if let extra = base.names.first(where: { !names.contains($0) }) {
             throw TaskVectorError(.mismatch, file: path, tensor: extra, "is in the base '\(basePath)' but not in the fine-tune")
         }
         if !added.isEmpty {
             notes.insert("\(added.count) tensor(s) new in the fine-tune (not in the base), stored exactly: \(added.joined(separator: ", "))", at: 0)
         }
-        var input = TaskVectorInput(kind: .fullFineTune, tensors: tensors, fileMetadata: checkpoint.fileMetadata, auxiliaryFiles: aux,
-                                    adapterConfig: nil, sourceFiles: checkpoint.sourcePaths + base.sourcePaths,
-                                    inputBytes: checkpoint.byteCount)
+        var input = TaskVectorInput(kind: .fullFineTune, tensors: tensors, fileMetadata: fileMetadata, auxiliaryFiles: auxiliaryFiles,
+                                    adapterConfig: nil, sourceFiles: sourceFiles + base.sourcePaths, inputBytes: inputBytes)
         input.notes = notes
         return input
     }
@@ -207,25 +234,40 @@ public struct TaskVectorInput: Sendable {
             throw TaskVectorError(.io, file: folder, "PEFT adapter folder has neither adapter_model.safetensors nor adapter_model.bin")
         }
         let checkpoint = try Checkpoint(path: weightsPath)
+        return try adapter(config: config, configPath: configPath, checkpoint.names.map { checkpoint.entry($0)! },
+                           fileMetadata: checkpoint.fileMetadata.values.first, sourceFiles: [configPath, weightsPath],
+                           inputBytes: config.raw.count + checkpoint.byteCount, options: options)
+    }
+
+    /// A PEFT adapter input from its config and tensors (read from a folder by
+    /// ``load(path:base:options:)``, or made in memory by a merge): each tensor's role and init follow
+    /// from `peft_type` (``classify(name:dtype:peftType:options:)``); the tensors are written back to
+    /// `adapter_model.safetensors` with `fileMetadata` as its `__metadata__`.
+    ///
+    /// - Parameters:
+    ///   - entries: the tensors, sorted by name (bytewise).
+    /// - Throws: ``TaskVectorError`` naming the config file for a `peft_type` with no known init.
+    public static func adapter(config: AdapterConfig, configPath: String, _ entries: [Checkpoint.Entry],
+                               fileMetadata: [String: String]?, sourceFiles: [String], inputBytes: Int,
+                               options: Options = Options()) throws -> TaskVectorInput {
         var tensors: [SourceTensor] = []
-        for name in checkpoint.names {
-            let info = checkpoint.entry(name)!
+        for info in entries {
             let role: TensorRole
             let initRule: InitRule
             do {
-                (role, initRule) = try classify(name: name, dtype: info.dtype, peftType: config.peftType, options: options)
+                (role, initRule) = try classify(name: info.name, dtype: info.dtype, peftType: config.peftType, options: options)
             } catch var error as TaskVectorError {
                 error.file = configPath
                 throw error
             }
-            tensors.append(SourceTensor(name: name, dtype: info.dtype, shape: info.shape, fileName: "adapter_model.safetensors",
+            tensors.append(SourceTensor(name: info.name, dtype: info.dtype, shape: info.shape, fileName: "adapter_model.safetensors",
                                         role: role, initRule: initRule, data: info.data))
         }
         var metadata: [String: [String: String]] = [:]
-        if let m = checkpoint.fileMetadata.values.first { metadata["adapter_model.safetensors"] = m }
+        if let fileMetadata { metadata["adapter_model.safetensors"] = fileMetadata }
         return TaskVectorInput(kind: .peftAdapter, tensors: tensors, fileMetadata: metadata,
                                auxiliaryFiles: [("adapter_config.json", config.raw)], adapterConfig: config,
-                               sourceFiles: [configPath, weightsPath], inputBytes: config.raw.count + checkpoint.byteCount)
+                               sourceFiles: sourceFiles, inputBytes: inputBytes)
     }
 }
 

@@ -21,6 +21,14 @@ public struct Checkpoint: Sendable {
         /// Name of the file (shard) inside the checkpoint that holds it.
         public var fileName: String
         public var data: TensorData
+
+        public init(name: String, dtype: DType, shape: [Int], fileName: String, data: TensorData) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+            self.fileName = fileName
+            self.data = data
+        }
     }
 
     /// The path the user gave.
