@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""An independent decoder of compeft payload encoding 3 (`ternary-gap`), written from docs/FORMAT.md alone.
+"""An independent reader of compeft containers (format 1.0 and 1.1) and decoder of payload encoding 3
+(`ternary-gap`), written from docs/FORMAT.md alone.
 
     python3 Fixtures/decode_gap.py CONTAINER.cpeft
         For every tensor with encoding 3, prints {name: {"nonzero", "mask_sha256", "signs_sha256", "runs"}} as
         JSON: mask packed LSB first in ceil(count/8) bytes, signs in ceil(nonzero/8) bytes (the packing of
         encoding 1); "runs" counts the runs of each mode ({"golomb": g, "huffman": h}).
+    python3 Fixtures/decode_gap.py --index CONTAINER.cpeft
+        Prints the container's index as read: {"version", "compression", "files": [{name, rawLength, sha256,
+        inline}], "tensors": [{name, file, dtype, shape, role, init, encoding, count, kept, nonzero, scaleBits,
+        offset, length, checksum}]}, every payload checksum checked.
     python3 Fixtures/decode_gap.py --streams MANIFEST.json
         MANIFEST is [{"name", "path", "count", "nonzero"}, ...], each path a bare gap stream. Prints the same
         JSON, with {"error": message} for a stream that must be rejected.
@@ -12,12 +17,14 @@
         Prints {"moduli": [m for k = 0..399], "huffman": {j: [code length of s for s = 0..255]},
         "huffmanWords": {j: [code word value of s]}} for cross-checking the code tables.
 
-Only the standard library is needed. The container's index is a zstd frame: it is opened with the `zstandard`
-module when installed, else with the `zstd` command (`zstd -dc`).
+Only the standard library is needed. Zstd frames (the index, verbatim files) are opened with the `zstandard`
+module when installed, else with the `zstd` command (`zstd -dc`, `-D docs/index-dictionary-1.txt` for index
+codec 2).
 """
 
 import hashlib
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -336,54 +343,321 @@ def xxh64(data):
     return h ^ (h >> 32)
 
 
-def zstd_decompress(frame):
+DICTIONARY_1 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "index-dictionary-1.txt")
+DICTIONARY_1_XXH64 = 0x7E6FE152F8841501
+
+
+def zstd_decompress(frame, dictionary=None):
+    """One zstd frame; `dictionary` is the path of a raw-content dictionary the frame was made with."""
     try:
         import zstandard
 
-        return zstandard.ZstdDecompressor().decompress(frame)
+        if dictionary is None:
+            return zstandard.ZstdDecompressor().decompress(frame)
+        with open(dictionary, "rb") as f:
+            d = zstandard.ZstdCompressionDict(f.read(), dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        return zstandard.ZstdDecompressor(dict_data=d).decompress(frame)
     except ImportError:
         pass
     if shutil.which("zstd") is None:
         raise RuntimeError("needs the zstandard module or the zstd command")
-    done = subprocess.run(["zstd", "-dc"], input=frame, capture_output=True, check=True)
+    command = ["zstd", "-dc"] + (["-D", dictionary] if dictionary else [])
+    done = subprocess.run(command, input=frame, capture_output=True, check=True)
     return done.stdout
+
+
+class ContainerError(ValueError):
+    """The container breaks a rule of docs/FORMAT.md."""
+
+
+def read_index(path, spans=None):
+    """Opens a container of format 1.0 or 1.1; returns (file bytes, index) where index is
+    {"version", "tensors": [{name, file, dtype, shape, role, init, encoding, count, kept, nonzero, scaleBits,
+    offset, length, checksum}], "files": [{name, rawLength, sha256, inline}], "compression": {...}} with
+    payload offsets absolute and every checksum and payload range checked. For format 1.1, index also holds
+    "indexBytes" (the stored index, codec byte included) and "body" (the decoded body); `spans`, when a list,
+    receives (kind, start, end) for the body's fields (Benchmarks/container_overhead.py measures them)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 28 or data[:8] != b"\x89CPEFT\r\n":
+        raise ContainerError("not a compeft container")
+    major, minor = struct.unpack_from("<HH", data, 8)
+    if major != 1:
+        raise ContainerError(f"format version {major}.{minor} is not supported")
+    if minor == 0:
+        return data, read_index_10(data)
+    return data, read_index_11(data, minor, spans)
+
+
+def read_index_10(data):
+    trailer = data[-48:]
+    if len(data) < 64 or trailer[40:] != b"CPEFTEND":
+        raise ContainerError("no trailer")
+    index_offset, index_length, index_raw, index_hash, header_hash = struct.unpack_from("<5Q", trailer)
+    if xxh64(data[:16] + trailer[:32]) != header_hash:
+        raise ContainerError("trailer checksum mismatch")
+    if index_offset + index_length != len(data) - 48:
+        raise ContainerError("index does not end at the trailer")
+    stored = data[index_offset : index_offset + index_length]
+    if xxh64(stored) != index_hash:
+        raise ContainerError("index checksum mismatch")
+    raw = zstd_decompress(stored)
+    if len(raw) != index_raw:
+        raise ContainerError("index decodes to the wrong length")
+    index = json.loads(raw)
+    for t in index["tensors"]:
+        if not 16 <= t["offset"] <= t["offset"] + t["length"] <= index_offset:
+            raise ContainerError(f"{t['name']}: payload outside the payload area")
+        t["checksum"] = t["xxh64"]
+        t["init"] = t["initRule"]
+    files = []
+    for f in index["files"]:
+        contents = zstd_decompress(data[f["offset"] : f["offset"] + f["length"]])
+        files.append({"name": f["name"], "rawLength": f["rawLength"], "sha256": hashlib.sha256(contents).hexdigest(),
+                      "inline": False})
+    index["files"] = files
+    index["version"] = "1.0"
+    return index
+
+
+class Reader:
+    """A cursor over an index body (docs/FORMAT.md, "Index, format 1.1")."""
+
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def take(self, n, what):
+        if n < 0 or self.pos + n > len(self.data):
+            raise ContainerError(f"index ends inside {what}")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self, what):
+        return self.take(1, what)[0]
+
+    def u32(self, what):
+        return struct.unpack("<I", self.take(4, what))[0]
+
+    def f32(self, what):
+        return struct.unpack("<f", self.take(4, what))[0]
+
+    def f64(self, what):
+        value = struct.unpack("<d", self.take(8, what))[0]
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ContainerError(f"{what} is not finite")
+        return value
+
+    def uvarint(self, what):
+        value = 0
+        for i in range(9):
+            byte = self.u8(what)
+            value |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                if byte == 0 and i > 0:
+                    raise ContainerError(f"{what} is not in its shortest form")
+                return value
+        raise ContainerError(f"{what} is longer than 9 bytes")
+
+    def string(self, what):
+        return self.take(self.uvarint(what), what).decode("utf-8")
+
+    def fields(self, what):
+        """Tagged fields up to tag 0: {tag: value bytes}."""
+        out = {}
+        while True:
+            tag = self.uvarint(f"a field tag of {what}")
+            if tag == 0:
+                return out
+            if tag in out:
+                raise ContainerError(f"field {tag} of {what} appears twice")
+            out[tag] = self.take(self.uvarint(f"field {tag} of {what}"), f"field {tag} of {what}")
+
+    def at_end(self):
+        return self.pos == len(self.data)
+
+
+DTYPES = ["BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64", "U64"]
+DTYPE_SIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+              "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8}
+INIT_RULES = ["zero", "one", "base"]
+
+
+def read_index_11(data, minor, spans=None):
+    trailer = data[-16:]
+    if trailer[12:] != b"CPFT":
+        raise ContainerError("no trailer")
+    (length,) = struct.unpack_from("<I", trailer)
+    if not 1 <= length <= len(data) - 28:
+        raise ContainerError("index does not fit between the preamble and the trailer")
+    index_start = len(data) - 16 - length
+    stored = data[index_start : len(data) - 16]
+    if xxh64(data[:12] + stored + trailer[:4]) != struct.unpack_from("<Q", trailer, 4)[0]:
+        raise ContainerError("index checksum mismatch")
+    codec = stored[0]
+    if codec == 0:
+        body = stored[1:]
+    elif codec in (1, 2):
+        dictionary = None
+        if codec == 2:
+            with open(DICTIONARY_1, "rb") as f:
+                if xxh64(f.read()) != DICTIONARY_1_XXH64:
+                    raise RuntimeError(f"{DICTIONARY_1} is not dictionary 1")
+            dictionary = DICTIONARY_1
+        body = zstd_decompress(stored[1:], dictionary)
+    else:
+        raise ContainerError(f"index codec {codec} is not known")
+
+    r = Reader(body)
+    mark = (lambda kind, start: spans.append((kind, start, r.pos))) if spans is not None else (lambda kind, start: None)
+    compression = {"writer": r.string("writer"), "inputKind": r.string("input kind"), "method": r.string("method"),
+                   "scope": r.string("scope"), "density": r.f64("density")}
+    alpha = r.f64("alpha")
+    compression["alphaRequested"] = "auto" if alpha == 0 else alpha
+    group = r.u8("group")
+    if group not in (0, 1, 2):
+        raise ContainerError(f"group byte {group} is not known")
+    if group == 1:
+        compression["total"] = r.uvarint("d")
+        compression["keptCount"] = r.uvarint("kept")
+        compression["keptNonzero"] = r.uvarint("nonzero")
+    group_scale = None
+    if group:
+        start = r.pos
+        compression["threshold"] = r.f32("threshold")
+        compression["sigma"] = r.f64("sigma")
+        group_scale = r.u32("scale")
+        compression["scaleBits"] = group_scale
+        mark("group statistics", start)
+    container_fields = r.fields("the container")
+    for tag in container_fields:
+        if tag & 1:  # format 1.1 defines no critical container field
+            raise ContainerError(f"critical container field {tag} is not known")
+    if 2 in container_fields:
+        compression["peftType"] = container_fields[2].decode("utf-8")
+
+    output_files = []
+    for _ in range(r.uvarint("output files")):
+        name = r.string("output file")
+        metadata = {}
+        for _ in range(r.uvarint("metadata count")):
+            key = r.string("key")
+            metadata[key] = r.string("value")
+        output_files.append(name)
+
+    offset = 12
+
+    def place(n):
+        nonlocal offset
+        start = offset
+        if offset + n > index_start:
+            raise ContainerError("payload runs past the payload area")
+        offset += n
+        return start
+
+    files = []
+    for _ in range(r.uvarint("files")):
+        name = r.string("file name")
+        flags = r.u8("file flags")
+        if flags & 0x7E:
+            raise ContainerError(f"file {name}: reserved flag bits")
+        raw_length = r.uvarint("file length")
+        if flags & 1:
+            stored_length = r.uvarint("stored length")
+            checksum = r.u32("checksum")
+            start = place(stored_length)
+            frame = data[start : start + stored_length]
+            if xxh64(frame) & 0xFFFFFFFF != checksum:
+                raise ContainerError(f"file {name}: checksum mismatch")
+            contents = zstd_decompress(frame)
+        else:
+            start = r.pos
+            contents = r.take(raw_length, f"file {name}")
+            mark("inline file", start)
+        if len(contents) != raw_length:
+            raise ContainerError(f"file {name}: {len(contents)} bytes, the index says {raw_length}")
+        if flags & 0x80:
+            r.fields(f"file {name}")
+        files.append({"name": name, "rawLength": raw_length, "sha256": hashlib.sha256(contents).hexdigest(),
+                      "inline": not flags & 1})
+
+    tensors = []
+    previous = b""
+    for i in range(r.uvarint("tensors")):
+        start = r.pos
+        shared = r.uvarint("shared name length")
+        if shared > len(previous):
+            raise ContainerError("shared name length longer than the previous name")
+        name_bytes = previous[:shared] + r.take(r.uvarint("name length"), "name")
+        if not name_bytes or (i > 0 and not previous < name_bytes):
+            raise ContainerError("tensor names must be non-empty and increasing")
+        previous = name_bytes
+        name = name_bytes.decode("utf-8")
+        mark("name", start)
+        flags = r.u8("flags")
+        if flags & 0x78 or flags & 3 == 3:
+            raise ContainerError(f"{name}: reserved flag bits")
+        dtype = DTYPES[r.u8("dtype")]
+        start = r.pos
+        shape = [r.uvarint("dimension") for _ in range(r.uvarint("rank"))]
+        mark("shape", start)
+        file = r.uvarint("file") if len(output_files) > 1 else 0
+        encoding = r.uvarint("encoding")
+        start = r.pos
+        nonzero = r.uvarint("nonzero") if encoding != 0 else 0
+        mark("nonzero", start)
+        start = r.pos
+        stored_length = r.uvarint("stored length")
+        mark("length", start)
+        start = r.pos
+        checksum = r.u32("checksum")
+        mark("checksum", start)
+        fields = r.fields(name) if flags & 0x80 else {}
+        for tag in fields:
+            if tag & 1 and tag != 1:  # 1 (scale) is the only critical tensor field of format 1.1
+                raise ContainerError(f"{name}: critical field {tag} is not known")
+        count = 1
+        for d in shape:
+            count *= d
+        scale = group_scale if encoding in (1, 3) else 0
+        if 1 in fields:
+            (scale,) = struct.unpack("<I", fields[1])
+        if scale is None:
+            raise ContainerError(f"{name}: a ternary tensor without a scale")
+        zeros = 0
+        if 6 in fields:
+            zeros = Reader(fields[6]).uvarint("kept zeros")
+        tensors.append({
+            "name": name, "file": output_files[file], "dtype": dtype, "shape": shape,
+            "role": "exact" if flags & 4 else "residual", "init": INIT_RULES[flags & 3], "encoding": encoding,
+            "count": count, "kept": count if encoding == 0 else nonzero + zeros, "nonzero": nonzero,
+            "scaleBits": scale, "offset": place(stored_length), "length": stored_length,
+            "checksum": f"{checksum:08x}"})
+    if not r.at_end():
+        raise ContainerError("bytes after the last tensor")
+    if offset != index_start:
+        raise ContainerError("the payloads do not end where the index starts")
+    for t in tensors:
+        if f"{xxh64(data[t['offset'] : t['offset'] + t['length']]) & 0xFFFFFFFF:08x}" != t["checksum"]:
+            raise ContainerError(f"{t['name']}: payload checksum mismatch")
+    return {"version": f"1.{minor}", "compression": compression, "files": files, "tensors": tensors,
+            "indexBytes": len(stored), "body": body}
 
 
 def read_container(path):
     """Returns {name: summary} for every tensor with encoding 3."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 64 or data[:8] != b"\x89CPEFT\r\n":
-        raise ValueError("not a compeft container")
-    major, _minor = struct.unpack_from("<HH", data, 8)
-    if major != 1:
-        raise ValueError(f"format version {major} is not supported")
-    trailer = data[-48:]
-    if trailer[40:] != b"CPEFTEND":
-        raise ValueError("no trailer")
-    index_offset, index_length, index_raw, index_hash, header_hash = struct.unpack_from("<5Q", trailer)
-    if xxh64(data[:16] + trailer[:32]) != header_hash:
-        raise ValueError("trailer checksum mismatch")
-    if index_offset + index_length != len(data) - 48:
-        raise ValueError("index does not end at the trailer")
-    stored = data[index_offset : index_offset + index_length]
-    if xxh64(stored) != index_hash:
-        raise ValueError("index checksum mismatch")
-    raw = zstd_decompress(stored)
-    if len(raw) != index_raw:
-        raise ValueError("index decodes to the wrong length")
-    index = json.loads(raw)
+    data, index = read_index(path)
     out = {}
     for t in index["tensors"]:
         if t["encoding"] != 3:
             continue
-        if t["rawLength"] != t["length"]:
-            raise ValueError(f"{t['name']}: a ternary-gap payload needs rawLength = length")
-        if not 16 <= t["offset"] <= t["offset"] + t["length"] <= index_offset:
-            raise ValueError(f"{t['name']}: payload outside the payload area")
+        if index["version"] == "1.0":
+            if t["rawLength"] != t["length"]:
+                raise ContainerError(f"{t['name']}: a ternary-gap payload needs rawLength = length")
+            if f"{xxh64(data[t['offset'] : t['offset'] + t['length']]):016x}" != t["xxh64"]:
+                raise ContainerError(f"{t['name']}: payload checksum mismatch")
         payload = data[t["offset"] : t["offset"] + t["length"]]
-        if f"{xxh64(payload):016x}" != t["xxh64"]:
-            raise ValueError(f"{t['name']}: payload checksum mismatch")
         out[t["name"]] = summary(payload, t["count"], t["nonzero"])
     return out
 
@@ -416,6 +690,9 @@ def main(argv):
         result = tables()
     elif len(argv) == 3 and argv[1] == "--streams":
         result = read_streams(argv[2])
+    elif len(argv) == 3 and argv[1] == "--index":
+        result = read_index(argv[2])[1]
+        result.pop("body", None)
     elif len(argv) == 2 and not argv[1].startswith("-"):
         result = read_container(argv[1])
     else:

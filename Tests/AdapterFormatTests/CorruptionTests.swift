@@ -38,8 +38,11 @@ import Testing
     @Test func flippedIndexOrTrailerByteIsRefused() throws {
         let good = try container()
         let reader = try open(good)
-        let indexStart = good.count - ContainerLayout.trailerSize - (reader.index.tensors.isEmpty ? 0 : 1)
-        for position in [indexStart, good.count - 48, good.count - 40, good.count - 30, good.count - 12, good.count - 1, 3, 12] {
+        let payloadEnd = reader.index.tensors.map { $0.offset + $0.length }.max()!
+        let trailer = good.count - ContainerLayout.trailerSize
+        // The index's codec byte, first, middle and last bytes; every trailer field; magic and version.
+        let index = [payloadEnd, payloadEnd + 1, (payloadEnd + trailer) / 2, trailer - 1]
+        for position in index + [trailer, trailer + 3, trailer + 4, trailer + 11, trailer + 12, good.count - 1, 3, 11] {
             var bad = good
             bad[position] ^= 0x01
             #expect(throws: FormatError.self, "byte \(position)") { try open(bad) }
@@ -58,7 +61,7 @@ import Testing
         bad[8] = 2
         #expect { try open(bad) } throws: { error in
             let e = error as? FormatError
-            return e?.code == .unsupported && e!.message.contains("version 2.0")
+            return e?.code == .unsupported && e!.message.contains("version 2.1")
         }
     }
 

@@ -56,7 +56,8 @@ import Testing
         try Data(corrupt).write(to: URL(fileURLWithPath: dir + "/corrupt-payload.cpeft"))
         try Data(bytes[0..<(bytes.count / 2)]).write(to: URL(fileURLWithPath: dir + "/truncated.cpeft"))
         var newer = bytes
-        newer[8] = 2
+        newer[8] = 2  // major 2, minor 0: version 2.0
+        newer[10] = 0
         try Data(newer).write(to: URL(fileURLWithPath: dir + "/newer-version.cpeft"))
 
         // A rank-9 tensor, beyond COMPEFT_MAX_RANK.

@@ -21,8 +21,11 @@ enum Zstd {
     /// Compresses `source` into one frame with its content size (no frame checksum: the container
     /// checks every stored payload with XXH64).
     ///
-    /// The corresponding C functions are `ZSTD_compress2` and `ZSTD_CCtx_setParameter`.
-    static func compress(_ source: UnsafeRawBufferPointer, level: Int32) throws(ZstdError) -> [UInt8] {
+    /// - Parameter dictionary: a raw-content dictionary (zstd's "prefix") the frame may refer to; the
+    ///   frame names no dictionary id, so its reader must be given the same bytes.
+    ///
+    /// The corresponding C functions are `ZSTD_compress2`, `ZSTD_CCtx_setParameter` and `ZSTD_CCtx_refPrefix`.
+    static func compress(_ source: UnsafeRawBufferPointer, level: Int32, dictionary: [UInt8]? = nil) throws(ZstdError) -> [UInt8] {
         let context = try CompressionContext()
         try context.set(ZSTD_c_compressionLevel, level)
         try context.set(ZSTD_c_checksumFlag, 0)  // the index holds an XXH64 of every stored payload
@@ -30,7 +33,14 @@ enum Zstd {
         let bound = ZSTD_compressBound(source.count)
         var out = [UInt8](repeating: 0, count: bound)
         let written = out.withUnsafeMutableBytes { dst in
-            ZSTD_compress2(context.raw, dst.baseAddress, dst.count, source.baseAddress, source.count)
+            // The prefix must stay valid until the frame is written: both calls run inside its closure.
+            (dictionary ?? []).withUnsafeBytes { prefix in
+                if dictionary != nil {
+                    let r = ZSTD_CCtx_refPrefix(context.raw, prefix.baseAddress, prefix.count)
+                    if ZSTD_isError(r) != 0 { return r }
+                }
+                return ZSTD_compress2(context.raw, dst.baseAddress, dst.count, source.baseAddress, source.count)
+            }
         }
         if ZSTD_isError(written) != 0 { throw ZstdError(code: written) }
         out.removeLast(out.count - written)
@@ -39,8 +49,12 @@ enum Zstd {
 
     /// Decompresses one frame that must decode to exactly `destination.count` bytes.
     ///
-    /// The corresponding C functions are `ZSTD_getFrameContentSize` and `ZSTD_decompressDCtx`.
-    static func decompress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws(ZstdError) {
+    /// - Parameter dictionary: the raw-content dictionary the frame was compressed with, if any.
+    ///
+    /// The corresponding C functions are `ZSTD_getFrameContentSize`, `ZSTD_decompressDCtx` and
+    /// `ZSTD_decompress_usingDict`.
+    static func decompress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer,
+                           dictionary: [UInt8]? = nil) throws(ZstdError) {
         let declared = ZSTD_getFrameContentSize(source.baseAddress, source.count)
         if declared == ZSTD_CONTENTSIZE_ERROR { throw ZstdError("not a zstd frame") }
         if declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != UInt64(destination.count) {
@@ -51,7 +65,14 @@ enum Zstd {
         if frameSize != source.count { throw ZstdError("\(source.count - frameSize) trailing bytes after the frame") }
         guard let context = ZSTD_createDCtx() else { throw ZstdError("out of memory") }
         defer { ZSTD_freeDCtx(context) }
-        let got = ZSTD_decompressDCtx(context, destination.baseAddress, destination.count, source.baseAddress, source.count)
+        let got = if let dictionary {
+            dictionary.withUnsafeBytes { d in
+                ZSTD_decompress_usingDict(context, destination.baseAddress, destination.count, source.baseAddress, source.count,
+                                          d.baseAddress, d.count)
+            }
+        } else {
+            ZSTD_decompressDCtx(context, destination.baseAddress, destination.count, source.baseAddress, source.count)
+        }
         if ZSTD_isError(got) != 0 { throw ZstdError(code: got) }
         if got != destination.count { throw ZstdError("frame decoded to \(got) bytes, expected \(destination.count)") }
     }
@@ -69,6 +90,23 @@ enum Zstd {
         let bound = ZSTD_decompressBound(source.baseAddress, source.count)
         if bound == ZSTD_CONTENTSIZE_ERROR { throw ZstdError("frame is malformed") }
         if bound < UInt64(length) { throw ZstdError("frame can decode to at most \(bound) bytes, the index says \(length)") }
+    }
+
+    /// The content size a frame declares, checked against what its blocks can produce, before anything
+    /// is allocated.
+    ///
+    /// - Throws: ``ZstdError`` when `source` is not a frame, declares no content size, or declares more
+    ///   than `limit` bytes or more than its blocks can hold.
+    ///
+    /// The corresponding C functions are `ZSTD_getFrameContentSize` and `ZSTD_decompressBound`.
+    static func declaredLength(_ source: UnsafeRawBufferPointer, limit: Int) throws(ZstdError) -> Int {
+        let declared = ZSTD_getFrameContentSize(source.baseAddress, source.count)
+        if declared == ZSTD_CONTENTSIZE_ERROR { throw ZstdError("not a zstd frame") }
+        if declared == ZSTD_CONTENTSIZE_UNKNOWN { throw ZstdError("frame does not declare its decoded size") }
+        if declared > UInt64(limit) { throw ZstdError("frame declares \(declared) bytes, more than \(limit)") }
+        let length = Int(declared)
+        try checkDecodedLength(source, is: length)
+        return length
     }
 
     /// The libzstd version string, e.g. "1.5.4".

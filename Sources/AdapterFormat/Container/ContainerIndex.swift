@@ -1,8 +1,12 @@
 import Quantize
 public import TaskVector
 
-/// The index of a container: metadata and where every tensor's payload is. Stored as UTF-8 JSON
-/// (keys sorted) in one zstd frame; readers ignore keys they do not know.
+/// The index of a container: metadata and where every tensor's payload is, in its JSON form.
+///
+/// Format 1.1 stores the index in binary (docs/FORMAT.md, "Index, format 1.1"); format 1.0 stored this
+/// JSON form itself. Whatever the version, a reader presents the index as this value, and it is the
+/// report and metadata form compeft shows (`inspect --json`, the C ABI's `compeft_metadata_json`):
+/// offsets are absolute, counts and raw lengths spelled out, fields a version does not store are `nil`.
 public struct ContainerIndex: Codable, Sendable, Equatable {
     /// What was compressed and how.
     public struct Compression: Codable, Sendable, Equatable {
@@ -20,6 +24,7 @@ public struct ContainerIndex: Codable, Sendable, Equatable {
         public var keptCount: Int?
         public var keptNonzero: Int?
         public var sigma: Double?
+        /// ‖τ‖₂ (format 1.0 only; 1.1 does not store it).
         public var norm: Double?
         public var scale: Float?
         public var alpha: Double?
@@ -28,10 +33,25 @@ public struct ContainerIndex: Codable, Sendable, Equatable {
     /// A verbatim file (adapter_config.json, a shard index).
     public struct File: Codable, Sendable, Equatable {
         public var name: String
+        /// Where its zstd frame lies in the container; 0 and 0 when it is stored inside the index.
         public var offset: Int
         public var length: Int
+        /// Bytes of the file itself.
         public var rawLength: Int
-        public var xxh64: String
+        /// Hex digits of the XXH64 of the stored frame: all 16 in format 1.0, the low 8 in 1.1; `nil` for
+        /// a file stored inside the index (the index checksum covers it).
+        public var xxh64: String?
+        /// `true` when the file is stored inside the index (format 1.1), `nil` otherwise.
+        public var inline: Bool?
+
+        public init(name: String, offset: Int, length: Int, rawLength: Int, xxh64: String?, inline: Bool? = nil) {
+            self.name = name
+            self.offset = offset
+            self.length = length
+            self.rawLength = rawLength
+            self.xxh64 = xxh64
+            self.inline = inline
+        }
     }
 
     /// One tensor.
@@ -59,9 +79,12 @@ public struct ContainerIndex: Codable, Sendable, Equatable {
         /// Per-tensor statistics (tensor scope).
         public var sigma: Double?
         public var alpha: Double?
+        /// Where the stored payload lies in the container, and its decoded length (the stored length for
+        /// `ternary-gap`; 0 for an encoding this compeft does not know).
         public var offset: Int
         public var length: Int
         public var rawLength: Int
+        /// Hex digits of the XXH64 of the stored payload: all 16 in format 1.0, the low 8 in 1.1.
         public var xxh64: String
     }
 

@@ -1,81 +1,127 @@
 import TaskVector
-/// The fixed parts of a container file: the 16-byte preamble and the 48-byte trailer.
+
+/// The fixed parts of a container file: the preamble at its start and the trailer at its end.
 ///
 /// ```
-/// preamble: magic "\x89CPEFT\r\n" | u16 major | u16 minor | u32 flags (0)
-/// payloads: one zstd frame per tensor or file, at offsets given by the index
-/// index:    one zstd frame holding the JSON index
-/// trailer:  u64 index offset | u64 index length | u64 index raw length |
-///           u64 XXH64(index bytes) | u64 XXH64(preamble ‖ first 32 trailer bytes) | "CPEFTEND"
+/// format 1.1 (written):
+///   preamble: magic "\x89CPEFT\r\n" | u16 major = 1 | u16 minor = 1                      12 bytes
+///   payloads: back to back, at offsets the index implies
+///   index:    u8 codec | body (raw, a zstd frame, or a zstd frame over dictionary 1)
+///   trailer:  u32 index length | u64 XXH64(preamble ‖ index ‖ index length) | "CPFT"      16 bytes
+/// format 1.0 (read):
+///   preamble: magic | u16 major = 1 | u16 minor = 0 | u32 flags                            16 bytes
+///   payloads, then one zstd frame of JSON
+///   trailer:  u64 index offset | u64 index length | u64 index raw length |
+///             u64 XXH64(index) | u64 XXH64(preamble ‖ first 32 trailer bytes) | "CPEFTEND"  48 bytes
 /// ```
 /// All integers little-endian. The index comes last so a container can be written to a pipe.
 public enum ContainerLayout {
     public static let magic: [UInt8] = [0x89, 0x43, 0x50, 0x45, 0x46, 0x54, 0x0D, 0x0A]
-    public static let trailerMagic: [UInt8] = Array("CPEFTEND".utf8)
+    /// The version writers write.
     public static let majorVersion: UInt16 = 1
-    public static let minorVersion: UInt16 = 0
-    public static let preambleSize = 16
-    public static let trailerSize = 48
+    public static let minorVersion: UInt16 = 1
+    /// Sizes of the preamble and trailer of format 1.1 (and every later 1.x).
+    public static let preambleSize = 12
+    public static let trailerSize = 16
+    public static let trailerMagic: [UInt8] = Array("CPFT".utf8)
+    /// The smallest file either layout allows.
+    static let minimumSize = preambleSize + trailerSize
 
-    /// The version fields of a preamble.
+    /// The version fields at the start of a file.
     struct Preamble: Equatable {
         var major: UInt16
         var minor: UInt16
-        var flags: UInt32
 
-        /// Parses the 16 preamble bytes; `nil` when they are short or the magic is wrong.
+        /// Parses the start of a file (at least 12 bytes); `nil` when it is short or the magic is wrong.
         init?(parsing bytes: [UInt8]) {
-            guard bytes.count == ContainerLayout.preambleSize, Array(bytes[0..<8]) == ContainerLayout.magic else { return nil }
-            let fields = bytes.withUnsafeBytes { b in (b.readLE(UInt16.self, at: 8), b.readLE(UInt16.self, at: 10), b.readLE(UInt32.self, at: 12)) }
-            guard let major = fields.0, let minor = fields.1, let flags = fields.2 else { return nil }
-            (self.major, self.minor, self.flags) = (major, minor, flags)
+            guard bytes.count >= ContainerLayout.preambleSize, Array(bytes[0..<8]) == ContainerLayout.magic else { return nil }
+            let fields = bytes.withUnsafeBytes { b in (b.readLE(UInt16.self, at: 8), b.readLE(UInt16.self, at: 10)) }
+            guard let major = fields.0, let minor = fields.1 else { return nil }
+            (self.major, self.minor) = (major, minor)
         }
+
+        /// Format 1.0, whose preamble, trailer and index differ from every later 1.x.
+        var isVersion10: Bool { major == 1 && minor == 0 }
+
+        /// The preamble's size in this version.
+        var size: Int { isVersion10 ? Legacy.preambleSize : ContainerLayout.preambleSize }
     }
 
-    static func preamble(major: UInt16 = majorVersion, minor: UInt16 = minorVersion) -> [UInt8] {
+    /// The 12 preamble bytes a writer writes.
+    static func preamble() -> [UInt8] {
         var out = magic
-        out.appendLE(major)
-        out.appendLE(minor)
-        out.appendLE(UInt32(0))
+        out.appendLE(majorVersion)
+        out.appendLE(minorVersion)
         return out
     }
 
+    /// The trailer of format 1.1.
     struct Trailer: Equatable {
-        var indexOffset: UInt64
-        var indexLength: UInt64
-        var indexRawLength: UInt64
-        var indexHash: UInt64
-        /// XXH64 of the preamble followed by the trailer's first 32 bytes (as read; recomputed when written).
-        var headerHash: UInt64 = 0
+        /// Bytes of the stored index (codec byte included); it ends where the trailer starts.
+        var indexLength: UInt32
+        /// XXH64 of the preamble, the stored index and the `indexLength` field.
+        var checksum: UInt64
 
-        init(indexOffset: UInt64, indexLength: UInt64, indexRawLength: UInt64, indexHash: UInt64) {
-            self.indexOffset = indexOffset
-            self.indexLength = indexLength
-            self.indexRawLength = indexRawLength
-            self.indexHash = indexHash
+        /// Parses the last 16 bytes of a file; `nil` when they are short or the end magic is wrong.
+        init?(parsing bytes: [UInt8]) {
+            guard bytes.count == ContainerLayout.trailerSize, Array(bytes[12..<16]) == ContainerLayout.trailerMagic else { return nil }
+            let fields = bytes.withUnsafeBytes { b in (b.readLE(UInt32.self, at: 0), b.readLE(UInt64.self, at: 4)) }
+            guard let length = fields.0, let checksum = fields.1 else { return nil }
+            (indexLength, self.checksum) = (length, checksum)
         }
 
-        /// Parses the 48 trailer bytes; `nil` when they are short or the end magic is wrong. The header
-        /// hash is not checked here (it covers the preamble too).
-        init?(parsing bytes: [UInt8]) {
-            guard bytes.count == ContainerLayout.trailerSize, Array(bytes[40..<48]) == ContainerLayout.trailerMagic else { return nil }
-            let fields = bytes.withUnsafeBytes { b in (0..<5).map { b.readLE(UInt64.self, at: $0 * 8) } }
-            guard let offset = fields[0], let length = fields[1], let raw = fields[2], let hash = fields[3],
-                let header = fields[4]
-            else { return nil }
-            self.init(indexOffset: offset, indexLength: length, indexRawLength: raw, indexHash: hash)
-            headerHash = header
+        /// The checksum a trailer carries for `preamble` and the stored `index`.
+        static func checksum(preamble: [UInt8], index: [UInt8]) -> UInt64 {
+            var covered = preamble + index
+            covered.appendLE(UInt32(index.count))
+            return XXH64.hash(covered)
+        }
+
+        /// The 16 trailer bytes for `preamble` and the stored `index`.
+        static func bytes(preamble: [UInt8], index: [UInt8]) -> [UInt8] {
+            var out: [UInt8] = []
+            out.appendLE(UInt32(index.count))
+            out.appendLE(checksum(preamble: preamble, index: index))
+            return out + ContainerLayout.trailerMagic
         }
     }
 
-    static func trailer(_ t: Trailer, preamble: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.appendLE(t.indexOffset)
-        out.appendLE(t.indexLength)
-        out.appendLE(t.indexRawLength)
-        out.appendLE(t.indexHash)
-        out.appendLE(XXH64.hash(preamble + out))
-        out += trailerMagic
-        return out
+    /// The fixed parts of format 1.0, which readers still read.
+    enum Legacy {
+        static let preambleSize = 16
+        static let trailerSize = 48
+        static let trailerMagic: [UInt8] = Array("CPEFTEND".utf8)
+
+        struct Trailer: Equatable {
+            var indexOffset: UInt64
+            var indexLength: UInt64
+            var indexRawLength: UInt64
+            var indexHash: UInt64
+            /// XXH64 of the preamble followed by the trailer's first 32 bytes.
+            var headerHash: UInt64
+
+            /// Parses the 48 trailer bytes; `nil` when they are short or the end magic is wrong. The
+            /// header hash is not checked here (it covers the preamble too).
+            init?(parsing bytes: [UInt8]) {
+                guard bytes.count == Legacy.trailerSize, Array(bytes[40..<48]) == Legacy.trailerMagic else { return nil }
+                let fields = bytes.withUnsafeBytes { b in (0..<5).map { b.readLE(UInt64.self, at: $0 * 8) } }
+                guard let offset = fields[0], let length = fields[1], let raw = fields[2], let hash = fields[3],
+                    let header = fields[4]
+                else { return nil }
+                (indexOffset, indexLength, indexRawLength, indexHash, headerHash) = (offset, length, raw, hash, header)
+            }
+        }
+
+        /// The 48 trailer bytes of a 1.0 container (tests build edited 1.0 containers with it).
+        static func trailer(indexOffset: UInt64, indexLength: UInt64, indexRawLength: UInt64, indexHash: UInt64,
+                            preamble: [UInt8]) -> [UInt8] {
+            var out: [UInt8] = []
+            out.appendLE(indexOffset)
+            out.appendLE(indexLength)
+            out.appendLE(indexRawLength)
+            out.appendLE(indexHash)
+            out.appendLE(XXH64.hash(preamble + out))
+            return out + trailerMagic
+        }
     }
 }

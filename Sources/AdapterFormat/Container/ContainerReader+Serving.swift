@@ -38,7 +38,7 @@ extension ContainerReader {
                 throw FormatError(.unsupported, file: path, tensor: t.name, "base tensor has \(base.count) \(base.dtype.rawValue) values, expected \(t.count) floats")
             }
         }
-        if t.encoding == PayloadEncoding.ternaryGap.rawValue && (residualOnly || t.initRule == .zero) {
+        if try decodableEncoding(t) == .ternaryGap && (residualOnly || t.initRule == .zero) {
             // The serving fast path: the gap coder writes ±scale and zeros straight into the caller's buffer.
             let stored = try stored(offset: t.offset, length: t.length, xxh64: t.xxh64, tensor: t.name)
             let type: GapCoder.OutputType = dtype == .f32 ? .f32 : dtype == .f16 ? .f16 : .bf16

@@ -3,8 +3,9 @@ public import Quantize
 public import TaskVector
 
 /// A container opened for reading: the trailer and index are validated on open; each payload is
-/// checked against its XXH64 when it is read, so a tensor can be decoded without touching the others.
+/// checked against its checksum when it is read, so a tensor can be decoded without touching the others.
 ///
+/// Reads format 1.1 (binary index) and 1.0 (JSON index) containers; see docs/FORMAT.md.
 /// The reader is immutable after `init` and safe to share between threads.
 public final class ContainerReader: Sendable {
     /// Where the bytes come from: a file read with `pread` (never mapped, so a file that shrinks under
@@ -13,8 +14,11 @@ public final class ContainerReader: Sendable {
     public let index: ContainerIndex
     public let majorVersion: UInt16
     public let minorVersion: UInt16
-    /// Offset where the index starts (payloads must end before it).
-    private let payloadEnd: Int
+    /// Verbatim files stored inside the index (format 1.1), by name.
+    private let inlineFiles: [String: [UInt8]]
+    /// Tensors and files carrying a critical field this compeft does not know, with the reason.
+    private let refusedTensors: [String: String]
+    private let refusedFiles: [String: String]
 
     /// The name of the source: the path as the user gave it, or a reference.
     public var path: String { source.name }
@@ -43,64 +47,71 @@ public final class ContainerReader: Sendable {
     /// Reads and checks the preamble, trailer and index of `source`.
     ///
     /// - Throws: ``FormatError``: `.malformed` or `.checksum` for a damaged container, `.unsupported`
-    ///   for a major version this build does not read, `.io` when the source cannot be read.
+    ///   for a major version, index codec or critical index field this build does not know, `.io` when
+    ///   the source cannot be read.
     public init(source: any ByteSource) throws {
         self.source = source
         let path = source.name
+        let size = source.size
+        guard size >= ContainerLayout.minimumSize else {
+            throw FormatError(.malformed, file: path, "not a compeft container: \(size) bytes is too short")
+        }
+        let head = try Self.read(source, 0..<min(size, ContainerLayout.Legacy.preambleSize))
+        guard let preamble = ContainerLayout.Preamble(parsing: head) else {
+            throw FormatError(.malformed, file: path, "not a compeft container (bad magic)")
+        }
+        guard preamble.major == ContainerLayout.majorVersion else {
+            throw FormatError(.unsupported, file: path,
+                              "container format version \(preamble.major).\(preamble.minor) is not supported; this compeft reads version \(ContainerLayout.majorVersion).x")
+        }
+        majorVersion = preamble.major
+        minorVersion = preamble.minor
+        let (decoded, indexStart) = try preamble.isVersion10
+            ? Self.openVersion10(source, preamble: head)
+            : Self.open(source, preamble: Array(head[0..<ContainerLayout.preambleSize]))
+        try Self.validate(decoded.index, payloadArea: preamble.size..<indexStart, path: path)
+        index = decoded.index
+        inlineFiles = decoded.inlineFiles
+        refusedTensors = decoded.refusedTensors
+        refusedFiles = decoded.refusedFiles
+    }
+
+    /// Opens the trailer and binary index of a format 1.1 (or later 1.x) container.
+    private static func open(_ source: any ByteSource, preamble: [UInt8]) throws -> (DecodedIndex, indexStart: Int) {
+        let path = source.name
         func bad(_ message: String) -> FormatError { FormatError(.malformed, file: path, message) }
         let size = source.size
-        guard size >= ContainerLayout.preambleSize + ContainerLayout.trailerSize else {
-            throw bad("not a compeft container: \(size) bytes is too short")
-        }
-        let preamble = try Self.read(source, 0..<ContainerLayout.preambleSize)
-        let t = size - ContainerLayout.trailerSize
-        let trailerBytes = try Self.read(source, t..<size)
-        guard let header = ContainerLayout.Preamble(parsing: preamble) else { throw bad("not a compeft container (bad magic)") }
-        guard header.major == ContainerLayout.majorVersion else {
-            throw FormatError(.unsupported, file: path,
-                              "container format version \(header.major).\(header.minor) is not supported; this compeft reads version \(ContainerLayout.majorVersion).x")
-        }
-        majorVersion = header.major
-        minorVersion = header.minor
-        guard let trailer = ContainerLayout.Trailer(parsing: trailerBytes) else {
+        let trailerStart = size - ContainerLayout.trailerSize
+        guard let trailer = ContainerLayout.Trailer(parsing: try read(source, trailerStart..<size)) else {
             throw bad("container is truncated or damaged (no trailer at the end)")
         }
-        guard XXH64.hash(preamble + trailerBytes[0..<32]) == trailer.headerHash else {
-            throw FormatError(.checksum, file: path, "trailer checksum mismatch: the header is corrupt")
+        let length = Int(trailer.indexLength)
+        guard length >= 1, length <= trailerStart - ContainerLayout.preambleSize else {
+            throw bad("index of \(length) bytes does not fit between the preamble and the trailer (\(trailerStart) bytes)")
         }
-        guard trailer.indexOffset >= UInt64(ContainerLayout.preambleSize), trailer.indexLength <= UInt64(t),
-            trailer.indexOffset == UInt64(t) - trailer.indexLength
-        else { throw bad("index location \(trailer.indexOffset)+\(trailer.indexLength) does not end at the trailer (\(t))") }
-        guard trailer.indexRawLength <= trailer.indexLength * UInt64(Zstd.maxExpansion), trailer.indexRawLength <= 1 << 30 else {
-            throw bad("index claims \(trailer.indexRawLength) bytes, impossible for \(trailer.indexLength) stored bytes")
+        let indexStart = trailerStart - length
+        let stored = try read(source, indexStart..<trailerStart)
+        guard ContainerLayout.Trailer.checksum(preamble: preamble, index: stored) == trailer.checksum else {
+            throw FormatError(.checksum, file: path, "index checksum mismatch: the index, preamble or trailer is corrupt")
         }
-        let indexStart = Int(trailer.indexOffset)
-        let stored = try Self.read(source, indexStart..<t)
-        guard XXH64.hash(stored) == trailer.indexHash else {
-            throw FormatError(.checksum, file: path, "index checksum mismatch: the index is corrupt")
-        }
-        var json = [UInt8](repeating: 0, count: Int(trailer.indexRawLength))
+        let body: [UInt8]
         do {
-            try stored.withUnsafeBytes { stored in
-                try Zstd.checkDecodedLength(stored, is: json.count)
-                try json.withUnsafeMutableBytes { try Zstd.decompress(stored, into: $0) }
-            }
-        } catch {
+            body = try IndexCodec.load(stored)
+        } catch .unknownCodec(let codec) {
+            throw FormatError(.unsupported, file: path, "index codec \(codec) is not known to this compeft (written by a newer version?)")
+        } catch .zstd(let error) {
             throw bad("index does not decompress: \(error)")
         }
-        let index: ContainerIndex
         do {
-            index = try JSONDecoder().decode(ContainerIndex.self, from: Data(json))
+            return (try ContainerIndex.decodeBinary(body, payloadArea: ContainerLayout.preambleSize..<indexStart), indexStart)
         } catch {
-            throw bad("index is not valid: \(error)")
+            throw FormatError(error.unsupported ? .unsupported : .malformed, file: path, tensor: error.tensor,
+                              "index is not valid: \(error.message)")
         }
-        payloadEnd = indexStart
-        try Self.validate(index, payloadEnd: payloadEnd, path: path)
-        self.index = index
     }
 
     /// `source`'s bytes in `range`; a failed read becomes a ``FormatError`` (`.io`) naming the source.
-    private static func read(_ source: any ByteSource, _ range: Range<Int>) throws -> [UInt8] {
+    static func read(_ source: any ByteSource, _ range: Range<Int>) throws -> [UInt8] {
         do {
             return try source.bytes(range)
         } catch let error as TaskVectorError {
@@ -108,27 +119,39 @@ public final class ContainerReader: Sendable {
         }
     }
 
-    private static func validate(_ index: ContainerIndex, payloadEnd: Int, path: String) throws {
+    /// The checks every index gets, whatever its version: names, shapes, counts, payload ranges and the
+    /// rules of each encoding (docs/FORMAT.md, "Bad inputs").
+    static func validate(_ index: ContainerIndex, payloadArea: Range<Int>, path: String) throws {
         var names = Set<String>()
         func checkRange(_ offset: Int, _ length: Int, _ raw: Int, _ what: String, tensor: String?) throws {
-            guard offset >= ContainerLayout.preambleSize, length >= 0, offset <= payloadEnd - length else {
+            guard offset >= payloadArea.lowerBound, length >= 0, offset <= payloadArea.upperBound - length else {
                 throw FormatError(.malformed, file: path, tensor: tensor, "\(what) payload \(offset)+\(length) lies outside the file's payload area")
             }
             guard raw >= 0, raw / Zstd.maxExpansion <= length else {
                 throw FormatError(.malformed, file: path, tensor: tensor, "\(what) claims \(raw) decoded bytes from \(length) stored bytes")
             }
         }
-        for f in index.files {
-            guard !f.name.isEmpty, !f.name.contains("/"), f.name != ".", f.name != ".." else {
-                throw FormatError(.malformed, file: path, "auxiliary file name '\(f.name)' is not a plain file name")
+        func isPlainName(_ name: String) -> Bool { !name.isEmpty && !name.contains("/") && name != "." && name != ".." }
+        func checkChecksum(_ hex: String?, _ what: String, tensor: String?) throws {
+            guard let hex, hex.count == 8 || hex.count == 16, hex.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+                throw FormatError(.malformed, file: path, tensor: tensor, "\(what) has no valid checksum")
             }
-            try checkRange(f.offset, f.length, f.rawLength, "file '\(f.name)'", tensor: nil)
+        }
+        var fileNames = Set<String>()
+        for f in index.files {
+            guard isPlainName(f.name), fileNames.insert(f.name).inserted else {
+                throw FormatError(.malformed, file: path, "auxiliary file name '\(f.name)' is not a plain file name, or appears twice")
+            }
+            if f.inline != true {
+                try checkRange(f.offset, f.length, f.rawLength, "file '\(f.name)'", tensor: nil)
+                try checkChecksum(f.xxh64, "file '\(f.name)'", tensor: nil)
+            }
         }
         for t in index.tensors {
             guard !t.name.isEmpty, names.insert(t.name).inserted else {
                 throw FormatError(.malformed, file: path, tensor: t.name, "empty or duplicate tensor name")
             }
-            guard !t.file.isEmpty, !t.file.contains("/"), t.file != ".", t.file != ".." else {
+            guard isPlainName(t.file) else {
                 throw FormatError(.malformed, file: path, tensor: t.name, "output file name '\(t.file)' is not a plain file name")
             }
             guard let count = checkedElementCount(t.shape), count == t.count else {
@@ -138,6 +161,7 @@ public final class ContainerReader: Sendable {
                 throw FormatError(.malformed, file: path, tensor: t.name, "kept counts \(t.kept)/\(t.nonzero) are impossible for \(t.count) values")
             }
             try checkRange(t.offset, t.length, t.rawLength, "tensor", tensor: t.name)
+            try checkChecksum(t.xxh64, "the payload", tensor: t.name)
             if let encoding = PayloadEncoding(rawValue: t.encoding), encoding == .ternaryGap {
                 guard t.rawLength == t.length else {
                     throw FormatError(.malformed, file: path, tensor: t.name, "a gap-coded payload's raw length must equal its stored length")
@@ -172,7 +196,9 @@ public final class ContainerReader: Sendable {
         } catch let error as TaskVectorError {
             throw FormatError(.io, file: path, tensor: tensor, error.message)
         }
-        guard XXH64.hex(bytes.withUnsafeBytes { XXH64.hash($0) }) == xxh64 else {
+        let hex = XXH64.hex(bytes.withUnsafeBytes { XXH64.hash($0) })
+        // Format 1.0 stores all 16 hex digits, 1.1 the low 8 (validated on open).
+        guard hex == xxh64 || (xxh64.count == 8 && hex.hasSuffix(xxh64)) else {
             throw FormatError(.checksum, file: path, tensor: tensor, "checksum mismatch: the payload is corrupt")
         }
         return bytes
@@ -202,8 +228,23 @@ public final class ContainerReader: Sendable {
     }
 
     /// The bytes of a verbatim file, checked.
+    ///
+    /// - Throws: ``FormatError``: `.checksum` or `.malformed` when its payload is corrupt, `.unsupported`
+    ///   when its entry carries a critical field this compeft does not know.
     public func contents(of f: ContainerIndex.File) throws -> [UInt8] {
-        try decompressed(offset: f.offset, length: f.length, rawLength: f.rawLength, xxh64: f.xxh64, tensor: nil)
+        if let reason = refusedFiles[f.name] {
+            throw FormatError(.unsupported, file: path, "file '\(f.name)': \(reason)")
+        }
+        if f.inline == true {
+            guard let bytes = inlineFiles[f.name] else {
+                throw FormatError(.malformed, file: path, "file '\(f.name)' is not stored in this container's index")
+            }
+            return bytes
+        }
+        guard let xxh64 = f.xxh64 else {
+            throw FormatError(.malformed, file: path, "file '\(f.name)' has no checksum")
+        }
+        return try decompressed(offset: f.offset, length: f.length, rawLength: f.rawLength, xxh64: xxh64, tensor: nil)
     }
 
     /// Checks one tensor's checksum and that it decodes; throws the first problem found.
@@ -217,12 +258,22 @@ public final class ContainerReader: Sendable {
         case code(TernaryCode)
     }
 
-    /// Reads, checks and decodes one tensor's payload.
-    public func payload(_ t: ContainerIndex.Tensor) throws -> Payload {
+    /// The tensor's encoding, when this compeft can decode the tensor.
+    ///
+    /// - Throws: ``FormatError`` (`.unsupported`) for an encoding or a critical index field this compeft
+    ///   does not know: that tensor only, the others still decode.
+    func decodableEncoding(_ t: ContainerIndex.Tensor) throws -> PayloadEncoding {
         guard let encoding = PayloadEncoding(rawValue: t.encoding) else {
             throw FormatError(.unsupported, file: path, tensor: t.name,
                               "payload encoding \(t.encoding) is not known to this compeft (written by a newer version?)")
         }
+        if let reason = refusedTensors[t.name] { throw FormatError(.unsupported, file: path, tensor: t.name, reason) }
+        return encoding
+    }
+
+    /// Reads, checks and decodes one tensor's payload.
+    public func payload(_ t: ContainerIndex.Tensor) throws -> Payload {
+        let encoding = try decodableEncoding(t)
         if encoding == .ternaryGap {
             let stored = try stored(offset: t.offset, length: t.length, xxh64: t.xxh64, tensor: t.name)
             do {

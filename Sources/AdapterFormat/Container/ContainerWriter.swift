@@ -1,18 +1,31 @@
 import Foundation
 public import TaskVector
 
-/// Writes a container front to back: preamble, payloads as they come, then the index and trailer.
-/// Nothing is seeked, so the destination can be a pipe.
+/// Writes a format 1.1 container front to back into a ``ByteSink``: preamble, payloads as they come,
+/// then the index and trailer. Nothing is seeked, so the sink can be a file, memory, a pipe or a counter.
+///
+/// Payloads lie back to back in the order they are added — verbatim files stored as payloads first,
+/// then tensors in increasing name order — so the index needs no offsets (docs/FORMAT.md).
 public final class ContainerWriter {
-    private let out: AtomicFileWriter
+    private let out: any ByteSink
     private let level: Int32
     private var offset: Int
     private let preamble: [UInt8]
+    /// The tensors and verbatim files added so far, in the JSON form (offsets absolute).
     public private(set) var tensors: [ContainerIndex.Tensor] = []
     public private(set) var files: [ContainerIndex.File] = []
+    /// Contents of the files kept for the index.
+    private var inlineFiles: [String: [UInt8]] = [:]
 
-    /// - Parameter level: the zstd level for payloads and the index.
-    public init(output: AtomicFileWriter, zstdLevel: Int32 = 19) throws {
+    /// Verbatim files up to this size are stored inside the index, compressed with it; larger ones (a
+    /// tokenizer) get a payload of their own, so opening the container does not decompress them.
+    public static let inlineFileLimit = 256 << 10
+
+    /// Writes the preamble.
+    ///
+    /// - Parameter zstdLevel: the zstd level for payloads and the index.
+    /// - Throws: what the sink throws.
+    public init(output: any ByteSink, zstdLevel: Int32 = 19) throws {
         out = output
         level = zstdLevel
         preamble = ContainerLayout.preamble()
@@ -32,55 +45,82 @@ public final class ContainerWriter {
     /// The zstd level this writer uses.
     public var zstdLevel: Int32 { level }
 
-    /// Appends stored bytes; returns (offset, length, hash hex).
+    /// Appends stored bytes; returns their offset, length and checksum (the low 32 bits of their XXH64).
     private func append(stored: [UInt8]) throws -> (Int, Int, String) {
         let start = offset
         try out.write(stored)
         offset += stored.count
-        return (start, stored.count, XXH64.hex(XXH64.hash(stored)))
+        return (start, stored.count, ContainerIndex.hex32(UInt32(truncatingIfNeeded: XXH64.hash(stored))))
     }
 
-    /// Appends a verbatim file (restored byte-for-byte on decompression).
+    /// Adds a verbatim file (restored byte for byte on decompression): inside the index when it is at
+    /// most ``inlineFileLimit`` bytes, else as a payload.
+    ///
+    /// - Precondition: no tensor added yet (file payloads come first), and no file of this name.
     public func addFile(name: String, bytes: [UInt8]) throws {
-        let stored = try bytes.withUnsafeBytes { try Self.compress($0, level: level, file: out.path, what: name) }
+        precondition(!files.contains { $0.name == name }, "file '\(name)' added twice")
+        if bytes.count <= Self.inlineFileLimit {
+            inlineFiles[name] = bytes
+            files.append(.init(name: name, offset: 0, length: 0, rawLength: bytes.count, xxh64: nil, inline: true))
+            return
+        }
+        precondition(tensors.isEmpty, "a verbatim file stored as a payload must be added before the tensors")
+        let stored = try bytes.withUnsafeBytes { try Self.compress($0, level: level, file: out.name, what: name) }
         let (o, l, h) = try append(stored: stored)
         files.append(.init(name: name, offset: o, length: l, rawLength: bytes.count, xxh64: h))
     }
 
     /// Appends a tensor payload whose raw bytes are `raw`; fills in the entry's location and checksum.
     public func addTensor(_ entry: ContainerIndex.Tensor, raw: UnsafeRawBufferPointer) throws {
-        let stored = try Self.compress(raw, level: level, file: out.path, what: entry.name)
+        let stored = try Self.compress(raw, level: level, file: out.name, what: entry.name)
         try addTensor(entry, stored: stored, rawLength: raw.count)
     }
 
     /// Appends an already compressed payload (see ``compress(_:level:file:what:)``).
+    ///
+    /// - Throws: ``FormatError`` when `entry`'s name does not come after the previous tensor's
+    ///   (bytewise): the index lists tensors, and their payloads lie, in name order.
     public func addTensor(_ entry: ContainerIndex.Tensor, stored: [UInt8], rawLength: Int) throws {
+        if let last = tensors.last, !Array(last.name.utf8).lexicographicallyPrecedes(Array(entry.name.utf8)) {
+            throw FormatError(.malformed, file: out.name, tensor: entry.name,
+                              "tensors must be added in increasing name order (bytewise); it comes after '\(last.name)'")
+        }
         var e = entry
         (e.offset, e.length, e.xxh64) = try append(stored: stored)
         e.rawLength = rawLength
+        e.count = checkedElementCount(e.shape) ?? e.count
         tensors.append(e)
     }
 
     /// Writes the index and trailer and commits the output.
-    public func finish(index template: ContainerIndex) throws {
+    ///
+    /// - Parameter template: the container's metadata; its tensors and files are replaced by those added.
+    /// - Returns: the index as any reader of the container will see it (fields 1.1 does not store, such
+    ///   as `norm`, are `nil`; derived ones are filled in).
+    /// - Throws: what the sink throws, and ``FormatError`` when the index does not read back (a bug;
+    ///   nothing is committed then).
+    @discardableResult
+    public func finish(index template: ContainerIndex) throws -> ContainerIndex {
         var index = template
         index.tensors = tensors
         index.files = files
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let json = try [UInt8](encoder.encode(index))
+        let body = index.binaryBody(inlineFiles: inlineFiles)
+        let written: ContainerIndex
+        do {
+            written = try ContainerIndex.decodeBinary(body, payloadArea: preamble.count..<offset).index
+            try ContainerReader.validate(written, payloadArea: preamble.count..<offset, path: out.name)
+        } catch {
+            throw FormatError(.malformed, file: out.name, "the index written does not read back (a bug in compeft): \(error)")
+        }
         let stored: [UInt8]
         do {
-            stored = try json.withUnsafeBytes { try Zstd.compress($0, level: level) }
+            stored = try IndexCodec.store(body, level: level)
         } catch {
-            throw FormatError(.io, file: out.path, "\(error)")
+            throw FormatError(.io, file: out.name, "\(error)")
         }
-        let trailer = ContainerLayout.trailer(
-            .init(indexOffset: UInt64(offset), indexLength: UInt64(stored.count), indexRawLength: UInt64(json.count),
-                  indexHash: XXH64.hash(stored)),
-            preamble: preamble)
         try out.write(stored)
-        try out.write(trailer)
+        try out.write(ContainerLayout.Trailer.bytes(preamble: preamble, index: stored))
         try out.commit()
+        return written
     }
 }

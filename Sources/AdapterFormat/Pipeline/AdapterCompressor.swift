@@ -20,9 +20,11 @@ public enum AdapterCompressor {
     /// the thread count.
     ///
     /// - Parameters:
+    ///   - output: where the container goes: a file (``AtomicFileWriter``), memory (``MemoryByteSink``),
+    ///     or only counted (``CountingByteSink``).
     ///   - threads: worker threads (default: all cores).
     ///   - progress: called after each tensor with (input bytes done, total input bytes).
-    public static func compress(_ input: TaskVectorInput, options: CompressionOptions, to output: AtomicFileWriter,
+    public static func compress(_ input: TaskVectorInput, options: CompressionOptions, to output: any ByteSink,
                                 zstdLevel: Int32 = 19, threads: Int = defaultThreadCount,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> Report {
         let plan = try Planner.plan(input.tensors, options: options, threads: threads)
@@ -36,7 +38,7 @@ public enum AdapterCompressor {
         while start < tensors.count {
             let end = min(tensors.count, start + batch)
             let first = start
-            let path = output.path
+            let path = output.name
             let coded = UnsafeSlots<Result<(ContainerIndex.Tensor, [UInt8], Int), any Error>?>(repeating: nil, count: end - start)
             parallelFor(count: end - start, threads: threads) { _, item in
                 let i = first + item
@@ -57,11 +59,8 @@ public enum AdapterCompressor {
             tool: "compeft \(CompeftVersion.string)", inputKind: input.kind.rawValue,
             peftType: input.adapterConfig?.peftType, sources: input.sourceFiles.map(lastPathComponent),
             compression: .init(options: options, plan: plan), fileMetadata: input.fileMetadata, files: [], tensors: [])
-        try writer.finish(index: index)
-        var final = index
-        final.tensors = writer.tensors
-        final.files = writer.files
-        var report = Report(plan: plan, index: final, inputBytes: input.inputBytes, outputBytes: output.bytesWritten)
+        let written = try writer.finish(index: index)
+        var report = Report(plan: plan, index: written, inputBytes: input.inputBytes, outputBytes: output.bytesWritten)
         report.notes = input.notes
         return report
     }
