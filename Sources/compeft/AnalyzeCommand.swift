@@ -1,3 +1,4 @@
+import AdapterFormat
 import ArgumentParser
 import Foundation
 import Quantize

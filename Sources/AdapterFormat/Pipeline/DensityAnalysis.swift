@@ -1,74 +1,64 @@
-import AdapterFormat
-import Foundation
-import Quantize
-import TaskVector
+public import Quantize
+public import TaskVector
 
-/// `analyze`'s measurements: for each density, the container the real compressor writes and the
-/// figures of its reconstruction.
-struct DensityAnalysis {
+/// What `compeft analyze` measures: for each density, the size of the container the real compressor
+/// writes (counted, never stored) and the figures of its reconstruction.
+public struct DensityAnalysis: Sendable {
     /// Sizes of one density's container, as `compress` writes it.
-    struct Sizes {
+    public struct Sizes: Sendable {
         /// The whole container: preamble, every payload, the index and the trailer.
-        var containerBytes: Int
+        public var containerBytes: Int
         /// All tensor payloads (residuals and tensors stored exactly).
-        var payloadBytes: Int
+        public var payloadBytes: Int
         /// Payloads of the residual tensors.
-        var residualPayloadBytes: Int
+        public var residualPayloadBytes: Int
         /// Payload bytes by tensor name.
-        var tensorPayloadBytes: [String: Int]
+        public var tensorPayloadBytes: [String: Int]
     }
 
-    struct Density {
-        var point: DensitySweep.Point
-        var sizes: Sizes
+    /// The figures at one density.
+    public struct Density: Sendable {
+        public var point: DensitySweep.Point
+        public var sizes: Sizes
     }
 
-    var input: String
+    /// The input as the user named it, for reports.
+    public var input: String
     /// The base model of a full fine-tune.
-    var base: String?
-    var kind: TaskVectorInput.Kind
-    var peftType: String?
+    public var base: String?
+    public var kind: TaskVectorInput.Kind
+    public var peftType: String?
     /// Bytes of the input's own files (not the base).
-    var inputBytes: Int
-    var options: CompressionOptions
+    public var inputBytes: Int
+    public var options: CompressionOptions
     /// Residual tensors and their values, d.
-    var residualTensors: Int
-    var residualValues: Int
-    var densities: [Density]
+    public var residualTensors: Int
+    public var residualValues: Int
+    public var densities: [Density]
 
     /// Bytes of an f16 copy of the residuals (2 per value).
-    var f16Bytes: Int { 2 * residualValues }
+    public var f16Bytes: Int { 2 * residualValues }
 
-    /// Compresses `taskVector` once per density into a temporary container (then deletes it) and
-    /// measures every plan's reconstruction in one streaming pass.
+    /// Compresses `taskVector` once per density into a ``CountingByteSink`` (the bytes are counted,
+    /// never kept) and measures every plan's reconstruction in one streaming pass.
     ///
-    /// - Parameter progress: called with (steps done, steps) after each density and after the pass.
-    static func run(_ taskVector: TaskVectorInput, input: String, base: String?, options: CompressionOptions, densities: [TaskVector.Density],
-                    progress: (Int, Int) -> Void) throws -> DensityAnalysis {
-        let fm = FileManager.default
-        let folder = fm.temporaryDirectory.appendingPathComponent("compeft-analyze-\(getpid())-\(UUID().uuidString)").path
-        try? fm.removeItem(atPath: folder)
-        do {
-            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw CLIError(status: .ioError, message: "\(folder): cannot create a temporary folder: \(error.localizedDescription)")
-        }
-        defer { try? fm.removeItem(atPath: folder) }
+    /// - Parameters:
+    ///   - input: the input's name, for reports.
+    ///   - base: the base's name, for reports.
+    ///   - options: the compression options; their density is replaced by each of `densities`.
+    ///   - densities: the densities to measure.
+    ///   - zstdLevel: the level `compress` would use.
+    ///   - progress: called with (steps done, steps) after each density and after the pass.
+    /// - Throws: what ``AdapterCompressor/compress(_:options:to:zstdLevel:threads:progress:)`` throws.
+    public static func run(_ taskVector: TaskVectorInput, input: String, base: String?, options: CompressionOptions,
+                           densities: [TaskVector.Density], zstdLevel: Int32 = 19,
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> DensityAnalysis {
         let residualNames = Set(taskVector.tensors.filter { $0.role == .residual }.map(\.name))
         var reports: [(CompressionPlan, Sizes)] = []
         for (i, density) in densities.enumerated() {
             var o = options
             o.density = density
-            let path = folder + "/density-\(i).cpeft"
-            let writer = try AtomicFileWriter(path: path)
-            let report: AdapterCompressor.Report
-            do {
-                report = try AdapterCompressor.compress(taskVector, options: o, to: writer)
-            } catch {
-                writer.abandon()
-                throw error
-            }
-            try? fm.removeItem(atPath: path)
+            let report = try AdapterCompressor.compress(taskVector, options: o, to: CountingByteSink(name: input), zstdLevel: zstdLevel)
             var byName: [String: Int] = [:]
             for t in report.index.tensors { byName[t.name] = t.length }
             let sizes = Sizes(
@@ -92,22 +82,22 @@ struct DensityAnalysis {
 
 extension DensityAnalysis.Density {
     /// Bits per residual value of the residual payloads.
-    var bitsPerParameter: Double? {
+    public var bitsPerParameter: Double? {
         point.total.statistics.count > 0 ? 8 * Double(sizes.residualPayloadBytes) / Double(point.total.statistics.count) : nil
     }
 
     /// Bits per residual value of the whole container.
-    var containerBitsPerParameter: Double? {
+    public var containerBitsPerParameter: Double? {
         point.total.statistics.count > 0 ? 8 * Double(sizes.containerBytes) / Double(point.total.statistics.count) : nil
     }
 
     /// Input file bytes over container bytes.
-    func ratioVsInput(_ inputBytes: Int) -> Double? {
+    public func ratioVsInput(_ inputBytes: Int) -> Double? {
         sizes.containerBytes > 0 ? Double(inputBytes) / Double(sizes.containerBytes) : nil
     }
 
     /// An f16 copy of the residuals (2 bytes per value) over the residual payloads.
-    var ratioVsF16: Double? {
+    public var ratioVsF16: Double? {
         sizes.residualPayloadBytes > 0 ? 2 * Double(point.total.statistics.count) / Double(sizes.residualPayloadBytes) : nil
     }
 }
