@@ -11,9 +11,10 @@ extension AdapterMerger {
     ///   first input, see ``MergedAdapterConfig``, and `adapter_model.safetensors`); for residuals the
     ///   first input's files (shards and their index).
     /// - ``Destination/file``: every tensor in one safetensors file.
-    /// - ``Destination/container(_:zstdLevel:)``: the folder output, written to a temporary folder
-    ///   beside `path`, then compressed with ``AdapterCompressor`` exactly as `compeft compress` would
-    ///   compress that folder (with the base, when one was given).
+    /// - ``Destination/container(_:zstdLevel:)``: the folder output compressed with ``AdapterCompressor``,
+    ///   byte for byte as `compeft compress` compresses that folder (with the base, when one was given);
+    ///   the merged tensors go to the compressor without being written out and read back (see
+    ///   ``mergedInput(store:progress:)``).
     ///
     /// Outputs are written to a temporary file or folder and renamed into place when complete.
     ///
@@ -44,10 +45,9 @@ extension AdapterMerger {
         case .container(let compressionOptions, let zstdLevel):
             try compressionOptions.validate()
             let writer = try AtomicFileWriter(path: path, overwrite: overwrite)
-            let scratch = try AtomicDirectoryWriter(path: path + ".merged", overwrite: true)
-            defer { scratch.abandon() }
-            _ = try writeFolder(scratch, progress: progress)
-            let merged = try TaskVectorInput.load(path: scratch.temporaryPath, base: base?.path)
+            let store = try MergedTensorStore(near: path, bytes: outputs.reduce(0) { $0 + $1.byteCount })
+            defer { store.discard() }
+            let merged = try mergedInput(store: store, progress: progress)
             let report = try AdapterCompressor.compress(merged, options: compressionOptions, to: writer, zstdLevel: zstdLevel)
             files = [path]
             bytes = report.outputBytes
@@ -85,6 +85,41 @@ extension AdapterMerger {
             }
         }
         return (names, bytes)
+    }
+
+    /// The merge result as a compressor input: the input `TaskVectorInput.load` reads from the folder
+    /// output (``writeFolder(_:progress:)``), without writing that folder and parsing it again.
+    ///
+    /// Every output tensor is merged into its output dtype, as the folder's safetensors would hold it,
+    /// and kept in `store`; roles and inits come from the same rules `load` applies
+    /// (`TaskVectorInput.adapter` for adapters, `TaskVectorInput.checkpoint` for residuals and full
+    /// fine-tunes against the base).
+    func mergedInput(store: MergedTensorStore, progress: ((Int, Int) -> Void)?) throws -> TaskVectorInput {
+        var entries: [Checkpoint.Entry] = []
+        var tensorBytes = 0
+        let bytewise = { (a: OutputTensor, b: OutputTensor) in Array(a.name.utf8).lexicographicallyPrecedes(Array(b.name.utf8)) }
+        for o in outputs.sorted(by: bytewise) {
+            let data = try store.tensor(dtype: o.dtype, byteCount: o.byteCount) { fill in try produce(o, sink: fill) }
+            tensorBytes += o.byteCount
+            entries.append(Checkpoint.Entry(name: o.name, dtype: o.dtype, shape: o.shape, fileName: o.file, data: data))
+            progress?(entries.count, outputs.count)
+        }
+        var fileMetadata: [String: [String: String]] = [:]
+        for file in Set(outputs.map(\.file)) {
+            if let m = sources[0].fileMetadata[file], !m.isEmpty { fileMetadata[file] = m }
+        }
+        let outputFiles = Set(outputs.map(\.file)).sorted()
+        if let config = try mergedAdapterConfig() {
+            let parsed = try AdapterConfig(bytes: config, path: "adapter_config.json")
+            return try TaskVectorInput.adapter(
+                config: parsed, configPath: "adapter_config.json", entries,
+                fileMetadata: fileMetadata["adapter_model.safetensors"],
+                sourceFiles: ["adapter_config.json", "adapter_model.safetensors"], inputBytes: config.count + tensorBytes)
+        }
+        let auxiliary = sources[0].auxiliaryFiles
+        return try TaskVectorInput.checkpoint(
+            entries, fileMetadata: fileMetadata, auxiliaryFiles: auxiliary, sourceFiles: outputFiles,
+            inputBytes: auxiliary.reduce(tensorBytes) { $0 + $1.bytes.count }, path: "the merge", base: base)
     }
 
     /// `__metadata__` for a one-file output: the first input's, when it has one tensor file.
@@ -171,5 +206,66 @@ extension AdapterMerger {
         defer { out.deallocate() }
         values.withUnsafeBufferPointer { FloatEncoding.store($0, as: dtype, into: out) }
         try sink(UnsafeRawBufferPointer(rebasing: out[0..<(values.count * dtype.byteSize)]))
+    }
+}
+
+extension AdapterMerger.OutputTensor {
+    /// Bytes of the tensor in its dtype.
+    var byteCount: Int { shape.reduce(1, *) * dtype.byteSize }
+}
+
+/// Where a merge to a container keeps the merged tensors until they are compressed: memory while the
+/// merged model is at most 1/8 of physical memory, else a temporary file beside the output — its
+/// blocks reserved up front, mapped, and deleted when the merge ends — so a merge larger than memory
+/// still runs in bounded memory, as the folder output does.
+final class MergedTensorStore {
+    private let file: AtomicFileWriter?
+    private let region: UnsafeMutableRawBufferPointer?
+    private var used = 0
+
+    /// - Parameters:
+    ///   - path: the output; the temporary file, when one is needed, is created beside it.
+    ///   - bytes: the merged tensors' total size.
+    ///   - memoryLimit: the most bytes kept in memory (default: 1/8 of physical memory).
+    /// - Throws: ``TaskVectorError`` (`.io`) when the temporary file cannot be created, reserved or mapped.
+    init(near path: String, bytes: Int, memoryLimit: UInt64 = ProcessInfo.processInfo.physicalMemory / 8) throws {
+        guard bytes > 0, UInt64(bytes) > memoryLimit else {
+            (file, region) = (nil, nil)
+            return
+        }
+        let file = try AtomicFileWriter(path: path + ".merged", overwrite: true)
+        guard let region = try file.mapForWriting(size: bytes) else {
+            // A file system that cannot reserve space: keep the tensors in memory instead.
+            file.abandon()
+            (self.file, self.region) = (nil, nil)
+            return
+        }
+        (self.file, self.region) = (file, region)
+    }
+
+    /// Stores one tensor of `byteCount` bytes, which `produce` hands to the sink it is given (in one or
+    /// more pieces), and returns a view of it.
+    func tensor(dtype: DType, byteCount: Int,
+                _ produce: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> TensorData {
+        guard let region, let file else {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(byteCount)
+            try produce { bytes.append(contentsOf: $0) }
+            precondition(bytes.count == byteCount, "a merged tensor of \(bytes.count) bytes, expected \(byteCount)")
+            return TensorData(dtype: dtype, copying: bytes)
+        }
+        let start = used
+        try produce { piece in
+            precondition(used + piece.count <= start + byteCount, "a merged tensor is larger than its shape")
+            UnsafeMutableRawBufferPointer(rebasing: region[used..<(used + piece.count)]).copyMemory(from: piece)
+            used += piece.count
+        }
+        precondition(used == start + byteCount, "a merged tensor of \(used - start) bytes, expected \(byteCount)")
+        return TensorData(dtype: dtype, bytes: UnsafeRawBufferPointer(rebasing: region[start..<used]), owner: file)
+    }
+
+    /// Deletes the temporary file, if there is one; its tensors must not be used after.
+    func discard() {
+        file?.abandon()
     }
 }
