@@ -379,7 +379,7 @@ def read_index(path, spans=None):
     receives (kind, start, end) for the body's fields (Benchmarks/container_overhead.py measures them)."""
     with open(path, "rb") as f:
         data = f.read()
-    if len(data) < 28 or data[:8] != b"\x89CPEFT\r\n":
+    if len(data) < 32 or data[:8] != b"\x89CPEFT\r\n":
         raise ContainerError("not a compeft container")
     major, minor = struct.unpack_from("<HH", data, 8)
     if major != 1:
@@ -485,15 +485,19 @@ INIT_RULES = ["zero", "one", "base"]
 
 
 def read_index_11(data, minor, spans=None):
-    trailer = data[-16:]
-    if trailer[12:] != b"CPFT":
+    if len(data) < 32:
+        raise ContainerError("not a compeft container")
+    trailer = data[-20:]
+    if trailer[16:] != b"CPFT":
         raise ContainerError("no trailer")
-    (length,) = struct.unpack_from("<I", trailer)
-    if not 1 <= length <= len(data) - 28:
+    length, header_check, index_hash = struct.unpack_from("<IIQ", trailer)
+    if xxh64(data[:12] + trailer[:4]) & 0xFFFFFFFF != header_check:
+        raise ContainerError("trailer checksum mismatch")
+    if not 1 <= length <= len(data) - 32:
         raise ContainerError("index does not fit between the preamble and the trailer")
-    index_start = len(data) - 16 - length
-    stored = data[index_start : len(data) - 16]
-    if xxh64(data[:12] + stored + trailer[:4]) != struct.unpack_from("<Q", trailer, 4)[0]:
+    index_start = len(data) - 20 - length
+    stored = data[index_start : len(data) - 20]
+    if xxh64(stored) != index_hash:
         raise ContainerError("index checksum mismatch")
     codec = stored[0]
     if codec == 0:

@@ -180,6 +180,12 @@ import Testing
                 $0.u8(0); $0.u8(11); $0.uvarint(3); $0.uvarint(1 << 40); $0.uvarint(1 << 40); $0.uvarint(1 << 40) }),
             ("payload length", body { $0.uvarint(1); $0.string("m"); $0.uvarint(0); $0.uvarint(0); $0.uvarint(1); $0.uvarint(0); $0.string("t")
                 $0.u8(0); $0.u8(11); $0.uvarint(1); $0.uvarint(4); $0.uvarint(0); $0.uvarint(huge); $0.u32(0) }),
+            ("tensors over the limit", body { $0.uvarint(1); $0.string("m"); $0.uvarint(0); $0.uvarint(0)
+                $0.uvarint(IndexFields.Limit.tensors + 1); $0.raw([UInt8](repeating: 0, count: IndexFields.Limit.tensors + 1)) }),
+            ("rank over the limit", body { $0.uvarint(1); $0.string("m"); $0.uvarint(0); $0.uvarint(0); $0.uvarint(1); $0.uvarint(0)
+                $0.string("t"); $0.u8(0); $0.u8(11); $0.uvarint(65); $0.raw([UInt8](repeating: 1, count: 65)) }),
+            ("name over the limit", body { $0.uvarint(1); $0.string("m"); $0.uvarint(0); $0.uvarint(0); $0.uvarint(1); $0.uvarint(0)
+                $0.string(String(repeating: "n", count: IndexFields.Limit.nameLength + 1)) }),
             ("overlong uvarint", body { $0.raw([0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]) }),
             ("redundant uvarint", body { $0.raw([0x80, 0x00]) }),
         ]

@@ -42,7 +42,8 @@ import Testing
         let trailer = good.count - ContainerLayout.trailerSize
         // The index's codec byte, first, middle and last bytes; every trailer field; magic and version.
         let index = [payloadEnd, payloadEnd + 1, (payloadEnd + trailer) / 2, trailer - 1]
-        for position in index + [trailer, trailer + 3, trailer + 4, trailer + 11, trailer + 12, good.count - 1, 3, 11] {
+        for position in index + [trailer, trailer + 3, trailer + 4, trailer + 7, trailer + 8, trailer + 15, trailer + 16,
+                                 good.count - 1, 3, 11] {
             var bad = good
             bad[position] ^= 0x01
             #expect(throws: FormatError.self, "byte \(position)") { try open(bad) }

@@ -83,9 +83,10 @@ struct HandBuiltContainer {
         let index = [codec] + w.bytes
         var trailer: [UInt8] = []
         trailer.appendLE(UInt32(index.count))
-        var covered = preamble + index
-        covered.appendLE(UInt32(index.count))
-        trailer.appendLE(XXH64.hash(covered))
+        var header = preamble
+        header.appendLE(UInt32(index.count))
+        trailer.appendLE(UInt32(truncatingIfNeeded: XXH64.hash(header)))
+        trailer.appendLE(XXH64.hash(index))
         return preamble + pa + pb + index + trailer + Array("CPFT".utf8)
     }
 

@@ -7,7 +7,8 @@ import TaskVector
 ///   preamble: magic "\x89CPEFT\r\n" | u16 major = 1 | u16 minor = 1                      12 bytes
 ///   payloads: back to back, at offsets the index implies
 ///   index:    u8 codec | body (raw, a zstd frame, or a zstd frame over dictionary 1)
-///   trailer:  u32 index length | u64 XXH64(preamble ‖ index ‖ index length) | "CPFT"      16 bytes
+///   trailer:  u32 index length | u32 XXH64(preamble ‖ index length), low bits | u64 XXH64(index) |
+///             "CPFT"                                                                     20 bytes
 /// format 1.0 (read):
 ///   preamble: magic | u16 major = 1 | u16 minor = 0 | u32 flags                            16 bytes
 ///   payloads, then one zstd frame of JSON
@@ -22,7 +23,7 @@ public enum ContainerLayout {
     public static let minorVersion: UInt16 = 1
     /// Sizes of the preamble and trailer of format 1.1 (and every later 1.x).
     public static let preambleSize = 12
-    public static let trailerSize = 16
+    public static let trailerSize = 20
     public static let trailerMagic: [UInt8] = Array("CPFT".utf8)
     /// The smallest file either layout allows.
     static let minimumSize = preambleSize + trailerSize
@@ -59,29 +60,33 @@ public enum ContainerLayout {
     struct Trailer: Equatable {
         /// Bytes of the stored index (codec byte included); it ends where the trailer starts.
         var indexLength: UInt32
-        /// XXH64 of the preamble, the stored index and the `indexLength` field.
-        var checksum: UInt64
+        /// The low 32 bits of the XXH64 of the preamble followed by the `indexLength` field: a damaged
+        /// length is caught before the index is read.
+        var headerCheck: UInt32
+        /// XXH64 of the stored index.
+        var indexChecksum: UInt64
 
-        /// Parses the last 16 bytes of a file; `nil` when they are short or the end magic is wrong.
+        /// Parses the last 20 bytes of a file; `nil` when they are short or the end magic is wrong.
         init?(parsing bytes: [UInt8]) {
-            guard bytes.count == ContainerLayout.trailerSize, Array(bytes[12..<16]) == ContainerLayout.trailerMagic else { return nil }
-            let fields = bytes.withUnsafeBytes { b in (b.readLE(UInt32.self, at: 0), b.readLE(UInt64.self, at: 4)) }
-            guard let length = fields.0, let checksum = fields.1 else { return nil }
-            (indexLength, self.checksum) = (length, checksum)
+            guard bytes.count == ContainerLayout.trailerSize, Array(bytes[16..<20]) == ContainerLayout.trailerMagic else { return nil }
+            let fields = bytes.withUnsafeBytes { b in (b.readLE(UInt32.self, at: 0), b.readLE(UInt32.self, at: 4), b.readLE(UInt64.self, at: 8)) }
+            guard let length = fields.0, let check = fields.1, let checksum = fields.2 else { return nil }
+            (indexLength, headerCheck, indexChecksum) = (length, check, checksum)
         }
 
-        /// The checksum a trailer carries for `preamble` and the stored `index`.
-        static func checksum(preamble: [UInt8], index: [UInt8]) -> UInt64 {
-            var covered = preamble + index
-            covered.appendLE(UInt32(index.count))
-            return XXH64.hash(covered)
+        /// The header check for `preamble` and an index of `indexLength` bytes.
+        static func headerCheck(preamble: [UInt8], indexLength: UInt32) -> UInt32 {
+            var covered = preamble
+            covered.appendLE(indexLength)
+            return UInt32(truncatingIfNeeded: XXH64.hash(covered))
         }
 
-        /// The 16 trailer bytes for `preamble` and the stored `index`.
+        /// The 20 trailer bytes for `preamble` and the stored `index`.
         static func bytes(preamble: [UInt8], index: [UInt8]) -> [UInt8] {
             var out: [UInt8] = []
             out.appendLE(UInt32(index.count))
-            out.appendLE(checksum(preamble: preamble, index: index))
+            out.appendLE(headerCheck(preamble: preamble, indexLength: UInt32(index.count)))
+            out.appendLE(XXH64.hash(index))
             return out + ContainerLayout.trailerMagic
         }
     }

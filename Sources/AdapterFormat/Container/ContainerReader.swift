@@ -85,14 +85,17 @@ public final class ContainerReader: Sendable {
         guard let trailer = ContainerLayout.Trailer(parsing: try read(source, trailerStart..<size)) else {
             throw bad("container is truncated or damaged (no trailer at the end)")
         }
+        guard ContainerLayout.Trailer.headerCheck(preamble: preamble, indexLength: trailer.indexLength) == trailer.headerCheck else {
+            throw FormatError(.checksum, file: path, "trailer checksum mismatch: the header is corrupt")
+        }
         let length = Int(trailer.indexLength)
         guard length >= 1, length <= trailerStart - ContainerLayout.preambleSize else {
             throw bad("index of \(length) bytes does not fit between the preamble and the trailer (\(trailerStart) bytes)")
         }
         let indexStart = trailerStart - length
         let stored = try read(source, indexStart..<trailerStart)
-        guard ContainerLayout.Trailer.checksum(preamble: preamble, index: stored) == trailer.checksum else {
-            throw FormatError(.checksum, file: path, "index checksum mismatch: the index, preamble or trailer is corrupt")
+        guard XXH64.hash(stored) == trailer.indexChecksum else {
+            throw FormatError(.checksum, file: path, "index checksum mismatch: the index is corrupt")
         }
         let body: [UInt8]
         do {

@@ -88,7 +88,6 @@ public final class ContainerWriter {
         var e = entry
         (e.offset, e.length, e.xxh64) = try append(stored: stored)
         e.rawLength = rawLength
-        e.count = checkedElementCount(e.shape) ?? e.count
         tensors.append(e)
     }
 
@@ -97,8 +96,9 @@ public final class ContainerWriter {
     /// - Parameter template: the container's metadata; its tensors and files are replaced by those added.
     /// - Returns: the index as any reader of the container will see it (fields 1.1 does not store, such
     ///   as `norm`, are `nil`; derived ones are filled in).
-    /// - Throws: what the sink throws, and ``FormatError`` when the index does not read back (a bug;
-    ///   nothing is committed then).
+    /// - Throws: what the sink throws, and ``FormatError`` when the index would not read back (an
+    ///   entry a reader refuses, such as a name that is not a plain file name, or more tensors than a
+    ///   reader accepts); nothing is committed then.
     @discardableResult
     public func finish(index template: ContainerIndex) throws -> ContainerIndex {
         var index = template
@@ -108,10 +108,10 @@ public final class ContainerWriter {
         let written: ContainerIndex
         do {
             written = try ContainerIndex.decodeBinary(body, payloadArea: preamble.count..<offset).index
-            try ContainerReader.validate(written, payloadArea: preamble.count..<offset, path: out.name)
         } catch {
-            throw FormatError(.malformed, file: out.name, "the index written does not read back (a bug in compeft): \(error)")
+            throw FormatError(.malformed, file: out.name, tensor: error.tensor, "the index would not read back: \(error.message)")
         }
+        try ContainerReader.validate(written, payloadArea: preamble.count..<offset, path: out.name)
         let stored: [UInt8]
         do {
             stored = try IndexCodec.store(body, level: level)

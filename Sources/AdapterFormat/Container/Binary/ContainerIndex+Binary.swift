@@ -37,9 +37,9 @@ extension ContainerIndex {
             guard let alpha = Double(compression.alphaRequested) else { preconditionFailure("α '\(compression.alphaRequested)' is not a number") }
             w.f64(alpha)
         }
-        let group = compression.total.map { _ in compression }
-        let groupScaleBits = group.map { ($0.scale ?? 0).bitPattern }
-        if let g = group, let total = g.total, let kept = g.keptCount, let nonzero = g.keptNonzero {
+        let g = compression
+        let groupScaleBits = g.total == nil ? nil : (g.scale ?? 0).bitPattern
+        if let total = g.total, let kept = g.keptCount, let nonzero = g.keptNonzero {
             let sums = Self.residualSums(tensors)
             if sums.map({ $0 == (total, kept, nonzero) }) == true {
                 w.u8(IndexFields.Group.summed)
@@ -196,13 +196,14 @@ extension ContainerIndex {
         }
 
         // Output files and their safetensors metadata.
-        let outputCount = try r.uvarint("the number of output files", atMost: r.remaining)
+        typealias Limit = IndexFields.Limit
+        let outputCount = try r.uvarint("the number of output files", atMost: min(r.remaining, Limit.files))
         var outputFiles: [String] = []
         var fileMetadata: [String: [String: String]] = [:]
         for _ in 0..<outputCount {
             let name = try r.string("an output file name")
             guard !outputFiles.contains(name) else { throw BinaryIndexError("output file '\(name)' is listed twice") }
-            let pairs = try r.uvarint("the metadata count of '\(name)'", atMost: r.remaining)
+            let pairs = try r.uvarint("the metadata count of '\(name)'", atMost: min(r.remaining, Limit.metadataPairs))
             var metadata: [String: String] = [:]
             for _ in 0..<pairs {
                 let key = try r.string("a metadata key of '\(name)'")
@@ -225,7 +226,7 @@ extension ContainerIndex {
             offset += length
             return start
         }
-        let fileCount = try r.uvarint("the number of verbatim files", atMost: r.remaining)
+        let fileCount = try r.uvarint("the number of verbatim files", atMost: min(r.remaining, Limit.files))
         var files: [File] = []
         var inlineFiles: [String: [UInt8]] = [:]
         var refusedFiles: [String: String] = [:]
@@ -253,15 +254,20 @@ extension ContainerIndex {
         }
 
         // Tensors.
-        let tensorCount = try r.uvarint("the number of tensors", atMost: r.remaining)
+        let tensorCount = try r.uvarint("the number of tensors", atMost: min(r.remaining, Limit.tensors))
+        var nameBytes = 0
         var tensors: [Tensor] = []
         var refusedTensors: [String: String] = [:]
         var previous: [UInt8] = []
         for i in 0..<tensorCount {
             let after = i == 0 ? "the first tensor" : "the tensor after '\(String(decoding: previous, as: UTF8.self))'"
             let shared = try r.uvarint("the shared name length of \(after)", atMost: previous.count)
-            let suffixLength = try r.uvarint("the name length of \(after)")
+            let suffixLength = try r.uvarint("the name length of \(after)", atMost: Limit.nameLength - shared)
             let suffix = try r.bytes(suffixLength, "the name of \(after)")
+            nameBytes += shared + suffixLength
+            guard nameBytes <= Limit.nameBytes else {
+                throw BinaryIndexError("the tensor names hold more than \(Limit.nameBytes) bytes together")
+            }
             let nameBytes = Array(previous[0..<shared]) + suffix
             let name = try r.utf8(nameBytes[...], "the name of \(after)")
             guard !nameBytes.isEmpty, i == 0 || previous.lexicographicallyPrecedes(nameBytes) else {
@@ -280,7 +286,7 @@ extension ContainerIndex {
             guard initCode < IndexFields.initRules.count else { throw fail("init rule \(initCode) is not known", unsupported: true) }
             let dtypeCode = Int(try r.u8("the dtype of '\(name)'"))
             guard dtypeCode < IndexFields.dtypes.count else { throw fail("dtype code \(dtypeCode) is not known to this compeft", unsupported: true) }
-            let rank = try r.uvarint("the rank of '\(name)'", atMost: r.remaining)
+            let rank = try r.uvarint("the rank of '\(name)'", atMost: Limit.rank)
             var shape: [Int] = []
             for _ in 0..<rank { shape.append(try r.uvarint("a dimension of '\(name)'")) }
             guard let count = checkedElementCount(shape) else { throw fail("shape \(shape) overflows") }

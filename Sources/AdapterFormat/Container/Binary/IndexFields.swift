@@ -50,6 +50,19 @@ enum IndexFields {
         static let reserved: UInt8 = 0b0111_1110
     }
 
+    /// What a reader accepts, so that no body — whatever a zstd frame expands to — makes it hold more
+    /// than a few hundred MiB: front-coded names in particular could otherwise grow without end.
+    enum Limit {
+        static let tensors = 1 << 20
+        /// Output files, and verbatim files.
+        static let files = 1 << 16
+        static let metadataPairs = 1 << 16
+        static let rank = 64
+        static let nameLength = 1 << 16
+        /// All tensor names together.
+        static let nameBytes = 1 << 28
+    }
+
     /// Values of the group byte.
     enum Group {
         static let none: UInt8 = 0
