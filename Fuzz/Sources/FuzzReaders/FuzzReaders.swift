@@ -9,11 +9,14 @@ import TaskVector
 /// - 1: container reader, then every payload's checksum and decode
 /// - 2: PyTorch `.bin` (zip + restricted unpickler)
 /// - 3: the gap coder alone: u32 count, u32 nonzero, then the stream (decoded to a code and to bf16)
+/// - 4: a format 1.1 index body behind a valid checksum: u16 payload-area length P, P payload bytes, then
+///   the body (stored with codec 0), sealed into a container and read as in 1 — the checksum that keeps
+///   mutations of whole files away from the index parser is recomputed here
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let body = UnsafeBufferPointer(start: data + 1, count: size - 1)
-    switch data[0] % 4 {
+    switch data[0] % 5 {
     case 0:
         if let f = try? SafeTensorsFile(file: MappedFile(path: "fuzz.safetensors", contents: body)) {
             for t in f.tensors where t.dtype.isFloatingPoint && t.count <= 1 << 16 {
@@ -22,16 +25,18 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             }
         }
     case 1:
-        if let r = try? ContainerReader(name: "fuzz.cpeft", contents: Array(body)) {
-            for f in r.index.files { _ = try? r.contents(of: f) }
-            for t in r.index.tensors {
-                _ = try? r.payload(t)
-                if t.dtype.isFloatingPoint, t.count <= 1 << 20 {
-                    var out = [UInt8](repeating: 0, count: t.count * 2)
-                    out.withUnsafeMutableBytes { _ = try? r.decode(t, as: .bf16, into: $0, residualOnly: true) }
-                }
-            }
-        }
+        readContainer(Array(body))
+    case 4:
+        guard body.count >= 2 else { return 0 }
+        let payloads = min(Int(body[0]) | Int(body[1]) << 8, body.count - 2)
+        var preamble = ContainerLayout.magic
+        preamble += [1, 0, 1, 0]  // version 1.1
+        let index = [0] + Array(body[(2 + payloads)...])  // codec 0: the body as it is
+        let length = withUnsafeBytes(of: UInt32(index.count).littleEndian, Array.init)
+        let check = UInt32(truncatingIfNeeded: XXH64.hash(preamble + length))
+        let trailer = length + withUnsafeBytes(of: check.littleEndian, Array.init)
+            + withUnsafeBytes(of: XXH64.hash(index).littleEndian, Array.init) + Array("CPFT".utf8)
+        readContainer(preamble + Array(body[2..<(2 + payloads)]) + index + trailer)
     case 2:
         _ = try? TorchBinReader.load(file: MappedFile(path: "fuzz.bin", contents: body))
     default:
@@ -45,6 +50,19 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         out.withUnsafeMutableBytes { _ = try? GapCoder.decode(stream, count: count, nonzero: nonzero, scale: 0.5, into: $0, as: .bf16) }
     }
     return 0
+}
+
+/// Opens a container and reads every file and tensor it lists.
+func readContainer(_ bytes: [UInt8]) {
+    guard let r = try? ContainerReader(name: "fuzz.cpeft", contents: bytes) else { return }
+    for f in r.index.files { _ = try? r.contents(of: f) }
+    for t in r.index.tensors {
+        _ = try? r.payload(t)
+        if t.dtype.isFloatingPoint, t.count <= 1 << 20 {
+            var out = [UInt8](repeating: 0, count: t.count * 2)
+            out.withUnsafeMutableBytes { _ = try? r.decode(t, as: .bf16, into: $0, residualOnly: true) }
+        }
+    }
 }
 
 @_silgen_name("LLVMFuzzerRunDriver")
