@@ -79,11 +79,16 @@ public final class ContainerWriter {
     /// Appends an already compressed payload (see ``compress(_:level:file:what:)``).
     ///
     /// - Throws: ``FormatError`` when `entry`'s name does not come after the previous tensor's
-    ///   (bytewise): the index lists tensors, and their payloads lie, in name order.
+    ///   (bytewise): the index lists tensors, and their payloads lie, in name order; or when its shape,
+    ///   encoding or counts are negative (the rest is checked when the index is read back by ``finish(index:)``).
     public func addTensor(_ entry: ContainerIndex.Tensor, stored: [UInt8], rawLength: Int) throws {
         if let last = tensors.last, !Array(last.name.utf8).lexicographicallyPrecedes(Array(entry.name.utf8)) {
             throw FormatError(.malformed, file: out.name, tensor: entry.name,
                               "tensors must be added in increasing name order (bytewise); it comes after '\(last.name)'")
+        }
+        guard entry.shape.allSatisfy({ $0 >= 0 }), entry.encoding >= 0, entry.nonzero >= 0, entry.kept >= entry.nonzero else {
+            throw FormatError(.malformed, file: out.name, tensor: entry.name,
+                              "shape \(entry.shape), encoding \(entry.encoding) or counts \(entry.kept)/\(entry.nonzero) cannot be written")
         }
         var e = entry
         (e.offset, e.length, e.xxh64) = try append(stored: stored)
@@ -101,6 +106,10 @@ public final class ContainerWriter {
     ///   reader accepts); nothing is committed then.
     @discardableResult
     public func finish(index template: ContainerIndex) throws -> ContainerIndex {
+        let alpha = template.compression.alphaRequested
+        guard alpha == "auto" || Double(alpha).map({ $0.isFinite && $0 > 0 }) == true else {
+            throw FormatError(.malformed, file: out.name, "requested α '\(alpha)' is neither \"auto\" nor a positive number")
+        }
         var index = template
         index.tensors = tensors
         index.files = files
