@@ -7,8 +7,8 @@
         JSON: mask packed LSB first in ceil(count/8) bytes, signs in ceil(nonzero/8) bytes (the packing of
         encoding 1); "runs" counts the runs of each mode ({"golomb": g, "huffman": h}).
     python3 Fixtures/decode_gap.py --index CONTAINER.cpeft
-        Prints the container's index as read: {"version", "compression", "files": [{name, rawLength, sha256,
-        inline}], "tensors": [{name, file, dtype, shape, role, init, encoding, count, kept, nonzero, scaleBits,
+        Prints the container's index as read: {"version", "compression", "files": [{name, rawLength, xxh64 (of the
+        contents), inline}], "tensors": [{name, file, dtype, shape, role, init, encoding, count, kept, nonzero, scaleBits,
         offset, length, checksum}]}, every payload checksum checked.
     python3 Fixtures/decode_gap.py --streams MANIFEST.json
         MANIFEST is [{"name", "path", "count", "nonzero"}, ...], each path a bare gap stream. Prints the same
@@ -373,7 +373,7 @@ class ContainerError(ValueError):
 def read_index(path, spans=None):
     """Opens a container of format 1.0 or 1.1; returns (file bytes, index) where index is
     {"version", "tensors": [{name, file, dtype, shape, role, init, encoding, count, kept, nonzero, scaleBits,
-    offset, length, checksum}], "files": [{name, rawLength, sha256, inline}], "compression": {...}} with
+    offset, length, checksum}], "files": [{name, rawLength, xxh64, inline}], "compression": {...}} with
     payload offsets absolute and every checksum and payload range checked. For format 1.1, index also holds
     "indexBytes" (the stored index, codec byte included) and "body" (the decoded body); `spans`, when a list,
     receives (kind, start, end) for the body's fields (Benchmarks/container_overhead.py measures them)."""
@@ -413,7 +413,7 @@ def read_index_10(data):
     files = []
     for f in index["files"]:
         contents = zstd_decompress(data[f["offset"] : f["offset"] + f["length"]])
-        files.append({"name": f["name"], "rawLength": f["rawLength"], "sha256": hashlib.sha256(contents).hexdigest(),
+        files.append({"name": f["name"], "rawLength": f["rawLength"], "xxh64": f"{xxh64(contents):016x}",
                       "inline": False})
     index["files"] = files
     index["version"] = "1.0"
@@ -583,7 +583,7 @@ def read_index_11(data, minor, spans=None):
             raise ContainerError(f"file {name}: {len(contents)} bytes, the index says {raw_length}")
         if flags & 0x80:
             r.fields(f"file {name}")
-        files.append({"name": name, "rawLength": raw_length, "sha256": hashlib.sha256(contents).hexdigest(),
+        files.append({"name": name, "rawLength": raw_length, "xxh64": f"{xxh64(contents):016x}",
                       "inline": not flags & 1})
 
     tensors = []

@@ -77,7 +77,7 @@ import Testing
             compression.total = total
             compression.keptCount = summed ? sums.1 : total / 3
             compression.keptNonzero = summed ? sums.2 : total / 4
-            compression.keepTarget = CompressionOptions.keepCount(of: total, density: density)
+            compression.keepTarget = Density.percent(density).keepCount(of: total)
             compression.rank = total - compression.keepTarget!
             compression.threshold = abs(finite())
             compression.sigma = chance(4) ? 0 : Double(g.next() % 1000) / 999
@@ -109,7 +109,7 @@ import Testing
     static func realBody() throws -> (container: [UInt8], body: [UInt8], reseal: ([UInt8]) -> [UInt8]) {
         let input = try TaskVectorInput.load(path: Fixtures.path("lora-bert-seqcls"))
         let sink = MemoryByteSink()
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: sink, zstdLevel: 3)
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: sink, zstdLevel: 3)
         let bytes = sink.bytes
         let t = bytes.count - ContainerLayout.trailerSize
         let length = Int(bytes.withUnsafeBytes { $0.readLE(UInt32.self, at: t)! })

@@ -10,7 +10,7 @@ import Testing
     @Test(arguments: ["lora-bert-seqcls", "residual.safetensors"])
     func fileMemoryAndCountingSinksGetTheSameContainer(fixture: String) throws {
         let input = try TaskVectorInput.load(path: Fixtures.path(fixture))
-        let options = CompressionOptions(density: 10)
+        let options = CompressionOptions(density: .percent(10))
         let path = scratchDirectory("sinks") + "/c.cpeft"
         let file = try AtomicFileWriter(path: path)
         let memory = MemoryByteSink(name: "memory")
@@ -41,7 +41,7 @@ import Testing
     /// `analyze` counts each density's container with a ``CountingByteSink``: the sizes `compress` writes.
     @Test func densityAnalysisCountsTheBytesCompressWrites() throws {
         let input = try TaskVectorInput.load(path: Fixtures.path("ia3-bert-seqcls"))
-        let analysis = try DensityAnalysis.run(input, input: "ia3", base: nil, options: .init(), densities: [5, 30])
+        let analysis = try DensityAnalysis.run(input, input: "ia3", base: nil, options: .init(), densities: [.percent(5), .percent(30)])
         for d in analysis.densities {
             let sink = MemoryByteSink()
             let report = try AdapterCompressor.compress(input, options: .init(density: d.point.density), to: sink)

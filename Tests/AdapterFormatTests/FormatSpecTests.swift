@@ -29,7 +29,7 @@ struct FormatSpecTests {
         #expect(files.map { $0["name"] as? String } == reader.index.files.map(\.name))
         for (p, f) in zip(files, reader.index.files) {
             #expect(p["rawLength"] as? Int == f.rawLength && p["inline"] as? Bool == (f.inline == true), "\(f.name)")
-            #expect(p["sha256"] as? String == SHA256.hex(try reader.contents(of: f)), "\(f.name)")
+            #expect(p["xxh64"] as? String == XXH64.hex(XXH64.hash(try reader.contents(of: f))), "\(f.name)")
         }
     }
 
@@ -41,12 +41,12 @@ struct FormatSpecTests {
     }
 
     @Test(arguments: [
-        Case(fixture: "lora-bert-seqcls", options: .init(density: 10)),
-        Case(fixture: "ia3-bert-seqcls", options: .init(scope: .tensor, density: 30)),
-        Case(fixture: "lora-gpt2-bf16", options: .init(method: .stc, density: 5)),
-        Case(fixture: "ia3-gpt2-f16", options: .init(method: .prune, density: 20)),
-        Case(fixture: "residual.safetensors", options: .init(scope: .tensor, density: 2)),
-        Case(fixture: "full-ft", base: "tiny-bert", options: .init(density: 10)),
+        Case(fixture: "lora-bert-seqcls", options: .init(density: .percent(10))),
+        Case(fixture: "ia3-bert-seqcls", options: .init(scope: .tensor, density: .percent(30))),
+        Case(fixture: "lora-gpt2-bf16", options: .init(method: .stc, density: .percent(5))),
+        Case(fixture: "ia3-gpt2-f16", options: .init(method: .prune, density: .percent(20))),
+        Case(fixture: "residual.safetensors", options: .init(scope: .tensor, density: .percent(2))),
+        Case(fixture: "full-ft", base: "tiny-bert", options: .init(density: .percent(10))),
     ])
     func pythonReaderSeesTheSameIndex(_ c: Case) throws {
         let input = try TaskVectorInput.load(path: Fixtures.path(c.fixture), base: c.base.map(Fixtures.path))
@@ -68,7 +68,7 @@ struct FormatSpecTests {
         let large = (0..<(ContainerWriter.inlineFileLimit + 1)).map { _ in UInt8(97 + g.next() % 26) }
         input.auxiliaryFiles = [("tokenizer.json", large), ("small.json", Array("{}".utf8))]
         let path = scratchDirectory("formatspec-large") + "/c.cpeft"
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: path), zstdLevel: 3)
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: path), zstdLevel: 3)
         let reader = try ContainerReader(path: path)
         let files = reader.index.files
         #expect(files.map(\.inline) == [nil, true])

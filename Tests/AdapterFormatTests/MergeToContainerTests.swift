@@ -32,7 +32,7 @@ import Testing
     @Test(arguments: cases)
     func containerOutputIsTheFolderOutputCompressed(_ c: Case) throws {
         let dir = scratchDirectory("merge-container")
-        let options = CompressionOptions(density: 10)
+        let options = CompressionOptions(density: .percent(10))
         _ = try merger(c).write(to: dir + "/m", as: .folder)
         let folder = try TaskVectorInput.load(path: dir + "/m", base: c.base.map(Fixtures.path))
         let expected = MemoryByteSink()
@@ -47,7 +47,7 @@ import Testing
     @Test(arguments: [cases[0], cases[3]])
     func mergedTensorsSpillToATemporaryFileBeyondTheMemoryLimit(_ c: Case) throws {
         let dir = scratchDirectory("merge-spill")
-        let options = CompressionOptions(density: 10)
+        let options = CompressionOptions(density: .percent(10))
         let inMemory = MemoryByteSink()
         let m1 = try merger(c)
         m1.thresholds = try m1.findThresholds()

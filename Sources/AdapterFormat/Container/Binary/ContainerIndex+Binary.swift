@@ -364,7 +364,7 @@ extension ContainerIndex {
             (compression.total, compression.keptCount, compression.keptNonzero) = sums
         }
         if let total = compression.total {
-            compression.keepTarget = CompressionOptions.keepCount(of: total, density: density)
+            compression.keepTarget = Density.percent(density).keepCount(of: total)  // density was checked above
             compression.rank = total - compression.keepTarget!
         }
         let index = ContainerIndex(
