@@ -20,7 +20,8 @@ public final class MappedFile: @unchecked Sendable {
 
     /// Maps the file at `path` read-only; `-` reads standard input to the end instead.
     ///
-    /// - Throws: ``TaskVectorError`` with code `.io` naming the file when it cannot be opened or mapped.
+    /// - Throws: ``TaskVectorError`` with code `.io` naming the file when it cannot be opened or mapped,
+    ///   or is not a regular file (refused without blocking; see ``RegularFile``).
     public init(path: String) throws {
         self.path = path
         if path == "-" {
@@ -32,19 +33,10 @@ public final class MappedFile: @unchecked Sendable {
             bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<data.count])
             return
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw TaskVectorError(.io, file: path, "cannot open: \(String(cString: strerror(errno)))")
-        }
+        let opened = try RegularFile.openForReading(path)
+        let fd = opened.descriptor
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw TaskVectorError(.io, file: path, "cannot stat: \(String(cString: strerror(errno)))")
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw TaskVectorError(.io, file: path, "not a regular file")
-        }
-        let size = Int(info.st_size)
+        let size = opened.size
         owned = nil
         if size == 0 {
             mapping = nil

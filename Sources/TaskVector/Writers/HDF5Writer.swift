@@ -3,7 +3,8 @@
 /// Naming: each tensor name is split at every `.`; all parts but the last are nested groups and the
 /// last names the dataset, so `layers.dense.kernel:0` is written as `/layers/dense/kernel:0` and
 /// ``HDF5Reader`` reads it back under the same name. Every part must be non-empty and free of `/`,
-/// and no name may be another's group path (`a.b` beside `a.b.c`): both are refused before
+/// no name may be another's group path (`a.b` beside `a.b.c`), and none may nest deeper than
+/// ``HDF5Reader/maxDepth`` groups (what compeft writes, it reads back): all are refused before
 /// anything is written.
 ///
 /// Types: `F16`, `F32` and `F64` are written as little-endian IEEE floats (for `F16` a custom type
@@ -56,6 +57,12 @@ public enum HDF5Writer {
                 throw TaskVectorError(
                     .unsupported, file: path, tensor: name,
                     "cannot be written to HDF5: every '.'-separated part of the name must be non-empty and free of '/'")
+            }
+            guard parts.count - 1 <= HDF5Reader.maxDepth else {
+                throw TaskVectorError(
+                    .unsupported, file: path, tensor: name,
+                    "cannot be written to HDF5: its \(parts.count) name parts would put the dataset more than "
+                        + "\(HDF5Reader.maxDepth) groups deep, deeper than compeft reads")
             }
             let datasetPath = parts.joined(separator: "/")
             guard datasets.insert(datasetPath).inserted else {
