@@ -20,11 +20,15 @@ final class BoundedRun: @unchecked Sendable {
         var seconds: Double
     }
 
-    /// Starts `compeft arguments…` with standard input from /dev/null, in `directory` if given.
-    init(_ arguments: [String], in directory: String? = nil) throws {
+    /// Starts `compeft arguments…` with standard input from /dev/null, in `directory` if given, with
+    /// `environment` added to this process's.
+    init(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: CLI.binary)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
@@ -44,6 +48,17 @@ final class BoundedRun: @unchecked Sendable {
 
     /// Sends `signal` to the process.
     func send(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// The files the process has open, as `/proc/PID/fd` names them (an unnamed `O_TMPFILE` shows as
+    /// `FOLDER/#INODE (deleted)`).
+    var openFiles: [String] {
+        let fds = "/proc/\(process.processIdentifier)/fd"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? []).compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: fds + "/" + $0)
+        }
+    }
 
     /// Waits at most `seconds` for the process to end; past that it is killed and the result says so.
     func wait(seconds: Double) -> Result {

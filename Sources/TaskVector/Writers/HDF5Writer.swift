@@ -16,7 +16,9 @@
 ///
 /// libhdf5 writes the file under a temporary name `.<name>.compeft-XXXXXX` in the destination's
 /// folder (made by ``AtomicFileWriter``), which is then synced and renamed into place, so a failure
-/// never leaves a partial file at `path`.
+/// never leaves a partial file at `path`. libhdf5 opens files by their real path, so this temporary
+/// has a name even where other outputs are unnamed until complete: the `compeft` command removes it
+/// on SIGINT, SIGTERM and SIGHUP, but a process killed outright leaves it.
 public enum HDF5Writer {
     /// Writes `tensors` to a new HDF5 file at `path`.
     ///
@@ -29,7 +31,7 @@ public enum HDF5Writer {
     ///   `.io` or `.malformed` when writing fails.
     public static func write(_ tensors: [LoadedTensor], to path: String, overwrite: Bool) throws {
         let datasetPaths = try validate(tensors, path: path)
-        let output = try AtomicFileWriter(path: path, overwrite: overwrite)
+        let output = try AtomicFileWriter(path: path, overwrite: overwrite, named: true)
         guard let temporary = output.temporaryFilePath else {
             throw TaskVectorError(.unsupported, file: path, "HDF5 cannot be written to standard output; give a file path")
         }

@@ -48,12 +48,20 @@ struct DensityAnalysis {
         let fm = FileManager.default
         let folder = fm.temporaryDirectory.appendingPathComponent("compeft-analyze-\(getpid())-\(UUID().uuidString)").path
         try? fm.removeItem(atPath: folder)
-        do {
-            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw CLIError(status: .ioError, message: "\(folder): cannot create a temporary folder: \(error.localizedDescription)")
+        // Made and registered while removal is held off, so SIGINT, SIGTERM and SIGHUP remove it too.
+        let made: Result<TemporaryFiles.Token, CLIError> = TemporaryFiles.withRemovalHeld { registry in
+            do {
+                try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                return .failure(CLIError(status: .ioError, message: "\(folder): cannot create a temporary folder: \(error.localizedDescription)"))
+            }
+            return .success(registry.add(folder, isFolder: true))
         }
-        defer { try? fm.removeItem(atPath: folder) }
+        let registered = try made.get()
+        defer {
+            try? fm.removeItem(atPath: folder)
+            TemporaryFiles.unregister(registered)
+        }
         let residualNames = Set(taskVector.tensors.filter { $0.role == .residual }.map(\.name))
         var reports: [(CompressionPlan, Sizes)] = []
         for (i, density) in densities.enumerated() {
