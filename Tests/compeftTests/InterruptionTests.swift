@@ -137,4 +137,24 @@ import Testing
         _ = run.wait(seconds: 60)
         #expect(Self.listing(dir) == ["tmp"], "\(job.name) left \(Self.listing(dir)) after SIGKILL")
     }
+
+    /// An input that shrinks while compeft reads it (inputs are memory-mapped, so this is SIGBUS): an
+    /// I/O error naming the input, exit status 4, and nothing left (issue 16 §3, the CLI's own reads).
+    @Test(arguments: [
+        Job(name: "compress") { _, dir in ["compress", dir + "/input.safetensors", "-o", dir + "/out.cpeft", "--density", "10"] },
+        Job(name: "merge") { w, dir in ["merge", dir + "/input.safetensors", w.big2, "-o", dir + "/out.safetensors"] },
+    ])
+    func inputTruncatedMidRunIsAnIOErrorNamingIt(_ job: Job) throws {
+        let dir = scratch("interrupt-truncate")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = dir + "/input.safetensors"
+        try FileManager.default.copyItem(atPath: try Self.workspace.get().big, toPath: input)
+        guard let run = try Self.startAndWaitForTemporary(job, in: dir) else { return }
+        #expect(truncate(input, 4096) == 0)
+        let result = run.wait(seconds: 60)
+        #expect(!result.timedOut)
+        #expect(result.reason == .exit && result.status == 4, "\(result.status): \(result.stderr)")
+        #expect(result.stderr.contains("\(input): the file changed while compeft was reading it"), "\(result.stderr)")
+        #expect(Self.listing(dir) == ["input.safetensors", "tmp"])
+    }
 }
