@@ -92,7 +92,7 @@ public final class ContainerReader: Sendable {
         do {
             index = try JSONDecoder().decode(ContainerIndex.self, from: Data(json))
         } catch {
-            throw bad("index is not valid: \(error)")
+            throw bad("index is not valid: \(JSONDiagnosis.explain(error, in: json, as: ContainerIndex.self))")
         }
         payloadEnd = indexStart
         try Self.validate(index, payloadEnd: payloadEnd, path: path)

@@ -98,6 +98,7 @@ public final class MergeSource {
 
     static func openContainer(path: String) throws -> MergeSource {
         let reader = try ContainerReader(path: path)
+        _ = try reader.checkedAdapterConfig()
         let index = reader.index
         guard let kind = TaskVectorInput.Kind(rawValue: index.inputKind) else {
             throw FormatError(.unsupported, file: path, "input kind '\(index.inputKind)' is not known to this compeft")

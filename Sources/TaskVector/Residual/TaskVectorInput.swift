@@ -207,6 +207,7 @@ public struct TaskVectorInput: Sendable {
             throw TaskVectorError(.io, file: folder, "PEFT adapter folder has neither adapter_model.safetensors nor adapter_model.bin")
         }
         let checkpoint = try Checkpoint(path: weightsPath)
+        try config.checkRanks(checkpoint.names.map { ($0, checkpoint.entry($0)!.shape) }, file: configPath)
         var tensors: [SourceTensor] = []
         for name in checkpoint.names {
             let info = checkpoint.entry(name)!

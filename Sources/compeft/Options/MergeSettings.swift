@@ -129,6 +129,9 @@ extension MergeSettings {
             settings = isJSON ? try JSONDecoder().decode(Self.self, from: data) : try YAMLDecoder().decode(Self.self, from: data)
         } catch let error as CLIError {
             throw error
+        } catch DecodingError.dataCorrupted(let context) where isJSON && context.codingPath.isEmpty {
+            // A number that does not fit its key (2⁶⁴ for seed) reads as "not valid JSON": name the key.
+            throw bad("not a valid JSON merge config: " + JSONDiagnosis.explain(DecodingError.dataCorrupted(context), in: Array(data), as: Self.self))
         } catch let error as DecodingError {
             throw bad(Self.describe(error, isJSON: isJSON))
         } catch {
