@@ -95,11 +95,14 @@ public struct AdapterConfig: Sendable {
     /// - Throws: ``TaskVectorError`` (`.mismatch`) naming the tensor, its rank and the config's.
     public func checkRanks(_ tensors: [(name: String, shape: [Int])], file: String) throws {
         guard peftType.uppercased() == "LORA" else { return }
+        // Compiled once: a mixture-of-experts adapter has 10⁵ factors.
+        let patterns = rankPattern.keys.sorted().compactMap { key in Self.patternRegex(key).map { (key, $0) } }
         for (name, shape) in tensors {
             guard let (module, dimension) = Self.loraFactor(name), shape.count > dimension else { continue }
             let found = shape[dimension]
             let key = Self.moduleKey(module)
-            let matches = rankPattern.keys.sorted().filter { Self.patternMatches($0, key) }
+            let range = NSRange(key.startIndex..., in: key)
+            let matches = patterns.filter { $0.1.firstMatch(in: key, range: range) != nil }.map(\.0)
             let expected: Int
             let source: String
             if let first = matches.first {
@@ -144,10 +147,10 @@ public struct AdapterConfig: Sendable {
         return module.hasPrefix(prefix) ? String(module.dropFirst(prefix.count)) : module
     }
 
-    /// PEFT's `get_pattern_key` test: `(.*\.)?(key)$` matches `name` from its start.
-    static func patternMatches(_ key: String, _ name: String) -> Bool {
-        guard let regex = try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$") else { return false }
-        return regex.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
+    /// PEFT's `get_pattern_key` test for `key`: `(.*\.)?(key)$` matched from the start of a module name;
+    /// nil when `key` is not a valid regular expression.
+    static func patternRegex(_ key: String) -> NSRegularExpression? {
+        try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$")
     }
 
     private static func pattern<V>(_ value: Any?, field: String, bad: (String) -> TaskVectorError,
@@ -158,7 +161,7 @@ public struct AdapterConfig: Sendable {
         }
         var out: [String: V] = [:]
         for key in object.keys.sorted() {
-            guard (try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$")) != nil else {
+            guard patternRegex(key) != nil else {
                 throw bad("\(field) key '\(key)' is not a valid regular expression")
             }
             out[key] = try convert(key, object[key]!)
