@@ -188,7 +188,7 @@ public final class AtomicFileWriter {
         }
         let region = UnsafeMutableRawBufferPointer(start: raw, count: size)
         mapping = region
-        mappingKey = MappedRegions.register(UnsafeRawBufferPointer(region), path: path)
+        mappingKey = MappedRegions.register(UnsafeRawBufferPointer(region), path: path, isOutput: true)
         bytesWritten = UInt64(size)
         return region
     }

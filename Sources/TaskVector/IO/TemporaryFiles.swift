@@ -92,15 +92,16 @@ package enum TemporaryFiles {
 /// The memory mappings of files that are open, so that a `SIGBUS` (a mapped file that shrank, or a
 /// disk that failed under it) can be reported naming the file.
 package enum MappedRegions {
-    private static let regions = Mutex([Int: (range: Range<UInt>, path: String)]())
+    private static let regions = Mutex([Int: (range: Range<UInt>, path: String, isOutput: Bool)]())
     private static let next = Atomic<Int>(0)
 
-    /// Records that `bytes` map `path`; returns the key for ``unregister(_:)``.
-    package static func register(_ bytes: UnsafeRawBufferPointer, path: String) -> Int {
+    /// Records that `bytes` map `path` (an output being written when `isOutput`); returns the key for
+    /// ``unregister(_:)``.
+    package static func register(_ bytes: UnsafeRawBufferPointer, path: String, isOutput: Bool = false) -> Int {
         let key = next.add(1, ordering: .relaxed).newValue
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return key }
         let start = UInt(bitPattern: base)
-        regions.withLock { $0[key] = (start..<(start + UInt(bytes.count)), path) }
+        regions.withLock { $0[key] = (start..<(start + UInt(bytes.count)), path, isOutput) }
         return key
     }
 
@@ -108,8 +109,10 @@ package enum MappedRegions {
         _ = regions.withLock { $0.removeValue(forKey: key) }
     }
 
-    /// The file mapped at `address`, if any.
-    package static func path(containing address: UInt) -> String? {
-        regions.withLock { regions in regions.values.first { $0.range.contains(address) }?.path }
+    /// The file mapped at `address`, if any, and whether it is an output.
+    package static func file(containing address: UInt) -> (path: String, isOutput: Bool)? {
+        regions.withLock { regions in
+            regions.values.first { $0.range.contains(address) }.map { ($0.path, $0.isOutput) }
+        }
     }
 }

@@ -50,11 +50,16 @@ enum Signals {
     private static func handle(_ signal: Int32) {
         let address = faultAddress.load(ordering: .acquiring)
         if signal == faultNotice && address != 0 {
-            let file = MappedRegions.path(containing: address)
+            let file = MappedRegions.file(containing: address)
             TemporaryFiles.removeAll()
-            let what = file.map { "\($0): " } ?? ""
-            writeError("compeft: error: \(what)the file changed while compeft was reading it (it is shorter than when it was "
-                + "opened, or reading it failed); the output was not written")
+            if let file, file.isOutput {
+                writeError("compeft: error: \(file.path): the output changed while compeft was writing it (another process "
+                    + "truncated it, or the disk failed); it was not written")
+            } else {
+                let what = file.map { "\($0.path): " } ?? ""
+                writeError("compeft: error: \(what)the file changed while compeft was reading it (it is shorter than when it "
+                    + "was opened, or reading it failed); the output was not written")
+            }
             _exit(ExitStatus.ioError.rawValue)
         }
         let removed = TemporaryFiles.removeAll()
