@@ -63,17 +63,25 @@ package enum TemporaryFiles {
 
     /// Removes every registered path, now and as later ones are registered; returns what it removed.
     ///
-    /// For a process that is about to end (a signal handler's thread): it does not stop other threads,
-    /// whose writes into removed temporaries then fail or vanish.
+    /// It does not stop other threads, whose writes into removed temporaries then fail or vanish.
     @discardableResult
     package static func removeAll() -> [String] {
-        registry.withLock { registry in
-            registry.ending = true
-            let removed = registry.paths.values.sorted { $0.path < $1.path }
-            for entry in removed { remove(entry.path, isFolder: entry.isFolder) }
-            registry.paths = [:]
-            return removed.map(\.path)
-        }
+        registry.withLock { registry in removeAll(in: &registry) }
+    }
+
+    /// Removes every registered path, then runs `end` (which ends the process) before anything else
+    /// can be registered: a thread that was about to create and register a temporary can neither
+    /// create it after the removal nor be cut off between creating and registering it.
+    package static func removeAll(thenEnd end: ([String]) -> Never) -> Never {
+        registry.withLock { registry in end(removeAll(in: &registry)) }
+    }
+
+    private static func removeAll(in registry: inout Registry) -> [String] {
+        registry.ending = true
+        let removed = registry.paths.values.sorted { $0.path < $1.path }
+        for entry in removed { remove(entry.path, isFolder: entry.isFolder) }
+        registry.paths = [:]
+        return removed.map(\.path)
     }
 
     /// Removes a file, or a folder and everything in it (a writer may still be adding files: retried).

@@ -46,35 +46,38 @@ enum Signals {
         installBusHandler()
     }
 
-    /// Runs on the waiting thread: clean up, then end the process as `signal` asks.
-    private static func handle(_ signal: Int32) {
+    /// Runs on the waiting thread: clean up, then end the process as `signal` asks, still holding the
+    /// registry of temporaries so that no other thread can create one in between.
+    private static func handle(_ signal: Int32) -> Never {
         let address = faultAddress.load(ordering: .acquiring)
         if signal == faultNotice && address != 0 {
             let file = MappedRegions.file(containing: address)
-            TemporaryFiles.removeAll()
-            if let file, file.isOutput {
-                writeError("compeft: error: \(file.path): the output changed while compeft was writing it (another process "
-                    + "truncated it, or the disk failed); it was not written")
-            } else {
-                let what = file.map { "\($0.path): " } ?? ""
-                writeError("compeft: error: \(what)the file changed while compeft was reading it (it is shorter than when it "
-                    + "was opened, or reading it failed); the output was not written")
+            TemporaryFiles.removeAll { _ in
+                if let file, file.isOutput {
+                    writeError("compeft: error: \(file.path): the output changed while compeft was writing it (another process "
+                        + "truncated it, or the disk failed); it was not written")
+                } else {
+                    let what = file.map { "\($0.path): " } ?? ""
+                    writeError("compeft: error: \(what)the file changed while compeft was reading it (it is shorter than when it "
+                        + "was opened, or reading it failed); the output was not written")
+                }
+                _exit(ExitStatus.ioError.rawValue)
             }
-            _exit(ExitStatus.ioError.rawValue)
         }
-        let removed = TemporaryFiles.removeAll()
-        if !removed.isEmpty {
-            let name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : signal == SIGHUP ? "SIGHUP" : "signal \(signal)"
-            writeError("compeft: stopped by \(name); the unfinished output was removed")
+        TemporaryFiles.removeAll { removed in
+            if !removed.isEmpty {
+                let name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : signal == SIGHUP ? "SIGHUP" : "signal \(signal)"
+                writeError("compeft: stopped by \(name); the unfinished output was removed")
+            }
+            // End the process as the signal would have: default action, unblocked, raised on this thread.
+            Glibc.signal(signal, SIG_DFL)
+            var only = sigset_t()
+            sigemptyset(&only)
+            sigaddset(&only, signal)
+            pthread_sigmask(SIG_UNBLOCK, &only, nil)
+            raise(signal)
+            _exit(128 + signal)
         }
-        // End the process as the signal would have: default action, unblocked, raised on this thread.
-        Glibc.signal(signal, SIG_DFL)
-        var only = sigset_t()
-        sigemptyset(&only)
-        sigaddset(&only, signal)
-        pthread_sigmask(SIG_UNBLOCK, &only, nil)
-        raise(signal)
-        _exit(128 + signal)
     }
 
     /// One line to stderr with `write(2)`: no lock another thread could be holding.
