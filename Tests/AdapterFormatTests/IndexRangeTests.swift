@@ -14,7 +14,7 @@ import Testing
         let dir = scratchDirectory("index-range")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let input = try TaskVectorInput.load(path: Fixtures.path("residual.safetensors"))
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: dir + "/r.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/r.cpeft"))
         return [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/r.cpeft")))
     }
 

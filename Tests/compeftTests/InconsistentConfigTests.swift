@@ -53,21 +53,21 @@ import Testing
     }
 
     @Test func rankZeroIsRefusedByEveryCommand() throws {
-        let dir = scratch("config-r0")
+        let dir = scratchDirectory("config-r0")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let folder = try Self.adapter(in: dir) { $0["r"] = 0 }
         try Self.expectRefusedByEveryCommand(folder, in: dir, message: "adapter_config.json: r is 0; a LoRA rank must be a positive integer")
     }
 
     @Test func rankThatDisagreesWithTheTensorsIsRefusedByEveryCommandNamingBoth() throws {
-        let dir = scratch("config-r16")
+        let dir = scratchDirectory("config-r16")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let folder = try Self.adapter(in: dir) { $0["r"] = 16 }
         try Self.expectRefusedByEveryCommand(folder, in: dir, message: "has rank 8 (shape [8, 64]) but adapter_config.json says r = 16")
     }
 
     @Test func rankPatternThatDisagreesIsRefusedAndOneThatAgreesIsAccepted() throws {
-        let dir = scratch("config-pattern")
+        let dir = scratchDirectory("config-pattern")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let wrong = try Self.adapter(in: dir, named: "wrong") { $0["rank_pattern"] = ["query": 4] }
         try Self.expectRefusedByEveryCommand(wrong, in: dir, message: "but adapter_config.json says rank_pattern['query'] = 4")
@@ -81,7 +81,7 @@ import Testing
     }
 
     @Test func alphaPatternThatIsNotANumberIsRefused() throws {
-        let dir = scratch("config-alpha")
+        let dir = scratchDirectory("config-alpha")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let folder = try Self.adapter(in: dir) { $0["alpha_pattern"] = ["query": "32"] }
         try Self.expectRefusedByEveryCommand(folder, in: dir, message: "alpha_pattern['query'] must be a number, got a string")
@@ -90,7 +90,7 @@ import Testing
     @Test(arguments: [("18446744073709551616", "r is 18446744073709551616, out of range: too large for 64 bits"),
                       ("1e400", "field 'r' is 1e400, out of range: too large for a 64-bit float")])
     func rankBeyond64BitsIsOutOfRangeNotInvalidJSON(literal: String, message: String) throws {
-        let dir = scratch("config-huge")
+        let dir = scratchDirectory("config-huge")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let folder = try Self.adapter(in: dir, replacing: "r", with: literal)
         try Self.expectRefusedByEveryCommand(folder, in: dir, message: message)
@@ -106,12 +106,12 @@ import Testing
         let bytes = [UInt8](try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]))
         input.auxiliaryFiles = input.auxiliaryFiles.map { $0.name == "adapter_config.json" ? ($0.name, bytes) : $0 }
         let path = dir + "/inconsistent.cpeft"
-        _ = try AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: path))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: path))
         return path
     }
 
     @Test func containerHoldingAnInconsistentConfigIsRefusedByDecompressMergeAndVerify() throws {
-        let dir = scratch("config-container")
+        let dir = scratchDirectory("config-container")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let container = try Self.containerWithInconsistentConfig(in: dir)
         let message = "has rank 8 (shape [8, 64]) but adapter_config.json says r = 4"
@@ -131,7 +131,7 @@ import Testing
     }
 
     @Test func mergeConfigNumberBeyond64BitsNamesTheField() throws {
-        let dir = scratch("merge-config-huge")
+        let dir = scratchDirectory("merge-config-huge")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data(#"{"inputs": ["a.cpeft", "b.cpeft"], "seed": 18446744073709551616}"#.utf8).write(to: URL(fileURLWithPath: dir + "/merge.json"))
         let r = try CLI.run(["merge", "--config", dir + "/merge.json", "-o", dir + "/out"])

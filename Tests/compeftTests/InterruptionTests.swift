@@ -37,7 +37,7 @@ import Testing
     }
 
     static let workspace: Result<Workspace, any Error> = Result {
-        let w = Workspace(folder: scratch("interrupt-inputs"))
+        let w = Workspace(folder: scratchDirectory("interrupt-inputs"))
         try writeResidual(w.big, name: "w", count: values, seed: 16)
         try writeResidual(w.big2, name: "w", count: values, seed: 17)
         try FileManager.default.createDirectory(atPath: w.sharded, withIntermediateDirectories: true)
@@ -99,7 +99,7 @@ import Testing
 
     @Test(arguments: cases)
     func signalMidRunLeavesNothingBehind(_ job: Job, _ signal: Int32) throws {
-        let dir = scratch("interrupt")
+        let dir = scratchDirectory("interrupt")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         guard let run = try Self.startAndWaitForTemporary(job, in: dir) else { return }
         run.send(signal)
@@ -111,7 +111,7 @@ import Testing
     }
 
     @Test func signalLeavesAnExistingDestinationUntouched() throws {
-        let dir = scratch("interrupt-force")
+        let dir = scratchDirectory("interrupt-force")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: dir + "/out.cpeft"))
         guard let run = try Self.startAndWaitForTemporary(Self.compress, in: dir, force: true) else { return }
@@ -124,7 +124,7 @@ import Testing
 
     @Test(arguments: [compress, decompressFile, mergeFile])
     func sigkillLeavesNoFileOutputBehind(_ job: Job) throws {
-        let dir = scratch("interrupt-kill")
+        let dir = scratchDirectory("interrupt-kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Where the file system cannot make unnamed files the temporary has a name, and SIGKILL leaves it.
         let probe = open(dir, 0o20000000 | O_DIRECTORY | O_RDWR, 0o600)
@@ -145,7 +145,7 @@ import Testing
         Job(name: "merge") { w, dir in ["merge", dir + "/input.safetensors", w.big2, "-o", dir + "/out.safetensors"] },
     ])
     func inputTruncatedMidRunIsAnIOErrorNamingIt(_ job: Job) throws {
-        let dir = scratch("interrupt-truncate")
+        let dir = scratchDirectory("interrupt-truncate")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let input = dir + "/input.safetensors"
         try FileManager.default.copyItem(atPath: try Self.workspace.get().big, toPath: input)

@@ -79,7 +79,7 @@ import Testing
 
     @Test(arguments: cases)
     func fifoIsRefusedWithoutBlocking(_ c: Case) throws {
-        let dir = scratch("fifo")
+        let dir = scratchDirectory("fifo")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try c.setUp(dir)
         let fifo = dir + "/" + c.fifo
