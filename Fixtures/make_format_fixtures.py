@@ -161,6 +161,44 @@ def lying_hdf5():
         f.create_dataset("huge", shape=(1 << 20, 1 << 12), dtype=np.float32)
 
 
+def outside_references():
+    """HDF5 files that point outside themselves, and nesting just inside and outside the reader's limit.
+
+    compeft must read none of what these point at: external storage naming /etc/passwd, a virtual
+    dataset mapped onto another fixture, an external link into another fixture (never followed), a
+    soft link, and a hard link back to an ancestor group (a cycle, walked once).
+    """
+    with h5py.File(os.path.join(OUT, "external_storage.h5"), "w") as f:
+        f.create_dataset("leak", shape=(4,), dtype=np.float32, external=[("/etc/passwd", 0, 16)])
+    with h5py.File(os.path.join(OUT, "virtual.h5"), "w", libver=("v110", "v110")) as f:
+        space = h5py.h5s.create_simple((3,))
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_obj_track_times(False)  # reproducible bytes
+        dcpl.set_virtual(space, b"keras.weights.h5", b"layers/dense/vars/1", h5py.h5s.create_simple((3,)))
+        h5py.h5d.create(f.id, b"mirror", h5py.h5t.IEEE_F32LE, space, dcpl=dcpl).close()
+    with h5py.File(os.path.join(OUT, "links.h5"), "w") as f:
+        w = np.array([1.0, 2.0], dtype=np.float32)
+        x = np.array([3.0], dtype=np.float32)
+        f.create_dataset("w", data=w)
+        g = f.create_group("g")
+        g.create_dataset("x", data=x)
+        g["again"] = g  # a hard link to its own group: a cycle
+        f["soft"] = h5py.SoftLink("/w")
+        f["outside"] = h5py.ExternalLink("keras.weights.h5", "/layers")
+    record("links.h5", "g.x", "F32", x)
+    record("links.h5", "w", "F32", w)
+    # HDF5Reader.maxDepth is 64: a dataset 64 groups below the root is read, one 65 below is refused.
+    for depth in (64, 65):
+        name = f"nested_{depth}.h5"
+        with h5py.File(os.path.join(OUT, name), "w") as f:
+            g = f
+            for _ in range(depth):
+                g = g.create_group("g")
+            g.create_dataset("x", data=np.array([float(depth)], dtype=np.float32))
+        if depth == 64:
+            record(name, ".".join(["g"] * depth + ["x"]), "F32", np.array([64.0], dtype=np.float32))
+
+
 # MARK: - PyTorch
 
 
@@ -307,6 +345,10 @@ def hand_built():
     write_torch_zip("lying_storage_numel.bin", tensor_pickle(offset=0, size=[4], stride=[1], numel=1 << 40),
                     {"0": floats})
     write_torch_zip("missing_storage.bin", tensor_pickle(offset=0, size=[4], stride=[1], key="7"), {"0": floats})
+    # A storage key that is a path outside the archive: storages are looked up inside the ZIP only.
+    write_torch_zip("storage_key_path.bin",
+                    tensor_pickle(offset=0, size=[4], stride=[1], key="../../../../../../../../etc/passwd"),
+                    {"0": floats})
     # A hand-built good one: exercises LONG1 and BININT in a state dict (w = [2.0, 3.0] at offset 1).
     write_torch_zip("hand_built.bin", tensor_pickle(offset=1, size=[2], stride=[1]), {"0": floats})
     record("hand_built.bin", "w", "F32", np.array([2.0, 3.0]))
@@ -320,6 +362,7 @@ def main():
     mixed_types()
     unsupported_types()
     lying_hdf5()
+    outside_references()
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -17,6 +17,7 @@ struct Compeft: ParsableCommand {
 
     /// Runs a command and maps every failure to one line on stderr and compeft's exit codes.
     static func main() {
+        Signals.install()
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()

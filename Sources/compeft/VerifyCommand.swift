@@ -32,6 +32,9 @@ struct VerifyCommand: ParsableCommand {
         for f in reader.index.files {
             do { _ = try reader.contents(of: f) } catch { problems.append("\(error)") }
         }
+        do { _ = try reader.checkedAdapterConfig() } catch let error as TaskVectorError {
+            problems.append("\(error)")  // a config that disagrees with the tensors
+        } catch {}  // its payload cannot be read: reported above
         for t in reader.index.tensors {
             do { try reader.verify(t) } catch { problems.append("\(error)") }
         }

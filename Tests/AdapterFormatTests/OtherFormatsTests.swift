@@ -26,8 +26,12 @@ import Testing
 
     @Test func peftFolderWithAdapterModelBinIsRead() throws {
         let dir = scratchDirectory("peft-bin")
-        // A PEFT folder whose weights are a torch.save file: reuse the LoRA config with the .bin fixture.
-        try FileManager.default.copyItem(atPath: Fixtures.path("lora-bert-seqcls/adapter_config.json"), toPath: dir + "/adapter_config.json")
+        // A PEFT folder whose weights are a torch.save file: the LoRA fixture's config (r = 8) with the .bin
+        // fixture, whose module v has rank 4; a config that disagrees with its tensors is refused, so it says so.
+        let fixtureConfig = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("lora-bert-seqcls/adapter_config.json")))
+        var config = try #require(try JSONSerialization.jsonObject(with: fixtureConfig) as? [String: Any])
+        config["rank_pattern"] = ["v": 4]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: dir + "/adapter_config.json"))
         try FileManager.default.copyItem(atPath: Fixtures.path("formats/adapter_model.bin"), toPath: dir + "/adapter_model.bin")
         let input = try TaskVectorInput.load(path: dir)
         #expect(input.kind == .peftAdapter)

@@ -46,7 +46,7 @@ extension ContainerReader {
         do {
             index = try JSONDecoder().decode(ContainerIndex.self, from: Data(json))
         } catch {
-            throw bad("index is not valid: \(error)")
+            throw bad("index is not valid: \(JSONDiagnosis.explain(error, in: json, as: ContainerIndex.self))")
         }
         return (DecodedIndex(index: index, inlineFiles: [:], refusedTensors: [:], refusedFiles: [:]), indexStart)
     }

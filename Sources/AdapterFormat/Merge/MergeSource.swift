@@ -88,15 +88,17 @@ public final class MergeSource {
     }
 
     /// Whether `path` is a file that starts with the container magic.
+    /// Anything that is not a regular file is left to the other readers, which refuse it by name.
     static func isContainer(_ path: String) -> Bool {
-        guard !FileManager.default.isDirectoryPath(path), let handle = FileHandle(forReadingAtPath: path) else { return false }
-        defer { try? handle.close() }
-        let head = (try? handle.read(upToCount: ContainerLayout.magic.count)) ?? Data()
-        return Array(head) == ContainerLayout.magic
+        guard path != "-", let file = try? FileByteSource(path: path), file.size >= ContainerLayout.magic.count,
+            let head = try? file.bytes(0..<ContainerLayout.magic.count)
+        else { return false }
+        return head == ContainerLayout.magic
     }
 
     static func openContainer(path: String) throws -> MergeSource {
         let reader = try ContainerReader(path: path)
+        _ = try reader.checkedAdapterConfig()
         let index = reader.index
         guard let kind = TaskVectorInput.Kind(rawValue: index.inputKind) else {
             throw FormatError(.unsupported, file: path, "input kind '\(index.inputKind)' is not known to this compeft")

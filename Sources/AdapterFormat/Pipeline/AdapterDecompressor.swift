@@ -31,6 +31,7 @@ public enum AdapterDecompressor {
     public static func decompress(_ reader: ContainerReader, to path: String, dtype override: DType? = nil,
                                   base: Checkpoint? = nil, overwrite: Bool = false, threads: Int = defaultThreadCount,
                                   progress: ((Int, Int) -> Void)? = nil) throws -> Report {
+        _ = try reader.checkedAdapterConfig()
         let index = reader.index
         let byFile = Dictionary(grouping: index.tensors, by: \.file)
         let fileNames = byFile.keys.sorted()
@@ -103,6 +104,7 @@ extension AdapterDecompressor {
     /// Verbatim files such as `adapter_config.json` are not part of an HDF5 output.
     public static func decompressToHDF5(_ reader: ContainerReader, to path: String, dtype override: DType? = nil,
                                         base: Checkpoint? = nil, overwrite: Bool = false) throws -> Report {
+        _ = try reader.checkedAdapterConfig()
         var tensors: [LoadedTensor] = []
         for t in reader.index.tensors {
             let outType = (override != nil && t.dtype.isFloatingPoint) ? override! : t.dtype

@@ -52,23 +52,9 @@ public final class FileByteSource: ByteSource, @unchecked Sendable {
     ///   regular file (a FIFO, a device or a folder are refused before anything is read from them).
     public init(path: String) throws {
         name = path
-        // O_NONBLOCK: opening a FIFO with no writer must not block; regular files ignore the flag.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else {
-            throw TaskVectorError(.io, file: path, "cannot open: \(String(cString: strerror(errno)))")
-        }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            let message = String(cString: strerror(errno))
-            close(fd)
-            throw TaskVectorError(.io, file: path, "cannot stat: \(message)")
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw TaskVectorError(.io, file: path, "not a regular file")
-        }
-        descriptor = fd
-        size = Int(info.st_size)
+        let opened = try RegularFile.openForReading(path)
+        descriptor = opened.descriptor
+        size = opened.size
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws {

@@ -10,6 +10,12 @@ import Foundation
 /// Mapping lets compeft handle inputs larger than memory: pages are read on demand and can be
 /// dropped by the kernel again. The buffer never changes after `init`, so sharing it between
 /// threads is safe.
+///
+/// A file that is truncated while mapped (or a disk that fails under it) raises `SIGBUS` at the next
+/// read of a page that is gone: the process dies unless it handles the signal. Each mapping is
+/// recorded in ``MappedRegions`` so a handler can name the file; the `compeft` command turns the
+/// signal into an I/O error naming it, removes its temporaries and exits with status 4. Containers
+/// are never mapped (``FileByteSource``), so a serving process reading them cannot die this way.
 public final class MappedFile: @unchecked Sendable {
     /// The path as the user gave it (`-` for standard input).
     public let path: String
@@ -17,10 +23,13 @@ public final class MappedFile: @unchecked Sendable {
     public let bytes: UnsafeRawBufferPointer
     private let mapping: UnsafeMutableRawPointer?
     private let owned: UnsafeMutableRawBufferPointer?
+    /// The mapping's key in ``MappedRegions``, which names the file when reading it raises `SIGBUS`.
+    private let regionKey: Int?
 
     /// Maps the file at `path` read-only; `-` reads standard input to the end instead.
     ///
-    /// - Throws: ``TaskVectorError`` with code `.io` naming the file when it cannot be opened or mapped.
+    /// - Throws: ``TaskVectorError`` with code `.io` naming the file when it cannot be opened or mapped,
+    ///   or is not a regular file (refused without blocking; see ``RegularFile``).
     public init(path: String) throws {
         self.path = path
         if path == "-" {
@@ -29,25 +38,18 @@ public final class MappedFile: @unchecked Sendable {
             data.copyBytes(to: buffer)
             owned = buffer
             mapping = nil
+            regionKey = nil
             bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<data.count])
             return
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw TaskVectorError(.io, file: path, "cannot open: \(String(cString: strerror(errno)))")
-        }
+        let opened = try RegularFile.openForReading(path)
+        let fd = opened.descriptor
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw TaskVectorError(.io, file: path, "cannot stat: \(String(cString: strerror(errno)))")
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw TaskVectorError(.io, file: path, "not a regular file")
-        }
-        let size = Int(info.st_size)
+        let size = opened.size
         owned = nil
         if size == 0 {
             mapping = nil
+            regionKey = nil
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
         }
@@ -56,6 +58,7 @@ public final class MappedFile: @unchecked Sendable {
         }
         mapping = raw
         bytes = UnsafeRawBufferPointer(start: raw, count: size)
+        regionKey = MappedRegions.register(bytes, path: path)
     }
 
     /// Wraps bytes already in memory (copied).
@@ -65,6 +68,7 @@ public final class MappedFile: @unchecked Sendable {
         _ = buffer.initializeMemory(as: UInt8.self, from: contents)
         owned = buffer
         mapping = nil
+        regionKey = nil
         bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<contents.count])
     }
 
@@ -80,6 +84,7 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     deinit {
+        if let regionKey { MappedRegions.unregister(regionKey) }
         if let mapping { munmap(mapping, bytes.count) }
         owned?.deallocate()
     }

@@ -89,13 +89,16 @@ struct HDF5Handle: ~Copyable {
 enum HDF5Library {
     private static let access = Mutex(())
 
-    /// Runs `body` with exclusive use of libhdf5 and with HDF5's automatic error printing turned off
-    /// (errors are read from its stack and thrown instead).
+    /// Runs `body` with exclusive use of libhdf5, with HDF5's automatic error printing turned off
+    /// (errors are read from its stack and thrown instead) and dynamically loaded filter plugins off.
     ///
-    /// The corresponding C function is `H5Eset_auto2`.
+    /// The corresponding C functions are `H5Eset_auto2` and `H5PLset_loading_state`.
     static func withExclusiveAccess<R: Sendable>(_ body: () throws -> R) throws -> R {
         try access.withLock { _ throws -> R in
             _ = H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
+            // A file names its filters by number, and libhdf5 would load any matching plugin library
+            // found on HDF5_PLUGIN_PATH to decode them: read only what the library has built in.
+            _ = H5PLset_loading_state(0)
             return try body()
         }
     }
@@ -123,46 +126,154 @@ enum HDF5Library {
 
     // MARK: - Traversal
 
+    /// Why a walk stopped before visiting every object.
+    enum WalkProblem: Error {
+        /// More than the allowed number of objects.
+        case tooManyObjects(limit: Int)
+        /// A group below `path` (`/`-separated, from the root) would lie deeper than `limit` levels.
+        case tooDeep(path: String, limit: Int)
+        /// A link name that is not valid UTF-8, in the group at `path`.
+        case invalidName(group: String)
+        /// libhdf5 failed.
+        case library(HDF5Error)
+    }
+
     /// Paths (relative to the root, `/`-separated) of every dataset reachable from the root group
-    /// through hard links, each object once, in name order.
+    /// through hard links, each object once (under its first path), depth first in name order.
     ///
-    /// Soft and external links are not followed. A path that is not valid UTF-8 is reported as an
-    /// error, as is a file with more than `limit` objects.
+    /// Soft, external and user-defined links are not followed: an external link names another file,
+    /// and reading it would put that file's bytes into the output.
     ///
-    /// The corresponding C function is `H5Ovisit2`.
-    static func datasetPaths(in file: borrowing HDF5Handle, limit: Int) throws(HDF5Error) -> [String] {
-        final class Visit {
+    /// The walk lists each group's links itself (`H5Literate`) and looks children up relative to their
+    /// open parent group, so its cost grows linearly with the number of objects (libhdf5's `H5Ovisit2`
+    /// resolves each object from the root, which costs the square of the depth on a deep file).
+    /// Objects reached again through another hard link, including a link back to an ancestor, are
+    /// recognized by their address and not entered twice.
+    ///
+    /// - Parameters:
+    ///   - objectLimit: the most objects (groups, datasets, named types) visited.
+    ///   - depthLimit: the deepest group entered: the root's children are at depth 1, so datasets lie at
+    ///     most `depthLimit` groups below the root.
+    ///
+    /// The corresponding C functions are `H5Literate`, `H5Oget_info_by_name2` and `H5Gopen2`.
+    static func datasetPaths(in file: borrowing HDF5Handle, objectLimit: Int, depthLimit: Int) throws(WalkProblem)
+        -> [String]
+    {
+        final class Walk {
             var paths: [String] = []
             var objects = 0
-            var problem: String?
-            let limit: Int
-            init(limit: Int) { self.limit = limit }
+            var visited: Set<haddr_t> = []
+            /// The hard links of the group being listed.
+            var links: [(name: String, address: haddr_t)] = []
+            var invalidName = false
+            let objectLimit: Int
+            init(objectLimit: Int) { self.objectLimit = objectLimit }
         }
-        let visit = Visit(limit: limit)
-        let visitor: H5O_iterate_t = { _, name, info, context in
+        let walk = Walk(objectLimit: objectLimit)
+        var root = H5O_info_t()
+        guard H5Oget_info_by_name2(file.id, "/", &root, UInt32(H5O_INFO_BASIC), hid_t(H5P_DEFAULT)) >= 0 else {
+            throw .library(HDF5Error.current("H5Oget_info_by_name2"))
+        }
+        walk.visited.insert(root.addr)
+
+        let collect: H5L_iterate_t = { _, name, info, context in
             guard let name, let info, let context else { return -1 }
-            let visit = Unmanaged<Visit>.fromOpaque(context).takeUnretainedValue()
-            visit.objects += 1
-            if visit.objects > visit.limit {
-                visit.problem = "the file holds more than \(visit.limit) objects"
+            let walk = Unmanaged<Walk>.fromOpaque(context).takeUnretainedValue()
+            guard info.pointee.type == H5L_TYPE_HARD else { return 0 }
+            guard let text = String(validatingCString: name) else {
+                walk.invalidName = true
                 return 1  // positive: stop iterating without an HDF5 error
             }
-            guard info.pointee.type == H5O_TYPE_DATASET else { return 0 }
-            guard let path = String(validatingCString: name) else {
-                visit.problem = "a dataset path is not valid UTF-8"
-                return 1
+            walk.links.append((text, info.pointee.u.address))
+            // Links to objects already seen are not objects, but a group of 10⁹ links must not be listed whole.
+            return walk.links.count > walk.objectLimit ? 1 : 0
+        }
+
+        func visit(_ group: borrowing HDF5Handle, prefix: String, depth: Int) throws(WalkProblem) {
+            walk.links = []
+            walk.invalidName = false
+            var position: hsize_t = 0
+            let status = withExtendedLifetime(walk) {
+                H5Literate(group.id, H5_INDEX_NAME, H5_ITER_INC, &position, collect,
+                           Unmanaged.passUnretained(walk).toOpaque())
             }
-            visit.paths.append(path)
-            return 0
+            guard status >= 0 else { throw .library(HDF5Error.current("H5Literate")) }
+            if walk.invalidName { throw .invalidName(group: prefix.isEmpty ? "/" : "/" + prefix) }
+            let links = walk.links
+            for link in links where walk.visited.insert(link.address).inserted {
+                walk.objects += 1
+                guard walk.objects <= walk.objectLimit else { throw .tooManyObjects(limit: walk.objectLimit) }
+                var info = H5O_info_t()
+                guard H5Oget_info_by_name2(group.id, link.name, &info, UInt32(H5O_INFO_BASIC), hid_t(H5P_DEFAULT)) >= 0
+                else { throw .library(HDF5Error.current("H5Oget_info_by_name2")) }
+                let path = prefix + link.name
+                switch info.type {
+                case H5O_TYPE_DATASET:
+                    walk.paths.append(path)
+                case H5O_TYPE_GROUP:
+                    guard depth < depthLimit else { throw .tooDeep(path: path, limit: depthLimit) }
+                    let child: HDF5Handle
+                    do {
+                        child = try HDF5Handle(H5Gopen2(group.id, link.name, hid_t(H5P_DEFAULT)), kind: .group, from: "H5Gopen2")
+                    } catch {
+                        throw .library(error)
+                    }
+                    try visit(child, prefix: path + "/", depth: depth + 1)
+                default:
+                    break  // named datatypes
+                }
+            }
         }
-        let status = withExtendedLifetime(visit) {
-            H5Ovisit2(
-                file.id, H5_INDEX_NAME, H5_ITER_INC, visitor, Unmanaged.passUnretained(visit).toOpaque(),
-                UInt32(H5O_INFO_BASIC))
+        try visit(file, prefix: "", depth: 0)
+        return walk.paths
+    }
+
+    /// Where a dataset keeps values outside the file it is in, if it does.
+    enum ForeignStorage {
+        /// External storage (`H5Pset_external`): raw values in `count` other files, the first `file`.
+        case external(file: String, count: Int)
+        /// A virtual dataset (`H5D_VIRTUAL`): `count` mappings, the first onto `dataset` in `file`
+        /// (`.` is the file itself).
+        case virtual(file: String, dataset: String, count: Int)
+    }
+
+    /// Whether `dataset` keeps its values in other files: external storage or a virtual dataset.
+    ///
+    /// Reads only the dataset's creation properties, which libhdf5 holds once the dataset is open;
+    /// nothing here opens the files they name (`H5Dget_space` on a virtual dataset of unlimited
+    /// extent would: call this first).
+    ///
+    /// The corresponding C functions are `H5Dget_create_plist`, `H5Pget_layout`, `H5Pget_virtual_count`,
+    /// `H5Pget_virtual_filename`, `H5Pget_virtual_dsetname`, `H5Pget_external_count` and `H5Pget_external`.
+    static func foreignStorage(of dataset: borrowing HDF5Handle) throws(HDF5Error) -> ForeignStorage? {
+        let creation = try HDF5Handle(H5Dget_create_plist(dataset.id), kind: .propertyList, from: "H5Dget_create_plist")
+        let layout = H5Pget_layout(creation.id)
+        guard layout != H5D_LAYOUT_ERROR else { throw HDF5Error.current("H5Pget_layout") }
+        if layout == H5D_VIRTUAL {
+            var count = 0
+            guard H5Pget_virtual_count(creation.id, &count) >= 0 else { throw HDF5Error.current("H5Pget_virtual_count") }
+            func text(_ get: (UnsafeMutablePointer<CChar>?, Int) -> Int) -> String {
+                let length = get(nil, 0)
+                guard length > 0 else { return "?" }
+                var buffer = [CChar](repeating: 0, count: min(length, 4096) + 1)
+                _ = get(&buffer, buffer.count)
+                return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+            let file = count > 0 ? text { H5Pget_virtual_filename(creation.id, 0, $0, $1) } : "?"
+            let source = count > 0 ? text { H5Pget_virtual_dsetname(creation.id, 0, $0, $1) } : "?"
+            return .virtual(file: file, dataset: source, count: count)
         }
-        guard status >= 0 else { throw HDF5Error.current("H5Ovisit2") }
-        if let problem = visit.problem { throw HDF5Error(function: "H5Ovisit2", detail: problem) }
-        return visit.paths
+        let externals = H5Pget_external_count(creation.id)
+        guard externals >= 0 else { throw HDF5Error.current("H5Pget_external_count") }
+        guard externals > 0 else { return nil }
+        var name = [CChar](repeating: 0, count: 4097)
+        var offset: off_t = 0
+        var size: hsize_t = 0
+        guard H5Pget_external(creation.id, 0, name.count - 1, &name, &offset, &size) >= 0 else {
+            throw HDF5Error.current("H5Pget_external")
+        }
+        let file = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return .external(file: file, count: Int(externals))
     }
 
     // MARK: - Datasets

@@ -9,8 +9,12 @@ internal import Darwin
 /// Each dataset reachable from the root group through hard links becomes one tensor, named by its
 /// path with the leading `/` dropped and every `/` turned into `.`: `/layers/dense/vars/0` becomes
 /// `layers.dense.vars.0`. A dataset linked under several paths is read once, under the first path
-/// in name order; soft and external links are not followed. Groups, named datatypes and attributes
-/// are ignored.
+/// in name order. Groups, named datatypes and attributes are ignored.
+///
+/// Nothing outside the file is read: soft and external links are not followed, a dataset whose
+/// values live in other files (external storage, a virtual dataset) is refused naming the file it
+/// points at, and libhdf5 loads no filter plugins. Groups may nest ``maxDepth`` levels deep; the walk
+/// costs time linear in the number of objects, up to ``maxObjects``.
 ///
 /// Values are converted by HDF5 while reading, exactly:
 /// - IEEE floats of 16, 32 and 64 bits, in either byte order, become little-endian `F16`, `F32`, `F64`;
@@ -35,7 +39,10 @@ public enum HDF5Reader {
     /// Datasets up to this size are read even if the file stores fewer bytes for them (fill values).
     static let unbackedAllowance = 16 << 20
     /// The most objects (groups, datasets, named types) a file may hold.
-    static let maxObjects = 1 << 20
+    public static let maxObjects = 1 << 20
+    /// The deepest nesting of groups read: a dataset lies at most this many groups below the root
+    /// (`/g1/g2/…/g64/x`). Real checkpoints nest a handful of levels; a deeper file is refused.
+    public static let maxDepth = 64
 
     /// Reads every dataset of the HDF5 file at `path`.
     ///
@@ -51,32 +58,44 @@ public enum HDF5Reader {
     ///
     /// - Parameters:
     ///   - path: the file.
-    ///   - skipUnsupported: skip datasets whose type is not supported instead of throwing; they are
-    ///     listed in ``HDF5Contents/skipped``. Malformed datasets still throw.
+    ///   - skipUnsupported: skip datasets whose type is not supported, or whose values lie in other
+    ///     files, instead of throwing; they are listed in ``HDF5Contents/skipped`` (nothing of them is
+    ///     read). Malformed datasets still throw.
     public static func read(path: String, skipUnsupported: Bool) throws -> HDF5Contents {
-        try checkReadable(path)
+        // Open it ourselves first: a FIFO or device is refused without blocking, and libhdf5 then opens
+        // the very file that was checked (through /proc/self/fd where there is one), not whatever the
+        // path names by then.
+        let opened = try RegularFile.openForReading(path)
+        defer { close(opened.descriptor) }
+        let procPath = "/proc/self/fd/\(opened.descriptor)"
+        let openPath = access(procPath, F_OK) == 0 ? procPath : path
         return try HDF5Library.withExclusiveAccess {
-            try readLocked(path: path, skipUnsupported: skipUnsupported)
+            try readLocked(path: path, opening: openPath, skipUnsupported: skipUnsupported)
         }
     }
 
-    private static func checkReadable(_ path: String) throws {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            throw TaskVectorError(.io, file: path, "cannot open: \(String(cString: strerror(errno)))")
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw TaskVectorError(.io, file: path, "not a regular file")
-        }
-    }
-
-    private static func readLocked(path: String, skipUnsupported: Bool) throws -> HDF5Contents {
-        guard try hdf5(path, nil, { () throws(HDF5Error) in try HDF5Library.isHDF5(path: path) }) else {
+    private static func readLocked(path: String, opening openPath: String, skipUnsupported: Bool) throws -> HDF5Contents {
+        guard try hdf5(path, nil, { () throws(HDF5Error) in try HDF5Library.isHDF5(path: openPath) }) else {
             throw TaskVectorError(.malformed, file: path, "not an HDF5 file (no HDF5 signature found)")
         }
-        let file = try hdf5(path, nil) { () throws(HDF5Error) in try HDF5Library.openReadOnly(path: path) }
-        let paths = try hdf5(path, nil) { () throws(HDF5Error) in
-            try HDF5Library.datasetPaths(in: file, limit: maxObjects)
+        let file = try hdf5(path, nil) { () throws(HDF5Error) in try HDF5Library.openReadOnly(path: openPath) }
+        let paths: [String]
+        do {
+            paths = try HDF5Library.datasetPaths(in: file, objectLimit: maxObjects, depthLimit: maxDepth)
+        } catch {
+            switch error {
+            case .tooManyObjects(let limit):
+                throw TaskVectorError(.unsupported, file: path, "holds more than \(limit) objects (groups, datasets, types)")
+            case .tooDeep(let group, let limit):
+                let shown = group.count > 120 ? String(group.prefix(60)) + "…" + String(group.suffix(60)) : group
+                throw TaskVectorError(
+                    .unsupported, file: path,
+                    "groups nest more than \(limit) levels deep (group '/\(shown)'); compeft reads at most \(limit)")
+            case .invalidName(let group):
+                throw TaskVectorError(.malformed, file: path, "a link name in group '\(group)' is not valid UTF-8")
+            case .library(let failure):
+                throw TaskVectorError(hdf5: failure, file: path, tensor: nil)
+            }
         }
         var contents = HDF5Contents(tensors: [], skipped: [])
         var seen: [String: String] = [:]
@@ -102,6 +121,25 @@ public enum HDF5Reader {
     ) throws -> LoadedTensor {
         let dataset = try hdf5(path, name) { () throws(HDF5Error) in
             try HDF5Library.openDataset(datasetPath, in: file)
+        }
+        // Before anything else about the dataset: libhdf5 opens a virtual dataset's sources as soon as
+        // its extent is asked for.
+        switch try hdf5(path, name, { () throws(HDF5Error) in try HDF5Library.foreignStorage(of: dataset) }) {
+        case nil:
+            break
+        case .external(let other, let count):
+            throw TaskVectorError(
+                .unsupported, file: path, tensor: name,
+                "HDF5 dataset '/\(datasetPath)' keeps its values in external file '\(other)'"
+                    + (count > 1 ? " (and \(count - 1) more)" : "")
+                    + "; compeft reads only data stored inside the input file")
+        case .virtual(let other, let source, let count):
+            let where_ = other == "." ? "this file" : "file '\(other)'"
+            throw TaskVectorError(
+                .unsupported, file: path, tensor: name,
+                "HDF5 dataset '/\(datasetPath)' is a virtual dataset mapped onto dataset '\(source)' in \(where_)"
+                    + (count > 1 ? " (and \(count - 1) more mappings)" : "")
+                    + "; compeft reads only data stored inside the input file")
         }
         let description = try hdf5(path, name) { () throws(HDF5Error) in
             let type = try HDF5Library.datatype(of: dataset)

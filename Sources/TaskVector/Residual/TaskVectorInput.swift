@@ -250,6 +250,7 @@ public struct TaskVectorInput: Sendable {
     public static func adapter(config: AdapterConfig, configPath: String, _ entries: [Checkpoint.Entry],
                                fileMetadata: [String: String]?, sourceFiles: [String], inputBytes: Int,
                                options: Options = Options()) throws -> TaskVectorInput {
+        try config.checkRanks(entries.map { ($0.name, $0.shape) }, file: configPath)
         var tensors: [SourceTensor] = []
         for info in entries {
             let role: TensorRole

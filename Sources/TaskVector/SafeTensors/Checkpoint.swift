@@ -77,8 +77,10 @@ public struct Checkpoint: Sendable {
             else { throw TaskVectorError(.malformed, file: target, "not a safetensors index: needs a JSON object with a \"weight_map\"") }
             var wanted: [String: String] = [:]
             for (tensor, value) in weightMap {
-                guard let shard = value as? String, !shard.isEmpty, !shard.contains("/"), shard != "..", shard != "." else {
-                    throw TaskVectorError(.malformed, file: target, tensor: tensor, "weight_map entry is not a file name in the index's folder")
+                guard let shard = value as? String, Self.isPlainFileName(shard) else {
+                    throw TaskVectorError(.malformed, file: target, tensor: tensor,
+                                          "weight_map entry \(Self.quoted(value)) is not a file name in the index's folder; "
+                                              + "shards must sit beside the index (no '/', '..' or absolute paths)")
                 }
                 wanted[tensor] = shard
             }
@@ -127,6 +129,22 @@ public struct Checkpoint: Sendable {
         sourcePaths = sources
         byteCount = bytes
         names = entries.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+
+    /// Whether `name` names a file directly inside a folder: not empty, not `.` or `..`, and free of
+    /// `/` and NUL, so it can neither climb out of the folder nor name an absolute path or a device.
+    ///
+    /// A shard may still be a symbolic link (Hugging Face's cache links every file to a blob elsewhere);
+    /// what it resolves to must be a regular file, as every file compeft opens must.
+    static func isPlainFileName(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && !name.utf8.contains(UInt8(ascii: "/")) && !name.utf8.contains(0)
+    }
+
+    /// A JSON value for an error message, shortened.
+    private static func quoted(_ value: Any) -> String {
+        guard let text = value as? String else { return "(not a string)" }
+        let escaped = text.replacingOccurrences(of: "\u{0}", with: "\\0")
+        return "'" + (escaped.count > 80 ? String(escaped.prefix(80)) + "…" : escaped) + "'"
     }
 
     /// The file a path names, looking inside a folder for its one checkpoint.

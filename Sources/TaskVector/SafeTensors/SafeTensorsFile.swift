@@ -52,7 +52,7 @@ public struct SafeTensorsFile: Sendable {
         do {
             json = try JSONSerialization.jsonObject(with: Data(headerBytes), options: [])
         } catch {
-            throw fail("header is not valid JSON")
+            throw fail("header is not valid JSON" + (JSONDiagnosis.explainUnparsable(Array(headerBytes)).map { ": " + $0 } ?? ""))
         }
         guard let object = json as? [String: Any] else { throw fail("header is not a JSON object") }
         dataStart = 8 + headerLength
@@ -81,13 +81,16 @@ public struct SafeTensorsFile: Sendable {
             var shape: [Int] = []
             for dim in shapeValues {
                 guard let d = jsonInteger(dim), d >= 0 else {
-                    throw fail("shape \(shapeValues) has a dimension that is not a non-negative integer", tensor: name)
+                    throw fail("shape \(shapeValues) has a dimension that is not a non-negative integer\(outOfRange(dim))", tensor: name)
                 }
                 shape.append(d)
             }
             guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
                 let begin = jsonInteger(offsets[0]), let end = jsonInteger(offsets[1])
-            else { throw fail("data_offsets must be two integers", tensor: name) }
+            else {
+                let problem = (entry["data_offsets"] as? [Any] ?? []).lazy.map(outOfRange).first { !$0.isEmpty } ?? ""
+                throw fail("data_offsets must be two integers\(problem)", tensor: name)
+            }
             guard begin >= 0, begin <= end, end <= dataLength else {
                 throw fail("data_offsets [\(begin), \(end)] lie outside the \(dataLength)-byte data section", tensor: name)
             }
@@ -134,6 +137,15 @@ public struct SafeTensorsFile: Sendable {
     public func data(of tensor: TensorInfo) -> TensorData {
         TensorData(dtype: tensor.dtype, bytes: bytes(of: tensor), owner: file)
     }
+}
+
+/// `" (N is out of range: …)"` for a JSON number too large for a 64-bit integer, else empty.
+func outOfRange(_ value: Any) -> String {
+    guard let number = value as? NSNumber, !String(describing: type(of: value)).contains("Boolean") else { return "" }
+    if number is NSDecimalNumber || (String(cString: number.objCType) == "Q" && number.uint64Value > UInt64(Int64.max)) {
+        return " (\(number) is out of range: too large for a 64-bit integer)"
+    }
+    return ""
 }
 
 /// An integer from a JSON number, refusing fractions, negatives that overflow and non-numbers.

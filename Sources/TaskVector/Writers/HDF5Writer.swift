@@ -3,7 +3,8 @@
 /// Naming: each tensor name is split at every `.`; all parts but the last are nested groups and the
 /// last names the dataset, so `layers.dense.kernel:0` is written as `/layers/dense/kernel:0` and
 /// ``HDF5Reader`` reads it back under the same name. Every part must be non-empty and free of `/`,
-/// and no name may be another's group path (`a.b` beside `a.b.c`): both are refused before
+/// no name may be another's group path (`a.b` beside `a.b.c`), and none may nest deeper than
+/// ``HDF5Reader/maxDepth`` groups (what compeft writes, it reads back): all are refused before
 /// anything is written.
 ///
 /// Types: `F16`, `F32` and `F64` are written as little-endian IEEE floats (for `F16` a custom type
@@ -15,7 +16,9 @@
 ///
 /// libhdf5 writes the file under a temporary name `.<name>.compeft-XXXXXX` in the destination's
 /// folder (made by ``AtomicFileWriter``), which is then synced and renamed into place, so a failure
-/// never leaves a partial file at `path`.
+/// never leaves a partial file at `path`. libhdf5 opens files by their real path, so this temporary
+/// has a name even where other outputs are unnamed until complete: the `compeft` command removes it
+/// on SIGINT, SIGTERM and SIGHUP, but a process killed outright leaves it.
 public enum HDF5Writer {
     /// Writes `tensors` to a new HDF5 file at `path`.
     ///
@@ -28,7 +31,7 @@ public enum HDF5Writer {
     ///   `.io` or `.malformed` when writing fails.
     public static func write(_ tensors: [LoadedTensor], to path: String, overwrite: Bool) throws {
         let datasetPaths = try validate(tensors, path: path)
-        let output = try AtomicFileWriter(path: path, overwrite: overwrite)
+        let output = try AtomicFileWriter(path: path, overwrite: overwrite, named: true)
         guard let temporary = output.temporaryFilePath else {
             throw TaskVectorError(.unsupported, file: path, "HDF5 cannot be written to standard output; give a file path")
         }
@@ -56,6 +59,12 @@ public enum HDF5Writer {
                 throw TaskVectorError(
                     .unsupported, file: path, tensor: name,
                     "cannot be written to HDF5: every '.'-separated part of the name must be non-empty and free of '/'")
+            }
+            guard parts.count - 1 <= HDF5Reader.maxDepth else {
+                throw TaskVectorError(
+                    .unsupported, file: path, tensor: name,
+                    "cannot be written to HDF5: its \(parts.count) name parts would put the dataset more than "
+                        + "\(HDF5Reader.maxDepth) groups deep, deeper than compeft reads")
             }
             let datasetPath = parts.joined(separator: "/")
             guard datasets.insert(datasetPath).inserted else {

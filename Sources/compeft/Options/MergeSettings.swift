@@ -102,14 +102,20 @@ struct MergeSettings: Decodable, Equatable {
 }
 
 extension MergeSettings {
+    /// The largest config file read (a config lists paths and a few settings).
+    static let maxConfigBytes = 1 << 24
+
     /// Reads a config file: JSON when its name ends in `.json`, YAML otherwise; relative paths are
     /// resolved against its folder.
     ///
     /// - Throws: ``CLIError`` with ``ExitStatus/ioError`` when the file cannot be read, with
     ///   ``ExitStatus/usage`` when it is not a mapping of the known keys with values of their types.
     static func load(path: String) throws -> MergeSettings {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CLIError(status: .ioError, message: "\(path): cannot read the merge config (no such file?)")
+        let data: Data
+        do {
+            data = Data(try RegularFile.contents(of: path, limit: maxConfigBytes))
+        } catch let error as TaskVectorError {
+            throw CLIError(status: .ioError, message: "\(path): cannot read the merge config: \(error.message)")
         }
         func bad(_ message: String) -> CLIError { CLIError(status: .usage, message: "\(path): \(message)") }
         let isJSON = path.lowercased().hasSuffix(".json")
@@ -123,6 +129,9 @@ extension MergeSettings {
             settings = isJSON ? try JSONDecoder().decode(Self.self, from: data) : try YAMLDecoder().decode(Self.self, from: data)
         } catch let error as CLIError {
             throw error
+        } catch DecodingError.dataCorrupted(let context) where isJSON && context.codingPath.isEmpty {
+            // A number that does not fit its key (2⁶⁴ for seed) reads as "not valid JSON": name the key.
+            throw bad("not a valid JSON merge config: " + JSONDiagnosis.explain(DecodingError.dataCorrupted(context), in: Array(data), as: Self.self))
         } catch let error as DecodingError {
             throw bad(Self.describe(error, isJSON: isJSON))
         } catch {
