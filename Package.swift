@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector", "CompeftTestSupport"], swiftSettings: strict),
         .testTarget(name: "AdapterFormatTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         .testTarget(
-            name: "ExchangeTests", dependencies: ["Exchange", "AdapterFormat", "TaskVector", "Fixtures", "CompeftTestSupport"],
+            name: "ExchangeTests", dependencies: ["compeft", "Exchange", "AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"],
             exclude: ["faultproxy.py", "tokenserver.py"], swiftSettings: strict),
         .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes

@@ -66,23 +66,35 @@ extension RegistryClient {
     ///
     /// - Parameter pageSize: tags asked for per request (`n`).
     public func tags(repository: String, pageSize: Int = 1000) throws -> [String] {
-        let subject = registry + "/" + repository
-        var target = "/v2/\(repository)/tags/list?n=\(pageSize)"
+        try paginated("/v2/\(repository)/tags/list?n=\(pageSize)", key: "tags", scope: Scope(repository: repository, push: false),
+                      subject: registry + "/" + repository)
+    }
+
+    /// Every repository of the registry (`/v2/_catalog`), following pagination as ``tags(repository:pageSize:)`` does.
+    /// Registries may refuse it (Docker Hub, GHCR) or list only what the credentials may see.
+    public func repositories(pageSize: Int = 1000) throws -> [String] {
+        try paginated("/v2/_catalog?n=\(pageSize)", key: "repositories", scope: Scope(repository: "", push: false), subject: registry)
+    }
+
+    /// The string list under `key` of every page, from `target` along `Link: <…>; rel="next"`.
+    private func paginated(_ target: String, key: String, scope: Scope, subject: String) throws -> [String] {
+        var target = target
         var all: [String] = []
         for _ in 0..<100_000 {
-            let r = try send("GET", target, scope: Scope(repository: repository, push: false), subject: subject, maxBody: 16 << 20)
+            let r = try send("GET", target, scope: scope, subject: subject, maxBody: 16 << 20)
             guard r.status == 200 else {
                 if r.status == 404 { throw ExchangeError(.notFound, subject, "no such repository" + Self.suffix(r)) }
-                throw Self.failure(r, "GET tags", subject: subject)
+                throw Self.failure(r, "GET \(key)", subject: subject)
             }
             guard let object = try? JSONSerialization.jsonObject(with: r.body) as? [String: Any] else {
-                throw ExchangeError(.protocolViolation, subject, "the tag list is not a JSON object")
+                throw ExchangeError(.protocolViolation, subject, "the \(key) list is not a JSON object")
             }
-            all += object["tags"] as? [String] ?? []
+            all += object[key] as? [String] ?? []
             guard let link = r.header("link"), let next = Self.nextLink(link) else { return all }
+            guard next != target else { throw ExchangeError(.protocolViolation, subject, "the \(key) list links to itself") }
             target = next
         }
-        throw ExchangeError(.protocolViolation, subject, "the tag list does not end")
+        throw ExchangeError(.protocolViolation, subject, "the \(key) list does not end")
     }
 
     /// The target of a `Link: <url>; rel="next"` header (a path, or an absolute URL on this registry).

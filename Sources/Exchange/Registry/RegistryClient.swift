@@ -71,7 +71,7 @@ public final class RegistryClient: @unchecked Sendable {
             self.repository = repository
             self.push = push
         }
-        var text: String { "repository:\(repository):\(push ? "pull,push" : "pull")" }
+        var text: String { repository.isEmpty ? "registry:catalog:*" : "repository:\(repository):\(push ? "pull,push" : "pull")" }
     }
 
     /// Sends a request to the registry, answering authentication challenges, retrying what may pass and

@@ -7,7 +7,7 @@ struct TagsCommand: ParsableCommand {
         commandName: "tags",
         abstract: "List the tags of a repository on an OCI registry.",
         discussion: """
-            Follows the registry's pagination to the end. Signature tags (sha256-<digest>.sig) are left out \
+            Follows the registry's pagination to the end and sorts the tags. Signature tags (sha256-<digest>.sig) are left out \
             unless --all is given.
 
             Example:
@@ -28,7 +28,7 @@ struct TagsCommand: ParsableCommand {
         common.setUp()
         let ref = try Reference(parsing: repository.hasPrefix("oci://") ? String(repository.dropFirst(6)) : repository)
         let registry = registryOptions.makeRegistry()
-        var tags = try registry.tags(ref)
+        var tags = try registry.tags(ref).sorted()
         if !all { tags.removeAll { $0.hasPrefix("sha256-") && $0.hasSuffix(".sig") } }
         if common.json {
             Terminal.out(Terminal.json(["repository": ref.repositoryName, "tags": tags] as [String: Any]))
