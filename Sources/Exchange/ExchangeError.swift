@@ -1,3 +1,5 @@
+import Foundation
+
 /// A failed registry operation, as one line that names the reference.
 ///
 /// The ``code`` says what kind of failure it was, so a command line can map it to an exit status and a
@@ -38,4 +40,23 @@ public struct ExchangeError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { subject.isEmpty ? message : "\(subject): \(message)" }
+}
+
+extension ExchangeError {
+    /// The same error reported as being about `reference` (what the user typed), keeping the blob it
+    /// concerned in the message.
+    func about(_ reference: String) -> ExchangeError {
+        guard subject != reference else { return self }
+        var e = self
+        if let at = subject.range(of: "@sha256:"), !message.contains(String(subject[at.upperBound...])) {
+            e.message = "blob sha256:\(subject[at.upperBound...]): \(message)"
+        }
+        e.subject = reference
+        return e
+    }
+}
+
+/// Runs `body`, reporting any ``ExchangeError`` as being about `reference`.
+func reporting<T>(_ reference: Reference, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as ExchangeError { throw e.about(reference.description) }
 }

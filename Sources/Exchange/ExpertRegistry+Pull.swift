@@ -26,6 +26,11 @@ extension ExpertRegistry {
     ///   when the output cannot be written or exists without `overwrite`.
     public func pull(_ ref: Reference, to path: String, overwrite: Bool = false, verifyingKey: VerifyingKey? = nil,
                      progress: @escaping (Int, Int) -> Void = { _, _ in }) throws -> PullReport {
+        try reporting(ref) { try pullUnreported(ref, to: path, overwrite: overwrite, verifyingKey: verifyingKey, progress: progress) }
+    }
+
+    private func pullUnreported(_ ref: Reference, to path: String, overwrite: Bool, verifyingKey: VerifyingKey?,
+                                progress: @escaping (Int, Int) -> Void) throws -> PullReport {
         let resolved = try resolve(ref, verifyingKey: verifyingKey)
         let writer = try AtomicFileWriter(path: path, overwrite: overwrite)
         let fetched = try fetch(resolved, progress: progress)

@@ -58,6 +58,10 @@ public final class ExpertRegistry: @unchecked Sendable {
     /// - Throws: ``ExchangeError``: `.notFound`, `.integrity` (not a compeft artifact, a digest mismatch),
     ///   `.signature`, or a transport error.
     public func resolve(_ ref: Reference, verifyingKey: VerifyingKey? = nil) throws -> ResolvedExpert {
+        try reporting(ref) { try resolveUnreported(ref, verifyingKey: verifyingKey) }
+    }
+
+    private func resolveUnreported(_ ref: Reference, verifyingKey: VerifyingKey?) throws -> ResolvedExpert {
         let client = client(for: ref.registry)
         let subject = ref.description
         let fetched = try client.manifest(ref)
@@ -115,6 +119,6 @@ public final class ExpertRegistry: @unchecked Sendable {
 
     /// The tags of `ref`'s repository (tag and digest of `ref` are ignored), signature tags included.
     public func tags(_ ref: Reference) throws -> [String] {
-        try client(for: ref.registry).tags(repository: ref.repository)
+        try reporting(ref) { try client(for: ref.registry).tags(repository: ref.repository) }
     }
 }

@@ -17,7 +17,8 @@ import sys
 import threading
 
 upstream_port = int(sys.argv[1])
-kind, match, n = sys.argv[2].split(":", 2)
+kind, rest = sys.argv[2].split(":", 1)
+match, n = rest.rsplit(":", 1)  # MATCH may hold ':' (a digest)
 n = int(n)
 fired = threading.Event()
 lock = threading.Lock()

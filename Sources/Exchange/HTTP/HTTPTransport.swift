@@ -108,6 +108,11 @@ public final class HTTPTransport: NSObject, @unchecked Sendable {
             received += state.receivedCount
         }
         if let error = state.sinkError { throw error }
+        if state.error != nil, state.challenged, !isCancelled, let http = task.response as? HTTPURLResponse {
+            // A 401 that Foundation turned into an authentication challenge, which compeft answers itself
+            // (the body is lost; the status and WWW-Authenticate are what matter).
+            return Self.response(http)
+        }
         if let error = state.error {
             if isCancelled { throw ExchangeError(.interrupted, state.subject, "interrupted") }
             throw Self.describe(error, request: request, subject: state.subject)
@@ -160,6 +165,7 @@ public final class HTTPTransport: NSObject, @unchecked Sendable {
         var receivedCount = 0
         var error: (any Error)?
         var sinkError: (any Error)?
+        var challenged = false
         let done = DispatchSemaphore(value: 0)
 
         init(subject: String, maxBody: Int, sink: ((UnsafeRawBufferPointer) throws -> Void)?) {
@@ -171,6 +177,15 @@ public final class HTTPTransport: NSObject, @unchecked Sendable {
 
     fileprivate func state(_ task: URLSessionTask) -> TaskState? { lock.withLock { tasks[task.taskIdentifier] } }
 
+    /// Status and header fields (names lowercased) of a Foundation response.
+    static func response(_ http: HTTPURLResponse) -> HTTPResponse {
+        var headers: [String: String] = [:]
+        for (k, v) in http.allHeaderFields {
+            if let k = k as? String, let v = v as? String { headers[k.lowercased()] = v }
+        }
+        return HTTPResponse(status: http.statusCode, headers: headers, body: Data(), url: http.url ?? URL(string: "http://invalid")!)
+    }
+
     /// The session's delegate; holds its owner weakly (the session retains its delegate).
     private final class Delegate: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         weak var owner: HTTPTransport?
@@ -181,17 +196,22 @@ public final class HTTPTransport: NSObject, @unchecked Sendable {
             completionHandler(nil)  // the caller follows redirects itself
         }
 
+        /// Foundation on Linux turns a `401` with `WWW-Authenticate: Basic` into a challenge (and hangs on a
+        /// HEAD when left to its default handling). Cancelling ends the task with the 401 response kept in
+        /// `task.response`, and ``RegistryClient`` answers the challenge itself.
+        func urlSession(_ session: URLSession, task: URLSessionTask, didReceive challenge: URLAuthenticationChallenge,
+                        completionHandler: @escaping (URLSession.AuthChallengeDisposition, URLCredential?) -> Void) {
+            owner?.state(task)?.challenged = true
+            completionHandler(.cancelAuthenticationChallenge, nil)
+        }
+
         func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
                         completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
             guard let state = owner?.state(dataTask), let http = response as? HTTPURLResponse else {
                 completionHandler(.allow)
                 return
             }
-            var headers: [String: String] = [:]
-            for (k, v) in http.allHeaderFields {
-                if let k = k as? String, let v = v as? String { headers[k.lowercased()] = v }
-            }
-            let r = HTTPResponse(status: http.statusCode, headers: headers, body: Data(), url: http.url ?? URL(string: "http://invalid")!)
+            let r = HTTPTransport.response(http)
             state.response = r
             if state.sink != nil, state.accept?(r) ?? false { state.streaming = true }
             completionHandler(.allow)
