@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "AdapterFormatTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ExchangeTests", dependencies: ["compeft", "Exchange", "AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"],
-            exclude: ["faultproxy.py", "tokenserver.py"], swiftSettings: strict),
+            exclude: ["faultproxy.py"], swiftSettings: strict),
         .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes
         // example), so it does not link CompeftC; `swift build --build-tests` builds the library product anyway.
