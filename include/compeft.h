@@ -245,8 +245,7 @@ compeft_status compeft_metadata_json(compeft_handle handle, char *buffer, size_t
  */
 compeft_status compeft_adapter_config(compeft_handle handle, char *buffer, size_t size, size_t *out_needed);
 
-/* ==============================================================================================
-
+/* =====================================================================================================
  * Writing and checking containers (ABI version 2)
  * =====================================================================================================
  *
@@ -346,7 +345,7 @@ compeft_status compeft_verify(const char *path, char **out_report);
  * payload fails its checksum).
  */
 compeft_status compeft_exact_bytes(compeft_handle handle, size_t index, void *buffer, size_t buffer_bytes);
-=======
+
 /* ==== Containers from any transport: caller-supplied reads =========================================
  *
  * `compeft_open_reader` opens a container whose bytes the caller reads: a blob on an OCI registry
