@@ -19,7 +19,7 @@ enum Experts {
         for (name, base) in inputs {
             let path = dir + "/" + name + ".cpeft"
             let input = try! TaskVectorInput.load(path: Fixtures.path(name), base: base.map(Fixtures.path))
-            _ = try! AdapterCompressor.compress(input, options: .init(density: 10), to: AtomicFileWriter(path: path))
+            _ = try! AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: path))
             out.append((name, path))
         }
         for name in ["ia3-gpt2-f16-v1.0.cpeft", "lora-bert-seqcls-v1.0.cpeft"] {
@@ -45,7 +45,7 @@ enum Experts {
         try SafeTensorsWriter.write(entries, to: writer)
         try writer.commit()
         let input = try TaskVectorInput.load(path: dir + "/large.safetensors")
-        _ = try AdapterCompressor.compress(input, options: .init(density: density), to: AtomicFileWriter(path: dir + "/large.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(density)), to: AtomicFileWriter(path: dir + "/large.cpeft"))
         return dir + "/large.cpeft"
     }
 }
