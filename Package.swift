@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Ed25519 and SHA-256 for the registry exchange (Exchange target only; the core never links it).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // MARK: - System libraries
@@ -43,6 +45,16 @@ let package = Package(
         .target(name: "Quantize", dependencies: ["TaskVector"], swiftSettings: strict),
         .target(name: "AdapterFormat", dependencies: ["Quantize", "TaskVector", "CZstd"], swiftSettings: strict),
 
+        // MARK: - Registry exchange (networking; the core libraries and the C ABI stay free of it)
+        .target(
+            name: "Exchange",
+            dependencies: [
+                "AdapterFormat", "TaskVector",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            exclude: ["README.md"], swiftSettings: strict),
+
         // MARK: - C ABI
         .target(
             name: "CompeftC", dependencies: ["AdapterFormat", "TaskVector", "CCompeft"], exclude: ["README.md"],
@@ -52,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "compeft",
             dependencies: [
-                "AdapterFormat", "Quantize", "TaskVector",
+                "AdapterFormat", "Exchange", "Quantize", "TaskVector",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -74,6 +86,9 @@ let package = Package(
         .testTarget(name: "TaskVectorTests", dependencies: ["TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TaskVector", "CompeftTestSupport"], swiftSettings: strict),
         .testTarget(name: "AdapterFormatTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "ExchangeTests", dependencies: ["compeft", "Exchange", "AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"],
+            exclude: ["faultproxy.py"], swiftSettings: strict),
         .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes
         // example), so it does not link CompeftC; `swift build --build-tests` builds the library product anyway.

@@ -346,6 +346,44 @@ compeft_status compeft_verify(const char *path, char **out_report);
  */
 compeft_status compeft_exact_bytes(compeft_handle handle, size_t index, void *buffer, size_t buffer_bytes);
 
+/* ==== Containers from any transport: caller-supplied reads =========================================
+ *
+ * `compeft_open_reader` opens a container whose bytes the caller reads: a blob on an OCI registry
+ * fetched with HTTP `Range` (libcurl, any client), an object store, a buffer in memory. The library
+ * itself never touches a network. It reads the preamble, the trailer and the index when the handle is
+ * opened, and then only the payload of each tensor that is decoded or applied, checking every read
+ * against the container's XXH64 checksums before using it. `Tests/c/test_reader.c` reads a container
+ * from a real registry this way; docs/FORMAT.md ("compeft on OCI registries") says how to find the blob.
+ */
+
+/** The reads `compeft_open_reader` makes; the library copies the struct (not `context`). */
+typedef struct compeft_reader {
+    /** The container's size in bytes (an OCI layer descriptor's `size`). */
+    uint64_t size;
+    /**
+     * Reads exactly `length` bytes at `offset` (offset + length <= size) into `buffer` and returns 0, or
+     * returns any other value when it cannot (then the call that needed the bytes fails with
+     * COMPEFT_ERR_IO). May be called from several threads at once when one handle is used by several.
+     */
+    int (*read_at)(void *context, uint64_t offset, void *buffer, size_t length);
+    /** Called exactly once, when the handle is closed or the open fails; NULL when nothing is to be freed. */
+    void (*release)(void *context);
+    /** Passed to `read_at` and `release` as it is. */
+    void *context;
+    /** What to call the source in messages (a reference, a URL), NUL-terminated; copied; NULL: "reader". */
+    const char *name;
+} compeft_reader;
+
+/**
+ * Opens a container read through `reader` and checks its preamble, trailer and index, as `compeft_open`
+ * does for a file. Every other function works on the handle as on one from `compeft_open`.
+ * Errors: INVALID_ARGUMENT (NULL `reader`, `read_at` or `out_handle`; `reader->size` above what this
+ * platform addresses), IO (a read failed), CORRUPT, UNSUPPORTED. `reader->release` is called exactly once
+ * whenever `reader` and `release` are not NULL: on failure before this function returns, otherwise by
+ * `compeft_close`.
+ */
+compeft_status compeft_open_reader(const compeft_reader *reader, compeft_handle *out_handle);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

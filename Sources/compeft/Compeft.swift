@@ -13,7 +13,8 @@ struct Compeft: ParsableCommand {
             """,
         version: CompeftVersion.string,
         subcommands: [CompressCommand.self, DecompressCommand.self, MergeCommand.self, InspectCommand.self,
-                      VerifyCommand.self, AnalyzeCommand.self])
+                      VerifyCommand.self, AnalyzeCommand.self,
+                      PushCommand.self, PullCommand.self, TagsCommand.self, KeygenCommand.self])
 
     /// Runs a command and maps every failure to one line on stderr and compeft's exit codes.
     static func main() {

@@ -19,7 +19,7 @@ struct DecompressCommand: ParsableCommand {
               compeft compress ./lora -o - | compeft decompress - -o restored
             """)
 
-    @Argument(help: "Container path, or '-' for stdin.")
+    @Argument(help: "Container path, '-' for stdin, or a registry reference.")
     var input: String
 
     @Option(name: .shortAndLong, help: "Output folder or .safetensors file ('-' for stdout when it is one file).")
@@ -40,6 +40,8 @@ struct DecompressCommand: ParsableCommand {
     @Flag(help: "Overwrite the output if it exists.")
     var force = false
 
+    @OptionGroup var remote: RemoteInputOptions
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -50,7 +52,7 @@ struct DecompressCommand: ParsableCommand {
     func run() throws {
         common.setUp()
         try PathSafety.checkOutput(output, isNotAnyOf: [input] + (base.map { [$0] } ?? []))
-        let reader = try ContainerReader(path: input)
+        let reader = try ContainerInput.open(input, remote: remote, whole: true)
         if output == "-" && format == .safetensors && AdapterDecompressor.writesFolder(reader.index) {
             throw CLIError(status: .usage, message: "\(input): this container decompresses to a folder (\(reader.index.inputKind)); give a folder path to -o, not '-'")
         }

@@ -13,14 +13,16 @@ struct InspectCommand: ParsableCommand {
               compeft inspect my-lora.cpeft --json | jq '.tensors[] | select(.role == "exact")'
             """)
 
-    @Argument(help: "Container path, or '-' for stdin.")
+    @Argument(help: "Container path, '-' for stdin, or a registry reference (reads only the manifest and the index).")
     var input: String
+
+    @OptionGroup var remote: RemoteInputOptions
 
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         common.setUp()
-        let reader = try ContainerReader(path: input)
+        let reader = try ContainerInput.open(input, remote: remote, whole: false)
         let index = reader.index
         let size = reader.size
         let residual = index.tensors.filter { $0.role == .residual }

@@ -1,5 +1,6 @@
 import AdapterFormat
 import ArgumentParser
+import Exchange
 import Quantize
 import TaskVector
 
@@ -14,6 +15,8 @@ enum ExitStatus: Int32 {
     case inputError = 3
     /// Reading or writing a file failed (missing file, permission, disk full, output exists).
     case ioError = 4
+    /// Interrupted by Ctrl-C (SIGINT) or SIGTERM during registry work.
+    case interrupted = 130
 }
 
 /// An error the command line reports as one line and an exit code.
@@ -28,11 +31,25 @@ extension ExitStatus {
     static func of(_ error: any Error) -> ExitStatus {
         switch error {
         case let e as CLIError: return e.status
+        case let e as ExchangeError: return .of(e.code)
         case let e as TaskVectorError: return e.code == .io ? .ioError : .inputError
         case let e as FormatError: return e.code == .io ? .ioError : .inputError
         case is QuantizeError: return .inputError
         case is ZstdError: return .inputError
         default: return .inputError
+        }
+    }
+}
+
+extension ExitStatus {
+    /// Registry failures: bad references and keys are usage errors; corrupt or unsigned experts input
+    /// errors; everything about reaching the registry I/O errors.
+    static func of(_ code: ExchangeError.Code) -> ExitStatus {
+        switch code {
+        case .usage: .usage
+        case .integrity, .signature: .inputError
+        case .notFound, .unauthorized, .network, .protocolViolation, .io: .ioError
+        case .interrupted: .interrupted
         }
     }
 }
