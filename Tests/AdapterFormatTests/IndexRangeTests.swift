@@ -1,4 +1,4 @@
-import AdapterFormat
+@testable import AdapterFormat
 import Fixtures
 import Foundation
 import Quantize
@@ -9,27 +9,21 @@ import Testing
 /// was not valid JSON" (issue 16 §6). The index is edited as text and sealed again (zstd frame,
 /// XXH64, trailer), so the reader gets past every checksum to the number.
 @Suite struct IndexRangeTests {
-    /// The residual fixture as a container (it holds no verbatim files, so tensor 0's offset is the first "offset").
+    /// A format 1.0 container (JSON index; format 1.1 indexes are binary and bounded by their codec), pinned in
+    /// Fixtures: the (IA)³ fixture; its first "offset" is that of its verbatim adapter_config.json (files[0]).
     static func container() throws -> [UInt8] {
-        let dir = scratchDirectory("index-range")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let input = try TaskVectorInput.load(path: Fixtures.path("residual.safetensors"))
-        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(10)), to: AtomicFileWriter(path: dir + "/r.cpeft"))
-        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/r.cpeft")))
+        [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("containers/ia3-gpt2-f16-v1.0.cpeft"))))
     }
 
-    /// `bytes` with its index replaced by `json`, sealed as docs/FORMAT.md says.
+    /// `bytes` (a format 1.0 container) with its index replaced by `json`, sealed as docs/FORMAT.md says.
     static func resealed(_ bytes: [UInt8], index json: [UInt8]) throws -> [UInt8] {
-        let indexOffset = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: bytes.count - 48, as: UInt64.self) })
-        let stored = try json.withUnsafeBytes { try ContainerWriter.compress($0, level: 3, file: "test", what: nil) }
-        var trailer: [UInt8] = []
-        for field in [UInt64(indexOffset), UInt64(stored.count), UInt64(json.count), XXH64.hash(stored)] {
-            withUnsafeBytes(of: field.littleEndian) { trailer += $0 }
-        }
-        let header = XXH64.hash(Array(bytes[0..<16]) + trailer)
-        withUnsafeBytes(of: header.littleEndian) { trailer += $0 }
-        trailer += ContainerLayout.trailerMagic
-        return Array(bytes[0..<indexOffset]) + stored + trailer
+        let t = bytes.count - ContainerLayout.Legacy.trailerSize
+        let indexOffset = Int(bytes.withUnsafeBytes { $0.readLE(UInt64.self, at: t)! })
+        let stored = try json.withUnsafeBytes { try Zstd.compress($0, level: 3) }
+        return Array(bytes[0..<indexOffset]) + stored
+            + ContainerLayout.Legacy.trailer(indexOffset: UInt64(indexOffset), indexLength: UInt64(stored.count),
+                                             indexRawLength: UInt64(json.count), indexHash: XXH64.hash(stored),
+                                             preamble: Array(bytes[0..<ContainerLayout.Legacy.preambleSize]))
     }
 
     /// The container's index as JSON text (what the writer encodes).
@@ -41,8 +35,8 @@ import Testing
     }
 
     @Test(arguments: [
-        ("offset", "18446744073709551616", "field 'tensors[0].offset' is 18446744073709551616, out of range: too large for 64 bits"),
-        ("offset", "9223372036854775808", "field 'tensors[0].offset' is 9223372036854775808, out of range (the largest accepted is 9223372036854775807)"),
+        ("offset", "18446744073709551616", "field 'files[0].offset' is 18446744073709551616, out of range: too large for 64 bits"),
+        ("offset", "9223372036854775808", "field 'files[0].offset' is 9223372036854775808, out of range (the largest accepted is 9223372036854775807)"),
         ("count", "1.5", "field 'tensors[0].count' is 1.5, which this field does not accept (it needs an integer)"),
         ("scaleBits", "18446744073709551616", "field 'tensors[0].scaleBits' is 18446744073709551616, out of range: too large for 64 bits"),
     ])

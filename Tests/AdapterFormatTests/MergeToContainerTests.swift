@@ -59,8 +59,10 @@ import Testing
         let m2 = try merger(c)
         m2.thresholds = try m2.findThresholds()
         let file = try MergedTensorStore(near: dir + "/x.cpeft", bytes: m2.outputs.reduce(0) { $0 + $1.byteCount }, memoryLimit: 0)
+        #expect(file.isFileBacked, "a memory limit of 0 keeps the tensors in a file")
         let temporary = try FileManager.default.contentsOfDirectory(atPath: dir)
-        #expect(temporary.count == 1 && temporary[0].hasPrefix(".x.cpeft.merged"), "\(temporary)")
+        // Unnamed (O_TMPFILE) where the file system allows it, else one hidden name beside the output.
+        #expect(temporary.isEmpty || (temporary.count == 1 && temporary[0].hasPrefix(".x.cpeft.merged")), "\(temporary)")
         _ = try AdapterCompressor.compress(try m2.mergedInput(store: file, progress: nil), options: options, to: spilled, zstdLevel: 3)
         file.discard()
         #expect(spilled.bytes == inMemory.bytes)

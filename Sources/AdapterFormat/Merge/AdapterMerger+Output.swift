@@ -264,6 +264,9 @@ final class MergedTensorStore {
         return TensorData(dtype: dtype, bytes: UnsafeRawBufferPointer(rebasing: region[start..<used]), owner: file)
     }
 
+    /// Whether the tensors live in a temporary file rather than in memory.
+    var isFileBacked: Bool { region != nil }
+
     /// Deletes the temporary file, if there is one; its tensors must not be used after.
     func discard() {
         file?.abandon()
