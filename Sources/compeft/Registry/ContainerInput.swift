@@ -36,12 +36,10 @@ enum ContainerInput {
             let progress = Progress("downloading", quiet: false, unit: .bytes)
             let fetched = try registry.fetch(resolved, progress: { progress.update($0, $1) })
             progress.finish()
-            Interrupt.release()
             defer { fetched.cleanup() }  // an open file outlives its unlinked temporary folder
             return try ContainerReader(source: RenamedSource(base: try FileByteSource(path: fetched.path), name: input))
         }
         let reader = try registry.open(resolved, name: input)
-        Interrupt.release()
         if let remoteSource = reader.source as? RemoteBlobSource {
             let (bytes, requests) = remoteSource.fetchedBytes
             Log.logger.debug("\(ref): read \(bytes) of the container's \(resolved.layer.size) bytes in \(requests) range request(s)")

@@ -36,12 +36,11 @@ struct RegistryOptions: ParsableArguments {
         return o
     }
 
-    /// The registry client, with Ctrl-C wired to cancel what it has in flight.
+    /// The registry client. Ctrl-C (SIGINT), SIGTERM and SIGHUP end the command as for every other
+    /// command (``Signals``): unfinished outputs are removed, a partial download stays in the cache.
     func makeRegistry(chunkSize: Int? = nil) -> ExpertRegistry {
-        let registry = ExpertRegistry(options: clientOptions(chunkSize: chunkSize),
-                                      cache: noCache ? nil : cache.map(BlobCache.init(root:)) ?? .default())
-        Interrupt.onInterrupt { registry.cancelAll() }
-        return registry
+        ExpertRegistry(options: clientOptions(chunkSize: chunkSize),
+                       cache: noCache ? nil : cache.map(BlobCache.init(root:)) ?? .default())
     }
 }
 

@@ -15,7 +15,7 @@ enum ExitStatus: Int32 {
     case inputError = 3
     /// Reading or writing a file failed (missing file, permission, disk full, output exists).
     case ioError = 4
-    /// Interrupted by Ctrl-C (SIGINT) or SIGTERM during registry work.
+    /// Registry work was cancelled through the API (`ExpertRegistry.cancelAll`); signals end the process instead (``Signals``).
     case interrupted = 130
 }
 
