@@ -1,6 +1,7 @@
 import AdapterFormat
 import Exchange
 import Foundation
+import TaskVector
 import Testing
 
 /// Basic auth against a real htpasswd registry, credentials from the environment and Docker's
@@ -38,6 +39,50 @@ import Testing
         _ = try fromConfig.pull(ref, to: out)
         #expect(try contents(out) == contents(path))
         #expect(fromConfig.client(for: server.address).credentialOrigin() == home + "/.docker/config.json")
+    }
+
+    /// The bearer-token flow against a registry configured with `auth: token`: the 401 challenge names the
+    /// token service, which grants a signed JWT for the scope asked (pull, or pull and push) to the right
+    /// credentials only; a lazy one-tensor read goes through the same tokens.
+    @Test func bearerTokenFlowWithRightWrongAndMissingCredentials() throws {
+        let tokens = try TokenServer(user: Self.user.user, password: Self.user.password)
+        defer { tokens.stop() }
+        let server = try RegistryServer(tokens: tokens)
+        defer { server.stop() }
+        let path = Experts.path("lora-bert-seqcls")
+        let ref = try Reference(parsing: "\(server.address)/bearer/expert:v1")
+
+        let anonymous = makeRegistry()
+        let needs = try #require(throws: ExchangeError.self) { try anonymous.push(containerAt: path, to: ref) }
+        #expect(needs.code == .unauthorized)
+        #expect(needs.description.contains("the token server \(tokens.realm) wants credentials"), "\(needs)")
+
+        let wrong = makeRegistry(environment: ["COMPEFT_REGISTRY_USERNAME": Self.user.user, "COMPEFT_REGISTRY_PASSWORD": "wrong"])
+        let refused = try #require(throws: ExchangeError.self) { try wrong.push(containerAt: path, to: ref) }
+        #expect(refused.code == .unauthorized)
+        #expect(refused.description.contains("the token server \(tokens.realm) refused the credentials"), "\(refused)")
+        #expect(tokens.log.contains { $0.hasPrefix("TOKEN refused") })
+        #expect(!tokens.log.contains { $0.hasPrefix("TOKEN granted") }, "no token for a wrong password: \(tokens.log)")
+
+        let environment = ["COMPEFT_REGISTRY_USERNAME": Self.user.user, "COMPEFT_REGISTRY_PASSWORD": Self.user.password]
+        let right = makeRegistry(environment: environment)
+        _ = try right.push(containerAt: path, to: ref)
+        #expect(tokens.log.contains("TOKEN granted repository:bearer/expert:pull,push"), "\(tokens.log)")
+
+        let reader = makeRegistry(environment: environment)
+        let out = scratchFolder("pull") + "/x.cpeft"
+        _ = try reader.pull(ref, to: out)
+        #expect(try contents(out) == contents(path))
+        let granted = tokens.log.filter { $0.hasPrefix("TOKEN granted") }
+        #expect(granted.last == "TOKEN granted repository:bearer/expert:pull", "a pull asks only for pull: \(granted)")
+
+        let (lazy, _) = try makeRegistry(cache: false, environment: environment).open(ref)
+        let whole = try ContainerReader(path: path)
+        let t = try #require(whole.index.tensors.first { $0.dtype.isFloatingPoint })
+        var a = [Float](repeating: 0, count: t.count), b = a
+        try a.withUnsafeMutableBufferPointer { try lazy.decodeValues(lazy.tensor(named: t.name)!, base: nil, into: $0) }
+        try b.withUnsafeMutableBufferPointer { try whole.decodeValues(t, base: nil, into: $0) }
+        #expect(a == b)
     }
 
     @Test func credentialHelperIsAsked() throws {

@@ -3,19 +3,18 @@ import Foundation
 import Glibc
 #endif
 
-/// Tests/ExchangeTests/faultproxy.py in front of a registry: one injected fault (a stalled or dropped
-/// response, an error status) in one exchange, and a log of every request line it forwarded.
-final class FaultProxy: @unchecked Sendable {
+/// A Python helper server from Tests/ExchangeTests (faultproxy.py, tokenserver.py) on 127.0.0.1: started
+/// with its arguments, it prints `PORT n` once listening and then one line per event, which ``log`` collects.
+class ScriptServer: @unchecked Sendable {
     let port: Int
     private let process: Process
     private let lock = NSLock()
     private var lines: [String] = []
 
-    /// `rule` is `stall:MATCH:N`, `drop:MATCH:N` or `status:MATCH:N` (see faultproxy.py).
-    init(upstream: Int, rule: String) throws {
+    init(script: String, arguments: [String]) throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: Tool.find("python3") ?? "/usr/bin/python3")
-        process.arguments = [repositoryRoot + "/Tests/ExchangeTests/faultproxy.py", String(upstream), rule]
+        process.arguments = [repositoryRoot + "/Tests/ExchangeTests/" + script] + arguments
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
@@ -26,7 +25,7 @@ final class FaultProxy: @unchecked Sendable {
         var found: Int?
         while found == nil {
             let d = handle.availableData
-            guard !d.isEmpty else { throw TestFailure("faultproxy.py did not start") }
+            guard !d.isEmpty else { throw TestFailure("\(script) did not start") }
             buffer += d
             if let text = String(data: buffer, encoding: .utf8), let line = text.split(separator: "\n").first(where: { $0.hasPrefix("PORT ") }) {
                 found = Int(line.dropFirst(5))
@@ -51,6 +50,24 @@ final class FaultProxy: @unchecked Sendable {
 
     var log: [String] { lock.withLock { lines } }
 
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)  // a stalled proxy thread keeps SIGTERM from ending it
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
+/// Tests/ExchangeTests/faultproxy.py in front of a registry: one injected fault (a stalled or dropped
+/// response, an error status) in one exchange, and a log of every request line it forwarded.
+final class FaultProxy: ScriptServer, @unchecked Sendable {
+    /// `rule` is `stall:MATCH:N`, `drop:MATCH:N` or `status:MATCH:N` (see faultproxy.py).
+    init(upstream: Int, rule: String) throws {
+        try super.init(script: "faultproxy.py", arguments: [String(upstream), rule])
+    }
+
     /// Waits until the proxy reports that its fault happened.
     func waitUntilFired(timeout: TimeInterval = 30) -> Bool {
         let end = Date().addingTimeInterval(timeout)
@@ -60,13 +77,20 @@ final class FaultProxy: @unchecked Sendable {
         }
         return false
     }
+}
 
-    func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)  // a stalled proxy thread keeps SIGTERM from ending it
-            process.waitUntilExit()
-        }
+/// Tests/ExchangeTests/tokenserver.py: the token service of the registry's bearer-token flow, granting
+/// tokens to one user; its ``log`` has a `TOKEN granted|refused SCOPE…` line per request.
+final class TokenServer: ScriptServer, @unchecked Sendable {
+    /// The folder holding the certificate the registry must trust (`cert.pem`).
+    let folder: String
+    static let service = "compeft-test-registry"
+    static let issuer = "compeft-test-issuer"
+
+    init(user: String, password: String) throws {
+        folder = scratchFolder("token")
+        try super.init(script: "tokenserver.py", arguments: [folder, user, password])
     }
 
-    deinit { stop() }
+    var realm: String { "http://\(address)/token" }
 }

@@ -1,3 +1,4 @@
+import AdapterFormat
 import Exchange
 import Foundation
 import Testing
@@ -49,7 +50,34 @@ import Glibc
         #expect(e.description.contains("503"), "\(e)")
     }
 
-    /// Ctrl-C while the container is downloading: exit 130, no output file, no temporary file; the partial
+    /// A registry that sends blob reads elsewhere (blob storage, a CDN: another host and port) with a
+    /// redirect: the pull and a lazy one-tensor range read follow it and get the same bytes.
+    @Test(arguments: [307, 302])
+    func blobRedirectsAreFollowed(status: Int) throws {
+        let server = try RegistryServer()
+        defer { server.stop() }
+        let path = Experts.path("lora-bert-seqcls")
+        let pushed = try makeRegistry().push(containerAt: path, to: try Reference(parsing: "\(server.address)/faults/moved:v1"))
+        let blob = "GET /v2/faults/moved/blobs/\(pushed.layer.digest)"
+        let proxy = try FaultProxy(upstream: server.port, rule: "redirect:\(blob):\(status)")
+        defer { proxy.stop() }
+        let ref = try Reference(parsing: "\(proxy.address)/faults/moved:v1")
+        let out = scratchFolder("pull") + "/x.cpeft"
+        _ = try makeRegistry(cache: false, plainHTTP: true).pull(ref, to: out)
+        #expect(proxy.log.contains("FIRED redirect:\(blob):\(status)"), "\(proxy.log)")
+        #expect(try contents(out) == contents(path))
+
+        let again = try FaultProxy(upstream: server.port, rule: "redirect:\(blob):\(status)")
+        defer { again.stop() }
+        let (lazy, _) = try makeRegistry(cache: false, plainHTTP: true).open(try Reference(parsing: "\(again.address)/faults/moved:v1"))
+        let whole = try ContainerReader(path: path)
+        for t in whole.index.tensors {
+            try lazy.verify(lazy.tensor(named: t.name)!)
+        }
+        #expect(again.log.contains { $0.hasPrefix("FIRED") }, "the range read was redirected: \(again.log)")
+    }
+
+    /// Ctrl-C while the container is downloading: the process ends by SIGINT, no output file, no temporary file; the partial
     /// download stays in the cache and the next pull resumes it.
     @Test func interruptLeavesNoOutputAndTheNextPullResumes() throws {
         let server = try RegistryServer()

@@ -19,8 +19,9 @@ final class RegistryServer: @unchecked Sendable {
     /// Where the registry keeps its blobs and repositories.
     var storage: String { folder + "/storage" }
 
-    /// Starts a registry; with `htpasswd`, every request needs that user's password (HTTP basic).
-    init(htpasswd: (user: String, password: String)? = nil) throws {
+    /// Starts a registry; with `htpasswd`, every request needs that user's password (HTTP basic); with
+    /// `tokens`, a bearer token from that token service (the registry trusts its certificate).
+    init(htpasswd: (user: String, password: String)? = nil, tokens: TokenServer? = nil) throws {
         guard let binary = Self.binary else { throw TestFailure(Self.missing) }
         _ = binary
         folder = scratchFolder("registry")
@@ -37,6 +38,15 @@ final class RegistryServer: @unchecked Sendable {
                   htpasswd:
                     realm: compeft-test
                     path: \(folder)/htpasswd
+                """
+        } else if let tokens {
+            auth = """
+                auth:
+                  token:
+                    realm: \(tokens.realm)
+                    service: \(TokenServer.service)
+                    issuer: \(TokenServer.issuer)
+                    rootcertbundle: \(tokens.folder)/cert.pem
                 """
         }
         let config = """

@@ -7,6 +7,8 @@ RULE is KIND:MATCH:N, applied once, to the first request whose request line cont
     stall:MATCH:N   forward N bytes of the response body, then forward nothing more (the connection stays open)
     drop:MATCH:N    forward N bytes of the response body, then close both connections
     status:MATCH:N  answer the request with status N and an empty body instead of forwarding it
+    redirect:MATCH:N  answer with status N (301, 302, 307, 308) and `Location:` the same path on the upstream
+                    port — another host:port, as blob storage behind a registry is
 
 Prints "PORT p" when listening, "REQ <request line> range=<Range header>" for every request, and
 "FIRED <rule>" when the fault happens, each on its own line, flushed. Runs until killed. Only 127.0.0.1 is
@@ -68,10 +70,14 @@ class Connection:
                         self.remaining_body = int(headers.get("content-length", "0"))
                         say("REQ %s range=%s" % (lines[0], headers.get("range", "-")))
                         if not fired.is_set() and match in lines[0]:
-                            if kind == "status":
+                            if kind in ("status", "redirect"):
                                 fired.set()
                                 say("FIRED " + sys.argv[2])
-                                self.client.sendall(b"HTTP/1.1 %d Injected\r\nContent-Length: 0\r\n\r\n" % n)
+                                location = b""
+                                if kind == "redirect":
+                                    path = lines[0].split(" ")[1]
+                                    location = b"Location: http://127.0.0.1:%d%s\r\n" % (upstream_port, path.encode("latin-1"))
+                                self.client.sendall(b"HTTP/1.1 %d Injected\r\n%bContent-Length: 0\r\n\r\n" % (n, location))
                                 self.skip_body = True
                                 continue
                             fired.set()
