@@ -98,3 +98,14 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
             else:
                 tensors[name] = st.get_tensor(name)
     return tensors
+
+
+@pytest.fixture(scope="session")
+def cli() -> str:
+    """The `compeft` command line ($COMPEFT_CLI; scripts/test-python.sh sets it to the debug build)."""
+    path = os.environ.get("COMPEFT_CLI")
+    if not path or not Path(path).exists():
+        if os.environ.get("COMPEFT_REQUIRE_TORCH") == "1":
+            pytest.fail(f"COMPEFT_CLI ({path}) is not the compeft binary")
+        pytest.skip("COMPEFT_CLI does not name the compeft binary (scripts/test-python.sh sets it)")
+    return path

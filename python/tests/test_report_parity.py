@@ -15,16 +15,6 @@ import compeft
 from conftest import FIXTURES
 
 
-@pytest.fixture(scope="module")
-def cli() -> str:
-    path = os.environ.get("COMPEFT_CLI")
-    if not path or not Path(path).exists():
-        if os.environ.get("COMPEFT_REQUIRE_TORCH") == "1":
-            pytest.fail(f"COMPEFT_CLI ({path}) is not the compeft binary")
-        pytest.skip("COMPEFT_CLI does not name the compeft binary (scripts/test-python.sh sets it)")
-    return path
-
-
 def run(cli: str, *args: str, ok: tuple[int, ...] = (0,)) -> dict:
     done = subprocess.run([cli, *args, "--json"], capture_output=True, text=True)
     assert done.returncode in ok, done.stderr

@@ -10,6 +10,8 @@ compress, merge, inspect and verify them, through libcompeft's C ABI.
     sd = compeft.load_state_dict("expert.cpeft", dtype=torch.bfloat16)
     model = compeft.load_peft(base_model, "expert.cpeft", adapter_name="sentiment")
     compeft.compress("my_adapter_dir", "expert.cpeft", density=10)
+    with compeft.open_remote("localhost:5000/experts/sentiment:v1") as c:   # an expert on an OCI registry
+        w = c.decode(name)                                # fetches only this tensor's bytes (HTTP Range)
 
 numpy is the only dependency: torch and peft are imported by the functions that need them. Every
 failure raises a :class:`CompeftError` subclass carrying the library's message and status code.
@@ -29,11 +31,14 @@ from .errors import (
 )
 from ._torch import apply, load_peft, load_state_dict
 from .tools import compress, decompress, inspect, merge, verify
+from .remote import RemoteContainer, open_remote
 
 __all__ = [
     "__version__",
     "open",
+    "open_remote",
     "Container",
+    "RemoteContainer",
     "TensorInfo",
     "load_state_dict",
     "load_peft",

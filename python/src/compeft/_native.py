@@ -79,6 +79,7 @@ _SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "compeft_inspect_json": ([handle_t, ctypes.c_char_p, size_t, ctypes.POINTER(size_t)], status_t),
     "compeft_verify": ([ctypes.c_char_p, _report_out], status_t),
     "compeft_exact_bytes": ([handle_t, size_t, ctypes.c_void_p, size_t], status_t),
+    "compeft_open_reader": ([ctypes.c_void_p, ctypes.POINTER(handle_t)], status_t),
 }
 
 _lock = threading.Lock()

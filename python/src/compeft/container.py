@@ -9,7 +9,7 @@ import os
 import threading
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Union
 
 import numpy as np
 
@@ -91,14 +91,19 @@ class Container:
     """
 
     def __init__(self, path: PathLike) -> None:
-        self._path = os.fspath(path)
+        path = os.fspath(path)
+        self._open_with(path, lambda out: _native.lib().compeft_open(_native.fspath(path), out), "compeft_open")
+
+    def _open_with(self, name: str, opener: Callable[[Any], int], function: str) -> None:
+        """Opens the handle with `opener` (a ``compeft_open*`` call given the out-pointer) and lists the
+        tensors; `name` is what messages and :attr:`path` call it."""
+        self._path = name
         self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
         self._config: tuple[bytes | None] | None = None
         self._closed = True
         handle = _native.handle_t(0)
-        library = _native.lib()
-        _native.check(library.compeft_open(_native.fspath(self._path), ctypes.byref(handle)), "compeft_open")
+        _native.check(opener(ctypes.byref(handle)), function)
         self._handle = handle.value
         self._closed = False
         try:
