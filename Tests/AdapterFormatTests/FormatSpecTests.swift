@@ -8,7 +8,7 @@ import Testing
 /// docs/FORMAT.md's container layout and index (formats 1.0 and 1.1) checked against the independent
 /// reader written from it (`Fixtures/decode_gap.py --index`): every field of every entry, every payload
 /// location and checksum, every verbatim file's contents.
-@Suite(.enabled(if: GapSpecReader.isAvailable, "needs python3 and zstd (the zstandard module or the zstd command) for Fixtures/decode_gap.py"))
+@Suite(.enabled(if: GapSpecReader.isAvailable || Python.isCI, "needs python3 and zstd (the zstandard module or the zstd command) for Fixtures/decode_gap.py"))
 struct FormatSpecTests {
     /// Compares what the Python reader reads from `path` with compeft's reader.
     func compareWithPython(_ path: String) throws {

@@ -79,7 +79,7 @@ import Testing
                 "\(BuiltLibrary.path) is missing: `swift build --build-tests` should build the CompeftC product")
     }
 
-    @Test(.enabled(if: Tool.cCompiler != nil, "no C compiler (cc, clang or gcc) on PATH"))
+    @Test(.requiresTool("cc", "clang", "gcc", install: "a C compiler"))
     func cProgramPassesEveryCheckThroughTheCSymbols() throws {
         try #require(FileManager.default.fileExists(atPath: BuiltLibrary.path), "\(BuiltLibrary.path) is not built")
         let dir = try Self.makeWorkdir()
@@ -97,7 +97,7 @@ import Testing
         #expect(run.output.contains(", 0 failed"), "\(run.output)")
     }
 
-    @Test(.enabled(if: Tool.cxxCompiler != nil, "no C++ compiler (c++, clang++ or g++) on PATH"))
+    @Test(.requiresTool("c++", "clang++", "g++", install: "a C++ compiler"))
     func headerCompilesAsCPlusPlusWithCLinkage() throws {
         let dir = scratchDirectory("cxx")
         let source = dir + "/uses_header.cpp"

@@ -8,7 +8,7 @@ import Testing
 /// gives an error or the old content, and the host process survives. Tests/c/test_file_changes.c
 /// runs in its own process, so a SIGBUS fails this test rather than killing the runner.
 @Suite struct FileChangeTests {
-    @Test(.enabled(if: Tool.cCompiler != nil, "no C compiler (cc, clang or gcc) on PATH"))
+    @Test(.requiresTool("cc", "clang", "gcc", install: "a C compiler"))
     func containerChangedUnderAnOpenHandleIsAnErrorNotACrash() throws {
         try #require(FileManager.default.fileExists(atPath: BuiltLibrary.path), "\(BuiltLibrary.path) is not built")
         let dir = scratchDirectory("file-changes")

@@ -3,7 +3,7 @@ import Testing
 
 /// The README's C example, compiled as a user would and run on a container.
 @Suite struct ReadmeExampleTests {
-    @Test(.enabled(if: Tool.cCompiler != nil, "no C compiler (cc, clang or gcc) on PATH"))
+    @Test(.requiresTool("cc", "clang", "gcc", install: "a C compiler"))
     func readmeCExampleCompilesAndDecodesATensor() throws {
         try #require(FileManager.default.fileExists(atPath: BuiltLibrary.path), "\(BuiltLibrary.path) is not built")
         let readme = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)

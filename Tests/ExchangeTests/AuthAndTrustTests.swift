@@ -30,12 +30,12 @@ import Testing
         _ = try right.push(containerAt: path, to: ref)
 
         // Docker's config.json, as `docker login` writes it.
-        let home = scratchFolder("home")
+        let home = scratchDirectory("home")
         try FileManager.default.createDirectory(atPath: home + "/.docker", withIntermediateDirectories: true)
         let auth = Data("alice:\(Self.user.password)".utf8).base64EncodedString()
         try #"{"auths":{"\#(server.address)":{"auth":"\#(auth)"}}}"#.write(toFile: home + "/.docker/config.json", atomically: true, encoding: .utf8)
         let fromConfig = makeRegistry(environment: ["HOME": home])
-        let out = scratchFolder("pull") + "/x.cpeft"
+        let out = scratchDirectory("pull") + "/x.cpeft"
         _ = try fromConfig.pull(ref, to: out)
         #expect(try contents(out) == contents(path))
         #expect(fromConfig.client(for: server.address).credentialOrigin() == home + "/.docker/config.json")
@@ -70,7 +70,7 @@ import Testing
         #expect(tokens.log.contains("TOKEN granted repository:bearer/expert:pull,push"), "\(tokens.log)")
 
         let reader = makeRegistry(environment: environment)
-        let out = scratchFolder("pull") + "/x.cpeft"
+        let out = scratchDirectory("pull") + "/x.cpeft"
         _ = try reader.pull(ref, to: out)
         #expect(try contents(out) == contents(path))
         let granted = tokens.log.filter { $0.hasPrefix("TOKEN granted") }
@@ -88,7 +88,7 @@ import Testing
     @Test func credentialHelperIsAsked() throws {
         let server = try RegistryServer(htpasswd: Self.user)
         defer { server.stop() }
-        let bin = scratchFolder("bin")
+        let bin = scratchDirectory("bin")
         // A docker-credential-helpers program: reads the server on stdin, prints Username/Secret JSON.
         try """
             #!/bin/sh
@@ -97,7 +97,7 @@ import Testing
             printf '{"ServerURL":"%s","Username":"alice","Secret":"\(Self.user.password)"}' "$server"
             """.write(toFile: bin + "/docker-credential-test", atomically: true, encoding: .utf8)
         chmod(bin + "/docker-credential-test", 0o755)
-        let config = scratchFolder("docker")
+        let config = scratchDirectory("docker")
         try #"{"credHelpers":{"\#(server.address)":"test"}}"#.write(toFile: config + "/config.json", atomically: true, encoding: .utf8)
         let registry = makeRegistry(environment: ["DOCKER_CONFIG": config, "PATH": bin + ":/usr/bin:/bin"])
         _ = try registry.push(containerAt: Experts.path("ia3-gpt2-f16"), to: try Reference(parsing: "\(server.address)/helper/x:v1"))
@@ -106,7 +106,7 @@ import Testing
 
     /// Keys made by the real openssl command, signatures checked both ways.
     @Test func opensslKeysSignAndVerify() throws {
-        let dir = scratchFolder("keys")
+        let dir = scratchDirectory("keys")
         #expect(Tool.run("openssl", ["genpkey", "-algorithm", "ed25519", "-out", dir + "/key.pem"]).status == 0)
         #expect(Tool.run("openssl", ["pkey", "-in", dir + "/key.pem", "-pubout", "-out", dir + "/key.pub"]).status == 0)
         let key = try SigningKey(pemFile: dir + "/key.pem")
@@ -135,7 +135,7 @@ import Testing
     @Test func signedPushVerifiesAndOtherKeysAndUnsignedExpertsAreRefused() throws {
         let server = try RegistryServer()
         defer { server.stop() }
-        let dir = scratchFolder("keys")
+        let dir = scratchDirectory("keys")
         for k in ["a", "b"] {
             #expect(Tool.run("openssl", ["genpkey", "-algorithm", "ed25519", "-out", "\(dir)/\(k).pem"]).status == 0)
             #expect(Tool.run("openssl", ["pkey", "-in", "\(dir)/\(k).pem", "-pubout", "-out", "\(dir)/\(k).pub"]).status == 0)
@@ -150,7 +150,7 @@ import Testing
         #expect(pushed.signature != nil)
         #expect(try registry.tags(ref).contains(pushed.manifestDigest.signatureTag))
 
-        let out = scratchFolder("pull") + "/x.cpeft"
+        let out = scratchDirectory("pull") + "/x.cpeft"
         let pulled = try makeRegistry().pull(ref, to: out, verifyingKey: good)
         #expect(pulled.resolved.verifiedSigner == good.fingerprint)
         let (reader, _) = try makeRegistry(cache: false).open(ref, verifyingKey: good)
@@ -185,7 +185,7 @@ import Testing
     }
 
     /// skopeo (containers/image, an independent implementation of the distribution spec) reads the artifact.
-    @Test(.enabled(if: Tool.find("skopeo") != nil, "skopeo is not installed (Debian package skopeo; scripts/bootstrap.sh installs it)"))
+    @Test(.requiresTool("skopeo", install: "Debian package skopeo; scripts/bootstrap.sh installs it"))
     func skopeoReadsTheArtifact() throws {
         let server = try RegistryServer()
         defer { server.stop() }
@@ -203,7 +203,7 @@ import Testing
         let parsed = try ExpertConfig.decode(config.stdout, subject: "skopeo")
         #expect(parsed.inputKind == "full-fine-tune")
         // The whole artifact copied to an OCI layout folder: the layer file is the container, byte for byte.
-        let layout = scratchFolder("layout")
+        let layout = scratchDirectory("layout")
         let copy = Tool.run("skopeo", ["copy", "--src-tls-verify=false", "docker://\(ref)", "oci:\(layout):v1"])
         #expect(copy.status == 0, "\(copy.output)")
         let blob = layout + "/blobs/sha256/" + pushed.layer.digest.hex

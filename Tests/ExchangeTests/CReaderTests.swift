@@ -15,14 +15,14 @@ import Testing
         return candidates.first { FileManager.default.fileExists(atPath: $0 + "/libCompeftC.so") } ?? candidates[0]
     }()
 
-    @Test(.enabled(if: Tool.find("cc") != nil, "no C compiler"))
+    @Test(.requiresTool("cc", "clang", "gcc", install: "a C compiler and libcurl-dev; scripts/bootstrap.sh installs them"))
     func cProgramReadsARegistryBlobThroughRangeCallbacks() throws {
         try #require(FileManager.default.fileExists(atPath: Self.libraryFolder + "/libCompeftC.so"), "libCompeftC.so is not built")
         try #require(FileManager.default.fileExists(atPath: "/usr/include/x86_64-linux-gnu/curl/curl.h") || FileManager.default.fileExists(atPath: "/usr/include/curl/curl.h"),
                      "libcurl's header is missing (Debian package libcurl4-openssl-dev; scripts/bootstrap.sh installs it)")
         let server = try RegistryServer()
         defer { server.stop() }
-        let dir = scratchFolder("creader")
+        let dir = scratchDirectory("creader")
         let path = try Experts.large(count: 200_000, tensors: 3, density: 30, seed: 31)
         let ref = try Reference(parsing: "\(server.address)/c/reader:v1")
         let pushed = try makeRegistry().push(containerAt: path, to: ref)

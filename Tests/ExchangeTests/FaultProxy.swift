@@ -88,7 +88,7 @@ final class TokenServer: ScriptServer, @unchecked Sendable {
     static let issuer = "compeft-test-issuer"
 
     init(user: String, password: String) throws {
-        folder = scratchFolder("token")
+        folder = scratchDirectory("token")
         try super.init(script: "tokenserver.py", arguments: [folder, user, password])
     }
 

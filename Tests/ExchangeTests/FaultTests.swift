@@ -19,7 +19,7 @@ import Glibc
         let proxy = try FaultProxy(upstream: server.port, rule: "drop:GET /v2/faults/drop/blobs/\(pushed.layer.digest):\(cut)")
         defer { proxy.stop() }
         let registry = makeRegistry(plainHTTP: true)
-        let out = scratchFolder("pull") + "/x.cpeft"
+        let out = scratchDirectory("pull") + "/x.cpeft"
         let report = try registry.pull(try Reference(parsing: "\(proxy.address)/faults/drop:v1"), to: out)
         #expect(try contents(out) == bytes)
         #expect(proxy.log.contains { $0.hasPrefix("FIRED") })
@@ -36,7 +36,7 @@ import Glibc
         _ = try makeRegistry().push(containerAt: Experts.path("lora-bert-seqcls"), to: ref)
         let proxy = try FaultProxy(upstream: server.port, rule: "status:GET /v2/faults/busy/manifests/v1:503")
         defer { proxy.stop() }
-        let out = scratchFolder("pull") + "/x.cpeft"
+        let out = scratchDirectory("pull") + "/x.cpeft"
         _ = try makeRegistry(plainHTTP: true).pull(try Reference(parsing: "\(proxy.address)/faults/busy:v1"), to: out)
         #expect(try contents(out) == contents(Experts.path("lora-bert-seqcls")))
         #expect(proxy.log.filter { $0.hasPrefix("REQ") && $0.contains("/manifests/v1") }.count == 2, "\(proxy.log)")
@@ -62,7 +62,7 @@ import Glibc
         let proxy = try FaultProxy(upstream: server.port, rule: "redirect:\(blob):\(status)")
         defer { proxy.stop() }
         let ref = try Reference(parsing: "\(proxy.address)/faults/moved:v1")
-        let out = scratchFolder("pull") + "/x.cpeft"
+        let out = scratchDirectory("pull") + "/x.cpeft"
         _ = try makeRegistry(cache: false, plainHTTP: true).pull(ref, to: out)
         #expect(proxy.log.contains("FIRED redirect:\(blob):\(status)"), "\(proxy.log)")
         #expect(try contents(out) == contents(path))
@@ -87,8 +87,8 @@ import Glibc
         let pushed = try makeRegistry().push(containerAt: path, to: ref)
         let proxy = try FaultProxy(upstream: server.port, rule: "stall:GET /v2/faults/ctrlc/blobs/\(pushed.layer.digest):30000")
         defer { proxy.stop() }
-        let cache = scratchFolder("cache")
-        let outDir = scratchFolder("out")
+        let cache = scratchDirectory("cache")
+        let outDir = scratchDirectory("out")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CLI.binary)
         p.arguments = ["pull", "\(proxy.address)/faults/ctrlc:v1", "-o", outDir + "/x.cpeft", "--plain-http", "--cache", cache]

@@ -1,3 +1,4 @@
+import CompeftTestSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -24,7 +25,7 @@ final class RegistryServer: @unchecked Sendable {
     init(htpasswd: (user: String, password: String)? = nil, tokens: TokenServer? = nil) throws {
         guard let binary = Self.binary else { throw TestFailure(Self.missing) }
         _ = binary
-        folder = scratchFolder("registry")
+        folder = scratchDirectory("registry")
         port = try freePort()
         self.htpasswd = htpasswd
         var auth = ""
@@ -158,64 +159,9 @@ func canConnect(port: Int) -> Bool {
     return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
 }
 
-func scratchFolder(_ name: String) -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("compeft-exchange-\(getpid())/\(name)-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return dir.path
-}
-
-/// Runs other programs (openssl, skopeo, htpasswd, the compeft binary).
-enum Tool {
-    struct Result {
-        var status: Int32
-        var output: String
-        var stdout: Data
-    }
-
-    static func find(_ name: String) -> String? {
-        if name.hasPrefix("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    /// Runs a program with stdin from /dev/null; `output` is stdout and stderr together, `stdout` alone.
-    static func run(_ name: String, _ arguments: [String], environment: [String: String]? = nil, stdin: Data? = nil) -> Result {
-        guard let path = find(name) else { return Result(status: -1, output: "\(name) is not on PATH", stdout: Data()) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
-        if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        do { try p.run() } catch { return Result(status: -1, output: "cannot run \(name): \(error)", stdout: Data()) }
-        if let stdin {
-            input.fileHandleForWriting.write(stdin)
-            try? input.fileHandleForWriting.close()
-        }
-        final class Box: @unchecked Sendable { var data = Data() }
-        let errBox = Box()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, output: String(decoding: o + errBox.data, as: UTF8.self), stdout: o)
-    }
-}
-
-/// The built `compeft` binary (swift build --build-tests puts every product in one folder).
+/// Runs the built `compeft` binary.
 enum CLI {
-    static let binary: String = {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("compeft").path,
-            Bundle.main.bundleURL.appendingPathComponent("compeft").path,
-            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("compeft").path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }()
+    static let binary = builtProduct("compeft")
 
     static func run(_ arguments: [String], environment: [String: String] = [:]) -> Tool.Result {
         Tool.run(binary, arguments, environment: environment)

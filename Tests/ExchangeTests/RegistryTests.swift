@@ -15,13 +15,13 @@ import Testing
             let ref = try Reference(parsing: "\(server.address)/experts/\(repo):v1")
             let pushed = try registry.push(containerAt: path, to: ref)
             #expect(pushed.layer.size == (try contents(path)).count, "\(name)")
-            let out = scratchFolder("pull") + "/out.cpeft"
+            let out = scratchDirectory("pull") + "/out.cpeft"
             let pulled = try registry.pull(ref, to: out)
             #expect(try contents(out) == contents(path), "\(name): pulled bytes differ")
             #expect(pulled.resolved.manifestDigest == pushed.manifestDigest)
             #expect(pulled.resolved.config.counts.tensors == (try ContainerReader(path: path)).index.tensors.count)
             // By digest too.
-            let byDigest = scratchFolder("pull") + "/d.cpeft"
+            let byDigest = scratchDirectory("pull") + "/d.cpeft"
             _ = try registry.pull(pushed.reference, to: byDigest)
             #expect(try contents(byDigest) == contents(path))
         }
@@ -92,7 +92,7 @@ import Testing
         try bytes.write(to: URL(fileURLWithPath: file))
 
         let registry = makeRegistry()
-        let out = scratchFolder("pull") + "/x.cpeft"
+        let out = scratchDirectory("pull") + "/x.cpeft"
         let error = try #require(throws: ExchangeError.self) { try registry.pull(ref, to: out) }
         #expect(error.code == .integrity)
         #expect(error.description.contains(pushed.layer.digest.description), "\(error)")
@@ -124,7 +124,7 @@ import Testing
         let fresh = makeRegistry()
         #expect(try !fresh.client(for: server.address).manifestExists(ref), "no tag appeared")
         let pushed = try fresh.push(containerAt: path, to: ref)
-        let out = scratchFolder("pull") + "/x.cpeft"
+        let out = scratchDirectory("pull") + "/x.cpeft"
         _ = try fresh.pull(ref, to: out)
         #expect(try contents(out) == contents(path))
         #expect(pushed.layer.size == size)
@@ -138,7 +138,7 @@ import Testing
         let registry = makeRegistry(chunkSize: 10_000)
         let pushed = try registry.push(containerAt: path, to: ref)
         #expect(registry.transport.counters.requests > pushed.layer.size / 10_000, "the upload went up in chunks")
-        let out = scratchFolder("pull") + "/x.cpeft"
+        let out = scratchDirectory("pull") + "/x.cpeft"
         _ = try makeRegistry().pull(ref, to: out)
         #expect(try contents(out) == contents(path))
     }
@@ -155,7 +155,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: cache.root + "/blobs/sha256", withIntermediateDirectories: true)
         let kept = bytes.count / 3
         try bytes[0..<kept].write(to: URL(fileURLWithPath: cache.path(of: pushed.layer.digest) + ".partial"))
-        let out = scratchFolder("pull") + "/x.cpeft"
+        let out = scratchDirectory("pull") + "/x.cpeft"
         let report = try registry.pull(ref, to: out)
         #expect(report.resumedFrom == kept)
         #expect(report.downloadedBytes == bytes.count - kept, "downloaded \(report.downloadedBytes) bytes")
@@ -168,10 +168,10 @@ import Testing
         wrong[10] ^= 0xFF
         let partial = other.cache!.path(of: pushed.layer.digest) + ".partial"
         try wrong.write(to: URL(fileURLWithPath: partial))
-        let error = try #require(throws: ExchangeError.self) { try other.pull(ref, to: scratchFolder("pull") + "/y.cpeft") }
+        let error = try #require(throws: ExchangeError.self) { try other.pull(ref, to: scratchDirectory("pull") + "/y.cpeft") }
         #expect(error.code == .integrity)
         #expect(!FileManager.default.fileExists(atPath: partial))
-        _ = try other.pull(ref, to: scratchFolder("pull") + "/z.cpeft")
+        _ = try other.pull(ref, to: scratchDirectory("pull") + "/z.cpeft")
     }
 
     @Test func tagsAreListedAcrossPages() throws {
@@ -202,7 +202,7 @@ import Testing
         defer { server.stop() }
         let registry = makeRegistry()
         let ref = try Reference(parsing: "\(server.address)/experts/x:nope")
-        let e = try #require(throws: ExchangeError.self) { try registry.pull(ref, to: scratchFolder("p") + "/x.cpeft") }
+        let e = try #require(throws: ExchangeError.self) { try registry.pull(ref, to: scratchDirectory("p") + "/x.cpeft") }
         #expect(e.code == .notFound)
         #expect(e.description.hasPrefix(ref.description + ": "), "\(e)")
         // A plain OCI image (not compeft) is refused by type.

@@ -1,5 +1,5 @@
 import AdapterFormat
-import CompeftTestSupport
+@_exported import CompeftTestSupport
 import Exchange
 import Fixtures
 import Foundation
@@ -10,7 +10,7 @@ import TaskVector
 enum Experts {
     /// (name, container path) for every fixture compeft compresses, plus the committed containers.
     static let all: [(String, String)] = {
-        let dir = scratchFolder("experts")
+        let dir = scratchDirectory("experts")
         var out: [(String, String)] = []
         let inputs: [(String, String?)] = [
             ("lora-bert-seqcls", nil), ("lora-gpt2-bf16", nil), ("ia3-bert-seqcls", nil), ("ia3-gpt2-f16", nil),
@@ -33,7 +33,7 @@ enum Experts {
     /// A residual file of `count` seeded random f32 values compressed at `density` %: a container large
     /// enough for chunked uploads and partial downloads.
     static func large(count: Int, tensors: Int = 1, density: Double, seed: UInt64) throws -> String {
-        let dir = scratchFolder("large")
+        let dir = scratchDirectory("large")
         var rng = SplitMix64(seed: seed)
         var entries: [SafeTensorsWriter.Entry] = []
         for k in 0..<tensors {
@@ -60,10 +60,7 @@ func makeRegistry(cache: Bool = true, environment: [String: String] = [:], plain
     o.attempts = attempts
     o.timeout = 20
     if let chunkSize { o.chunkSize = chunkSize }
-    return ExpertRegistry(options: o, cache: cache ? BlobCache(root: scratchFolder("cache")) : nil)
+    return ExpertRegistry(options: o, cache: cache ? BlobCache(root: scratchDirectory("cache")) : nil)
 }
 
 func contents(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
-
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path

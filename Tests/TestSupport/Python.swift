@@ -51,4 +51,11 @@ extension Trait where Self == ConditionTrait {
         let available = Python.has(modules)
         return .enabled(if: available || Python.isCI, "needs python3 with \(modules.joined(separator: ", ")) (\(install))")
     }
+
+    /// Runs the test when one of `programs` is on PATH; otherwise skips it, saying what to install — except
+    /// under CI, where it runs anyway, so a missing program is a failure, not a skip.
+    public static func requiresTool(_ programs: String..., install: String) -> Self {
+        let available = programs.contains { Tool.find($0) != nil }
+        return .enabled(if: available || Python.isCI, "needs \(programs.joined(separator: " or ")) on PATH (\(install))")
+    }
 }

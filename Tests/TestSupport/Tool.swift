@@ -24,13 +24,18 @@ public enum Tool {
     public static let cCompiler = find("cc", "clang", "gcc")
     public static let cxxCompiler = find("c++", "clang++", "g++")
 
-    /// Runs `executable`, feeding it `stdin` (or /dev/null).
+    /// Runs `executable` (a path, or a name looked up on PATH), feeding it `stdin` (or /dev/null), with
+    /// `environment` added to this process's.
     public static func run(_ executable: String, _ arguments: [String], in directory: String? = nil,
-                           stdin: Data? = nil) -> Result {
+                           environment: [String: String]? = nil, stdin: Data? = nil) -> Result {
+        guard let path = executable.contains("/") ? executable : find(executable) else {
+            return Result(status: -1, stdout: Data(), stderr: "\(executable) is not on PATH")
+        }
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
+        p.executableURL = URL(fileURLWithPath: path)
         p.arguments = arguments
         if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
