@@ -2,9 +2,6 @@
 import Foundation
 import TaskVector
 
-/// A seeded generator so a failing case can be replayed (the seed is in every message).
-
-
 /// Builds a residual SourceTensor (init zero, f32) from values.
 func sourceTensor(_ name: String, _ values: [Float], initRule: InitRule = .zero, dtype: DType = .f32) -> SourceTensor {
     var bytes: [UInt8] = []
