@@ -65,6 +65,7 @@ struct AnalyzeCommand: ParsableCommand {
         // Open the plot's temporary file first, so an existing plot is refused before the work.
         let plotWriter = try plot.map { try AtomicFileWriter(path: $0, overwrite: force) }
         let taskVector = try TaskVectorInput.load(path: input, base: base)
+        _ = try compression.rule(density: .full, for: taskVector)
         let progress = Progress("analyzing", quiet: common.quiet)
         let analysis: DensityAnalysis
         do {

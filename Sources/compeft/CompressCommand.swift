@@ -67,11 +67,13 @@ struct CompressCommand: ParsableCommand {
             path: input, base: base,
             options: .init(compressAll: compressAll, initOverride: `init`))
         Log.logger.debug("\(taskVector.tensors.count) tensors, kind \(taskVector.kind.rawValue)")
+        let rule = try compression.rule(density: density, for: taskVector)
+        Log.logger.debug("rule: \(rule)")
         let writer = try AtomicFileWriter(path: output, overwrite: force)
         let progress = Progress("compressing", quiet: common.quiet, unit: .bytes)
         let report: AdapterCompressor.Report
         do {
-            report = try AdapterCompressor.compress(taskVector, options: options, to: writer, zstdLevel: zstdLevel,
+            report = try AdapterCompressor.compress(taskVector, options: rule.options, to: writer, zstdLevel: zstdLevel,
                                                     threads: threads ?? defaultThreadCount,
                                                     progress: { progress.update($0, $1) })
         } catch {

@@ -42,7 +42,10 @@ struct ReferenceParityTests {
         let py = Python.run(args)
         try #require(py.status == 0, "reference failed: \(py.output)")
         let input = try TaskVectorInput.load(path: Fixtures.path(c.fixture), base: c.base.map(Fixtures.path))
-        let options = CompressionOptions(method: .init(rawValue: c.method)!, scope: .init(rawValue: c.scope)!,
+        // The authors' rule by name: one threshold and scale per group, LoRA factors as trained.
+        let scope = CompressionOptions.Scope(rawValue: c.scope)!
+        let options = CompressionOptions(method: .init(rawValue: c.method)!, scope: scope,
+                                         scale: scope == .tensor ? .tensor : .global, loraGauge: .trained,
                                          density: .percent(c.density), alpha: .init(c.alpha)!)
         _ = try AdapterCompressor.compress(input, options: options, to: AtomicFileWriter(path: dir + "/c.cpeft"))
         let base = try c.base.map { try Checkpoint(path: Fixtures.path($0)) }

@@ -47,11 +47,11 @@ import Testing
 
     func sweep(_ parts: [[Float]], _ options: CompressionOptions, _ label: String) throws {
         let tensors = parts.enumerated().map { sourceTensor("t\($0.offset)", $0.element) }
-        let points = try DensitySweep.run(tensors, options: options, densities: Self.densities.map(Density.percent))
+        let points = try DensitySweep.run(tensors, options: options, kind: .other, densities: Self.densities.map(Density.percent))
         #expect(points.map(\.density.percent) == Self.densities)
         for point in points {
             let alpha: Double? = if case .value(let a) = options.alpha { a } else { nil }
-            let ref = ReferenceSweep.run(parts, density: point.density.percent, scope: options.scope.rawValue,
+            let ref = ReferenceSweep.run(parts, density: point.density.percent, scope: (options.scope ?? .global).rawValue,
                                          method: options.method.rawValue, alpha: alpha)
             let context = "\(label) K \(point.density) \(options.method) \(options.scope) α \(options.alpha)"
             #expect(point.tensors.count == parts.count)
@@ -96,7 +96,7 @@ import Testing
         let parts: [[Float]] = [[Float](repeating: 0, count: 40), [Float](repeating: 0.3, count: 16), Inputs.random(50, seed: 7)]
         try sweep(parts, CompressionOptions(scope: scope), "zero/constant")
         let point = try #require(try DensitySweep.run(parts.enumerated().map { sourceTensor("t\($0.offset)", $0.element) },
-                                                      options: .init(scope: scope), densities: [.percent(10)]).first)
+                                                      options: .init(scope: scope), kind: .other, densities: [.percent(10)]).first)
         #expect(point.tensors[0].chosen.relativeError == nil && point.tensors[0].energyShare == nil)
         if scope == .tensor {
             // σ = 0: stored exactly, so the container's reconstruction is τ itself.
@@ -109,7 +109,7 @@ import Testing
         let parts = [Inputs.random(2000, seed: 3), Inputs.random(500, seed: 4).map { $0 * 4 }]
         let tensors = parts.enumerated().map { sourceTensor("t\($0.offset)", $0.element) }
         for scope in [CompressionOptions.Scope.global, .tensor] {
-            for point in try DensitySweep.run(tensors, options: .init(scope: scope), densities: [1, 5, 20, 50].map(Density.percent)) {
+            for point in try DensitySweep.run(tensors, options: .init(scope: scope), kind: .other, densities: [1, 5, 20, 50].map(Density.percent)) {
                 let t = point.total
                 #expect(abs(t.normPreserving.normRatio! - 1) < 1e-12, "K \(point.density) \(scope)")
                 #expect(t.l2Optimal.relativeError! <= t.normPreserving.relativeError!, "K \(point.density) \(scope)")

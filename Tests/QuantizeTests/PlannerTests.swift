@@ -6,7 +6,7 @@ import Testing
 @Suite struct PlannerTests {
     /// Plans and codes `tensors`, then expands each ternary code back to floats.
     func compress(_ tensors: [SourceTensor], _ options: CompressionOptions) throws -> (CompressionPlan, [[Float]]) {
-        let plan = try Planner.plan(tensors, options: options)
+        let plan = try Planner.plan(tensors, options: options, kind: .other)
         let chunks = ResidualChunks()
         var out: [[Float]] = []
         for (t, p) in zip(tensors, plan.tensors) {
@@ -79,7 +79,7 @@ import Testing
         #expect(ThresholdSelector.window(sampling: tensors, rank: x.count / 2) != nil, "the input is sampled")
         for density in [1.0, 10, 30] {
             let ref = ReferenceCompeft.run(x, density: density, method: method, alpha: .auto)
-            let plan = try Planner.plan(tensors, options: .init(method: method, density: .percent(density)))
+            let plan = try Planner.plan(tensors, options: .init(method: method, density: .percent(density)), kind: .other)
             let group = try #require(plan.global)
             #expect(group.threshold == ref.threshold, "\(method) K \(density)")
             #expect(group.keptCount == ref.keptCount && group.keptNonzero == ref.keptNonzero, "\(method) K \(density)")
@@ -119,7 +119,7 @@ import Testing
         var x = Inputs.random(10, seed: 1)
         x[3] = .nan
         #expect {
-            try Planner.plan([sourceTensor("good", [1, 2]), sourceTensor("layer.bad", x)], options: .init())
+            try Planner.plan([sourceTensor("good", [1, 2]), sourceTensor("layer.bad", x)], options: .init(), kind: .other)
         } throws: { ($0 as? QuantizeError)?.tensor == "layer.bad" }
     }
 

@@ -28,6 +28,15 @@ public struct ContainerIndex: Codable, Sendable, Equatable {
         public var norm: Double?
         public var scale: Float?
         public var alpha: Double?
+        /// Which values share a scale: `global`, `tensor` or `module` (informational; each tensor's
+        /// `scaleBits` is what decodes). Absent in containers written before scale rules existed: their
+        /// rule is their scope's.
+        public var scaleRule: String?
+        /// The gauge LoRA factors are stored in: `trained`, `svd` or `svd-dct` (informational); absent for
+        /// an input that is not LoRA, and in containers written before gauges existed (`trained`).
+        public var loraGauge: String?
+        /// The gauge asked for when it differs from the one used (`auto`).
+        public var loraGaugeRequested: String?
     }
 
     /// A verbatim file (adapter_config.json, a shard index).
@@ -101,9 +110,9 @@ public struct ContainerIndex: Codable, Sendable, Equatable {
 }
 
 extension ContainerIndex.Compression {
-    init(options: CompressionOptions, plan: CompressionPlan) {
+    init(options: CompressionOptions, plan: CompressionPlan, kind: ExpertKind) {
         method = options.method.rawValue
-        scope = options.scope.rawValue
+        scope = plan.rule.scope.rawValue
         density = options.density.percent
         alphaRequested = options.alpha.description
         if let g = plan.global {
@@ -115,8 +124,17 @@ extension ContainerIndex.Compression {
             keptNonzero = g.keptNonzero
             sigma = g.sigma
             norm = g.norm
-            scale = g.scale
-            alpha = g.alpha
+            // The group's scale is every ternary tensor's only under a global scale.
+            if plan.rule.scale == .global {
+                scale = g.scale
+                alpha = g.alpha
+            }
+        }
+        scaleRule = plan.rule.scale.rawValue
+        if kind == .lora {
+            let used = plan.lora?.gauge ?? .trained
+            loraGauge = used.rawValue
+            if plan.rule.loraGauge != used { loraGaugeRequested = plan.rule.loraGauge.rawValue }
         }
     }
 }

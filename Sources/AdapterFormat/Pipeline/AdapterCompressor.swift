@@ -27,7 +27,7 @@ public enum AdapterCompressor {
     public static func compress(_ input: TaskVectorInput, options: CompressionOptions, to output: any ByteSink,
                                 zstdLevel: Int32 = 19, threads: Int = defaultThreadCount,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> Report {
-        let plan = try Planner.plan(input.tensors, options: options, threads: threads)
+        let plan = try Planner.plan(input.tensors, options: options, kind: input.expertKind, threads: threads)
         let writer = try ContainerWriter(output: output, zstdLevel: zstdLevel)
         for file in input.auxiliaryFiles { try writer.addFile(name: file.name, bytes: file.bytes) }
         let tensors = input.tensors
@@ -43,8 +43,8 @@ public enum AdapterCompressor {
             parallelFor(count: end - start, threads: threads) { _, item in
                 let i = first + item
                 coded[item] = Result {
-                    try code(tensors[i], plan: plan.tensors[i], group: plan.global ?? plan.perTensor[tensors[i].name],
-                             options: options, level: zstdLevel, file: path, releasesPages: plan.releasesPages)
+                    try code(plan.codedTensor(i, of: tensors), plan: plan.tensors[i], level: zstdLevel, file: path,
+                             releasesPages: plan.releasesPages)
                 }
             }
             for item in 0..<(end - start) {
@@ -58,24 +58,24 @@ public enum AdapterCompressor {
         let index = ContainerIndex(
             tool: "compeft \(CompeftVersion.string)", inputKind: input.kind.rawValue,
             peftType: input.adapterConfig?.peftType, sources: input.sourceFiles.map(lastPathComponent),
-            compression: .init(options: options, plan: plan), fileMetadata: input.fileMetadata, files: [], tensors: [])
+            compression: .init(options: options, plan: plan, kind: input.expertKind), fileMetadata: input.fileMetadata, files: [], tensors: [])
         let written = try writer.finish(index: index)
         var report = Report(plan: plan, index: written, inputBytes: input.inputBytes, outputBytes: output.bytesWritten)
-        report.notes = input.notes
+        report.notes = input.notes + plan.notes
         return report
     }
 }
 
 /// Codes one tensor: its index entry (without location), stored payload and raw payload length.
-private func code(_ tensor: SourceTensor, plan tp: TensorPlan, group: CompressionPlan.Group?, options: CompressionOptions,
-                  level: Int32, file: String, releasesPages: Bool) throws -> (ContainerIndex.Tensor, [UInt8], Int) {
+private func code(_ tensor: SourceTensor, plan tp: TensorPlan, level: Int32, file: String,
+                  releasesPages: Bool) throws -> (ContainerIndex.Tensor, [UInt8], Int) {
     var entry = ContainerIndex.Tensor(
         name: tensor.name, file: tensor.fileName, dtype: tensor.dtype, shape: tensor.shape,
         role: tensor.role, initRule: tensor.initRule, note: tp.exactReason,
         encoding: PayloadEncoding.raw.rawValue, count: tensor.count, kept: tensor.count, nonzero: 0,
         scaleBits: 0, scale: 0,
-        sigma: options.scope == .tensor ? group?.sigma : nil,
-        alpha: options.scope == .tensor ? group?.alpha : nil,
+        sigma: tp.sigma,
+        alpha: tp.sigma.map { $0 > 0 ? Double(tp.scale) / $0 : 0 },
         offset: 0, length: 0, rawLength: 0, xxh64: "")
     switch tp.storage {
     case .exact:

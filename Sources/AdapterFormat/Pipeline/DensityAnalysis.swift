@@ -30,7 +30,8 @@ public struct DensityAnalysis: Sendable {
     public var peftType: String?
     /// Bytes of the input's own files (not the base).
     public var inputBytes: Int
-    public var options: CompressionOptions
+    /// The rule measured: the options asked for, resolved for the input's kind of expert.
+    public var rule: CompressionRule
     /// Residual tensors and their values, d.
     public var residualTensors: Int
     public var residualValues: Int
@@ -54,6 +55,7 @@ public struct DensityAnalysis: Sendable {
                            densities: [TaskVector.Density], zstdLevel: Int32 = 19,
                            progress: (Int, Int) -> Void = { _, _ in }) throws -> DensityAnalysis {
         let residualNames = Set(taskVector.tensors.filter { $0.role == .residual }.map(\.name))
+        let rule = try options.rule(for: taskVector.expertKind)
         var reports: [(CompressionPlan, Sizes)] = []
         for (i, density) in densities.enumerated() {
             var o = options
@@ -74,7 +76,7 @@ public struct DensityAnalysis: Sendable {
         let residuals = taskVector.tensors.filter { $0.role == .residual }
         return DensityAnalysis(
             input: input, base: base, kind: taskVector.kind, peftType: taskVector.adapterConfig?.peftType,
-            inputBytes: taskVector.inputBytes, options: options, residualTensors: residuals.count,
+            inputBytes: taskVector.inputBytes, rule: rule, residualTensors: residuals.count,
             residualValues: residuals.reduce(0) { $0 + $1.count },
             densities: zip(points, reports).map { Density(point: $0, sizes: $1.1) })
     }

@@ -13,7 +13,8 @@ import TaskVector
 
 /// `compeft_compress`'s options, checked as `compeft compress` checks its flags.
 private struct CompressRequest {
-    static let keys: Set<String> = ["density", "alpha", "method", "scope", "base", "compress_all", "init", "threads", "zstd_level", "force"]
+    static let keys: Set<String> = ["density", "alpha", "method", "scope", "scale", "lora_gauge", "base", "compress_all", "init",
+                                    "threads", "zstd_level", "force"]
 
     var options: CompressionOptions
     var base: String?
@@ -28,17 +29,35 @@ private struct CompressRequest {
         guard let method = CompressionOptions.Method(rawValue: methodName) else {
             throw .invalidArgument("\(f): method must be compeft, stc or prune, got '\(methodName)'")
         }
-        let scopeName = try o.string("scope") ?? "global"
-        guard let scope = CompressionOptions.Scope(rawValue: scopeName) else {
-            throw .invalidArgument("\(f): scope must be global or tensor, got '\(scopeName)'")
+        var scope: CompressionOptions.Scope?
+        if let name = try o.string("scope") {
+            guard let value = CompressionOptions.Scope(rawValue: name) else {
+                throw .invalidArgument("\(f): scope must be global or tensor, got '\(name)'")
+            }
+            scope = value
+        }
+        var scale: CompressionOptions.Scale?
+        if let name = try o.string("scale") {
+            guard let value = CompressionOptions.Scale(rawValue: name) else {
+                throw .invalidArgument("\(f): scale must be global, tensor or module, got '\(name)'")
+            }
+            scale = value
+        }
+        var gauge: CompressionOptions.LoRAGauge?
+        if let name = try o.string("lora_gauge") {
+            guard let value = CompressionOptions.LoRAGauge(rawValue: name) else {
+                throw .invalidArgument("\(f): lora_gauge must be trained, svd, svd-dct or auto, got '\(name)'")
+            }
+            gauge = value
         }
         let alphaText = try o.text("alpha") ?? "auto"
         guard let alpha = CompressionOptions.Alpha(alphaText) else {
             throw .invalidArgument("\(f): alpha must be a positive number or 'auto', got '\(alphaText)'")
         }
-        options = CompressionOptions(method: method, scope: scope, density: try o.density("density") ?? CompressionOptions.defaultDensity,
-                                     alpha: alpha)
-        do { try options.validate() } catch { throw .invalidArgument("\(f): \(error.message)") }
+        options = CompressionOptions(method: method, scope: scope, scale: scale, loraGauge: gauge,
+                                     density: try o.density("density") ?? CompressionOptions.defaultDensity, alpha: alpha)
+        // Options that cannot go together whatever the input (the input's kind is checked once it is read).
+        do { _ = try options.rule(for: .lora) } catch { throw .invalidArgument("\(f): \(error.message)") }
         var initOverride: InitRule?
         if let name = try o.string("init") {
             guard let rule = InitRule(rawValue: name), rule != .base else {
@@ -69,6 +88,9 @@ public func compeft_compress(_ input: UnsafePointer<CChar>!, _ output: UnsafePoi
         if let base = request.base { _ = try PathArguments.path(base, "base", function: function) }
         try PathArguments.checkOutput(outputPath, isNotAnyOf: [inputPath] + (request.base.map { [$0] } ?? []))
         let taskVector = try TaskVectorInput.load(path: inputPath, base: request.base, options: request.load)
+        do throws(QuantizeError) { _ = try request.options.rule(for: taskVector.expertKind) } catch {
+            throw ABIError.invalidArgument("\(function): \(error.message)")
+        }
         let writer = try AtomicFileWriter(path: outputPath, overwrite: request.force)
         let report: AdapterCompressor.Report
         do {

@@ -24,15 +24,17 @@ public enum DensitySweep {
     ///
     /// - Parameters:
     ///   - tensors: the input's tensors, sorted by name; non-residual ones are left out of the figures.
-    ///   - options: method, scope and α; the density is replaced by each of `densities`.
+    ///   - options: the rule; the density is replaced by each of `densities`.
+    ///   - kind: what the tensors are (the defaults of `options`).
     ///   - densities: the densities to plan.
     /// - Throws: ``QuantizeError`` for an invalid option, or naming a tensor that holds NaN or ±Inf.
     /// - Complexity: two passes per density to plan, then one pass over the residuals.
-    public static func run(_ tensors: [SourceTensor], options: CompressionOptions, densities: [Density]) throws -> [Point] {
+    public static func run(_ tensors: [SourceTensor], options: CompressionOptions, kind: ExpertKind,
+                           densities: [Density]) throws -> [Point] {
         let plans = try densities.map { density in
             var o = options
             o.density = density
-            return try Planner.plan(tensors, options: o)
+            return try Planner.plan(tensors, options: o, kind: kind)
         }
         return measure(tensors, plans: plans)
     }
@@ -69,7 +71,7 @@ public enum DensitySweep {
         group.scale.isFinite ? Double(group.scale) : 0
     }
 
-    static func alpha(_ options: CompressionOptions) -> Double {
+    static func alpha(_ options: CompressionRule) -> Double {
         if case .value(let a) = options.alpha { return a }
         return 1
     }
@@ -82,11 +84,11 @@ public enum DensitySweep {
 
     static func point(_ plan: CompressionPlan, tensors: [SourceTensor], groups: [CompressionPlan.Group],
                       statistics: [SupportStatistics]) -> Point {
-        let alpha = alpha(plan.options)
+        let alpha = alpha(plan.rule)
         let planByName = Dictionary(plan.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         // Group sums: one group for global scope, one per tensor otherwise.
         var groupStatistics: [SupportStatistics]
-        switch plan.options.scope {
+        switch plan.rule.scope {
         case .global:
             var all = SupportStatistics(shift: plan.global.map(shift(for:)) ?? 0)
             for s in statistics { all.merge(s) }
@@ -119,6 +121,6 @@ public enum DensitySweep {
             name: nil, storage: nil, statistics: totalStatistics, threshold: plan.global?.threshold,
             sigma: plan.global?.sigma, chosen: sum(\.chosen), normPreserving: sum(\.normPreserving),
             l2Optimal: sum(\.l2Optimal), alphaSigma: sum(\.alphaSigma), candidateAlpha: alpha)
-        return Point(density: plan.options.density, plan: plan, total: total, tensors: figures)
+        return Point(density: plan.rule.density, plan: plan, total: total, tensors: figures)
     }
 }

@@ -55,9 +55,9 @@ public struct ResidualChunks: ~Copyable {
     public func forEach<E: Error>(_ tensor: SourceTensor, range: Range<Int>? = nil,
                                   _ body: (Int, UnsafeBufferPointer<Float>) throws(E) -> Void) throws(E) {
         let range = range ?? 0..<tensor.count
-        let inPlace = tensor.dtype == .f32 && tensor.initRule == .zero
+        let inPlace = tensor.data.dtype == .f32 && tensor.initRule == .zero
             && Int(bitPattern: tensor.data.bytes.baseAddress) % MemoryLayout<Float>.alignment == 0
-        let elementsPerRelease = Self.releaseInterval / tensor.dtype.byteSize
+        let elementsPerRelease = Self.releaseInterval / tensor.data.dtype.byteSize
         var start = range.lowerBound
         var releasedUpTo = start
         while start < range.upperBound {

@@ -29,7 +29,7 @@ extension ThresholdSelector {
         for tensor in group {
             var start = 0
             var releasedUpTo = 0
-            let elementsPerRelease = ResidualChunks.releaseInterval / tensor.dtype.byteSize
+            let elementsPerRelease = ResidualChunks.releaseInterval / tensor.data.dtype.byteSize
             while start < tensor.count {
                 let run = UnsafeMutableBufferPointer(rebasing: values[0..<min(windowSampleRun, tensor.count - start)])
                 tensor.loadResidual(from: start, into: run, scratch: scratch)

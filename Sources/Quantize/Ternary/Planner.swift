@@ -12,43 +12,99 @@ public import TaskVector
 public enum Planner {
     /// Plans the compression of `tensors` (which must be sorted by name, as ``TaskVectorInput`` gives them).
     ///
+    /// - Parameters:
+    ///   - kind: what the tensors are; it gives the options left `nil` their defaults
+    ///     (``CompressionOptions/rule(for:)``).
+    ///   - threads: worker threads for the analysis passes; the plan does not depend on it.
     /// - Throws: ``QuantizeError`` for invalid options, or naming the tensor that holds NaN or ±Inf.
-    ///
-    /// - Parameter threads: worker threads for the analysis passes; the plan does not depend on it.
-    public static func plan(_ tensors: [SourceTensor], options: CompressionOptions,
+    public static func plan(_ tensors: [SourceTensor], options: CompressionOptions, kind: ExpertKind,
                             threads: Int = 1) throws -> CompressionPlan {
-        try options.validate()
-        let residuals = tensors.indices.filter { tensors[$0].role == .residual }
+        try plan(tensors, rule: options.rule(for: kind), threads: threads)
+    }
+
+    /// Plans the compression of `tensors` under a resolved rule.
+    ///
+    /// LoRA factors in the trained gauge are planned straight from the input. Otherwise each gauge the
+    /// rule names (both `svd` and `svd-dct` for `auto`) rewrites every LoRA module
+    /// (``LoRAGaugeTransform``, in parallel over modules) into `F32` tensors held in memory, and is
+    /// planned as a whole — threshold selection over the rewritten factors and the other residuals,
+    /// then the scales (``assignScales(_:selection:rule:modules:normSquared:threads:release:)``) — and
+    /// the gauge with the smaller total product error Σ‖B·A − c·B̂Â‖²_F wins (ties: the one tried first,
+    /// `svd`). So `auto` costs one more selection pass over the residuals than one gauge does.
+    ///
+    /// - Throws: ``QuantizeError`` naming the tensor that holds NaN or ±Inf.
+    public static func plan(_ tensors: [SourceTensor], rule: CompressionRule, threads: Int = 1) throws -> CompressionPlan {
         // Stream (handing pages back) unless the input fits in memory several times over.
         let release = !ResidualChunks.keepsMapped(tensors)
-        var plans = tensors.map { t in
-            TensorPlan(name: t.name, storage: .exact,
-                       exactReason: t.note ?? (t.dtype.isFloatingPoint ? "not a residual (modules_to_save or similar)" : "non-float dtype \(t.dtype.rawValue)"),
-                       count: t.count, thresholdBits: 0, scale: 0)
-        }
-        switch options.scope {
-        case .global:
-            let group = try analyse(residuals.map { tensors[$0] }, options: options, threads: threads, release: release)
-            for i in residuals { plans[i] = tensorPlan(tensors[i], group: group, options: options) }
-            var plan = CompressionPlan(options: options, global: group, perTensor: [:], tensors: plans)
+        let modules = rule.loraGauge != .trained || rule.scale == .module ? LoRAModule.pairs(in: tensors) : []
+        guard rule.loraGauge != .trained, !modules.isEmpty else {
+            var plan = try candidate(tensors, input: tensors, rule: rule, modules: modules, gauge: .trained, normSquared: nil,
+                                     threads: threads, release: release)
             plan.releasesPages = release
             return plan
+        }
+        let gauges: [CompressionOptions.LoRAGauge] = rule.loraGauge == .auto ? [.svd, .svdDCT] : [rule.loraGauge]
+        let rewritten = try GaugedModules(tensors, modules: modules, gauges: gauges, threads: threads, release: release)
+        var best: CompressionPlan?
+        var tried: [LoRAPlan.Candidate] = []
+        for (g, gauge) in gauges.enumerated() {
+            let plan = try candidate(rewritten.tensors(gauge: g, of: tensors), input: tensors, rule: rule, modules: modules,
+                                     gauge: gauge, normSquared: rewritten.normSquared, threads: threads, release: release)
+            let mine = plan.lora!.candidates[0]
+            tried.append(mine)
+            if best == nil || mine.squaredError < best!.lora!.candidates[0].squaredError { best = plan }
+        }
+        var plan = best!
+        plan.lora!.candidates = tried
+        plan.releasesPages = release
+        return plan
+    }
+
+    /// Plans `coded` (the input's tensors with LoRA factors in `gauge`): selection, then scales.
+    ///
+    /// - Parameter normSquared: ‖B·A‖²_F of each module, when the gauge transform gave it; `nil`: computed
+    ///   from the factors.
+    static func candidate(_ coded: [SourceTensor], input: [SourceTensor], rule: CompressionRule, modules: [LoRAModule],
+                          gauge: CompressionOptions.LoRAGauge, normSquared: [Double]?, threads: Int,
+                          release: Bool) throws -> CompressionPlan {
+        let selection = try select(coded, rule: rule, threads: threads, release: release)
+        let (plans, lora, final) = try assignScales(coded, input: input, selection: selection, rule: rule, modules: modules,
+                                                    gauge: gauge, normSquared: normSquared, threads: threads, release: release)
+        var plan = CompressionPlan(rule: rule, global: selection.global, perTensor: selection.perTensor, tensors: plans)
+        plan.lora = lora
+        plan.codedTensors = gauge == .trained ? nil : final
+        return plan
+    }
+
+    /// The selection groups of `tensors`: one over all residuals (global scope) or one per residual.
+    struct Selection {
+        var global: CompressionPlan.Group?
+        var perTensor: [String: CompressionPlan.Group]
+        /// Moments of each residual tensor (global scope; the per-tensor groups hold their own), by index.
+        var moments: [Int: MomentAccumulator]
+
+        /// The group a tensor was selected in.
+        func group(_ name: String) -> CompressionPlan.Group? { global ?? perTensor[name] }
+    }
+
+    static func select(_ tensors: [SourceTensor], rule: CompressionRule, threads: Int, release: Bool) throws -> Selection {
+        let residuals = tensors.indices.filter { tensors[$0].role == .residual }
+        switch rule.scope {
+        case .global:
+            let (group, moments) = try analyseWithMoments(residuals.map { tensors[$0] }, rule: rule, threads: threads, release: release)
+            var byIndex: [Int: MomentAccumulator] = [:]
+            for (k, i) in residuals.enumerated() { byIndex[i] = moments[k] }
+            return Selection(global: group, perTensor: [:], moments: byIndex)
         case .tensor:
             // Many tensors: one thread per tensor (each analysed single-threaded, so results do not
             // depend on the thread count).
             let results = UnsafeSlots<Result<CompressionPlan.Group, any Error>?>(repeating: nil, count: residuals.count)
             parallelFor(count: residuals.count, threads: threads) { _, item in
-                results[item] = Result { try analyse([tensors[residuals[item]]], options: options, threads: 1, release: release) }
+                results[item] = Result { try analyse([tensors[residuals[item]]], rule: rule, threads: 1, release: release) }
             }
             var groups: [String: CompressionPlan.Group] = [:]
-            for (item, i) in residuals.enumerated() {
-                let group = try results[item]!.get()
-                groups[tensors[i].name] = group
-                plans[i] = tensorPlan(tensors[i], group: group, options: options)
-            }
-            var plan = CompressionPlan(options: options, global: nil, perTensor: groups, tensors: plans)
-            plan.releasesPages = release
-            return plan
+            for (item, i) in residuals.enumerated() { groups[tensors[i].name] = try results[item]!.get() }
+            return Selection(global: nil, perTensor: groups, moments: [:])
         }
     }
 
@@ -79,8 +135,15 @@ public enum Planner {
     /// The group is cut into fixed pieces; threads take pieces in any order, but per-piece moments
     /// are combined in piece order and histograms are integer counts, so the result is the same for
     /// every thread count and every run.
-    static func analyse(_ group: [SourceTensor], options: CompressionOptions, threads: Int,
+    static func analyse(_ group: [SourceTensor], rule: CompressionRule, threads: Int,
                         release: Bool = true) throws -> CompressionPlan.Group {
+        try analyseWithMoments(group, rule: rule, threads: threads, release: release).group
+    }
+
+    /// ``analyse(_:rule:threads:release:)``, with the moments of each tensor of the group too (merged
+    /// from the same pieces, in piece order).
+    static func analyseWithMoments(_ group: [SourceTensor], rule options: CompressionRule, threads: Int,
+                                   release: Bool = true) throws -> (group: CompressionPlan.Group, moments: [MomentAccumulator]) {
         let d = group.reduce(0) { $0 + $1.count }
         let k = options.density.keepCount(of: d)
         let m = d - k
@@ -106,11 +169,14 @@ public enum Planner {
             finite[item] = ok
         }
         if let bad = (0..<pieces.count).first(where: { !finite[$0] }) {
-            throw QuantizeError(tensor: group[pieces[bad].tensor].name,
-                                "residual holds NaN or ±Inf; compeft will not silently keep or drop it (check the file)")
+            throw nonFinite(group[pieces[bad].tensor].name)
         }
         var moments = MomentAccumulator()
-        for i in 0..<pieces.count { moments.merge(pieceMoments[i]) }
+        var tensorMoments = [MomentAccumulator](repeating: MomentAccumulator(), count: group.count)
+        for i in 0..<pieces.count {
+            moments.merge(pieceMoments[i])
+            tensorMoments[pieces[i].tensor].merge(pieceMoments[i])
+        }
         for w in 1..<workers { selectors[0].value.absorbCoarse(selectors[w].value) }
         if selectors[0].value.finishCoarse() {
             let fine = (0..<workers).map { w in w == 0 ? nil : WorkerBox(selectors[0].value.fineWorker()) }
@@ -152,15 +218,16 @@ public enum Planner {
         case (.prune, _): scale = 0
         }
         let scale32 = Float(scale)
-        return CompressionPlan.Group(
+        let result = CompressionPlan.Group(
             total: d, keepTarget: k, rank: m, threshold: selection.threshold,
             keptCount: selection.keptCount, keptNonzero: selection.keptNonzero,
             sigma: sigma, norm: moments.norm, scale: scale32,
             alpha: sigma > 0 ? Double(scale32) / sigma : 0)
+        return (result, tensorMoments)
     }
 
     /// Picks one tensor's storage under its group's threshold and scale.
-    static func tensorPlan(_ t: SourceTensor, group: CompressionPlan.Group, options: CompressionOptions) -> TensorPlan {
+    static func tensorPlan(_ t: SourceTensor, group: CompressionPlan.Group, options: CompressionRule) -> TensorPlan {
         var plan = TensorPlan(name: t.name, storage: .ternary, exactReason: nil, count: t.count,
                               thresholdBits: group.threshold.bitPattern, scale: group.scale)
         switch options.method {

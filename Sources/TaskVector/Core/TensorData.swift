@@ -94,6 +94,15 @@ final class OwnedBytes {
 }
 
 extension TensorData {
+    /// A view that owns `values` as `F32` (for values computed in memory, such as LoRA factors in
+    /// another gauge).
+    public init(float32 values: [Float]) {
+        let owned = OwnedBytes(zeroedByteCount: values.count * 4)
+        values.withUnsafeBytes { owned.buffer.copyMemory(from: $0) }
+        self.init(dtype: .f32, bytes: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(owned.buffer)[0..<(values.count * 4)]),
+                  owner: owned)
+    }
+
     /// A view that owns a copy of `bytes` (little-endian elements of `dtype`).
     public init(dtype: DType, copying bytes: some Collection<UInt8>) {
         let owned = OwnedBytes(copying: bytes)

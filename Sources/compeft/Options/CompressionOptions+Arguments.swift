@@ -7,6 +7,10 @@ extension CompressionOptions.Method: ExpressibleByArgument {}
 
 extension CompressionOptions.Scope: ExpressibleByArgument {}
 
+extension CompressionOptions.Scale: ExpressibleByArgument {}
+
+extension CompressionOptions.LoRAGauge: ExpressibleByArgument {}
+
 extension CompressionOptions.Alpha {
     /// Parses `--alpha` and `--out-alpha`: `auto`, or a positive finite number.
     ///

@@ -69,9 +69,9 @@ enum DensityPlot {
         let kMin = densities.min() ?? 1, kMax = densities.max() ?? 100
         let x = Axis(lo: kMin == kMax ? kMin / 2 : kMin / 1.3, hi: kMin == kMax ? kMax * 2 : kMax * 1.3,
                      pixelLo: left, pixelHi: right, log: true)
-        let alpha = a.options.alpha == .auto ? "α auto" : "α = \(a.options.alpha)"
+        let alpha = a.rule.alpha == .auto ? "α auto" : "α = \(a.rule.alpha)"
         svg.text(left, 30, "compeft analyze: \(name)", size: 17, weight: "bold")
-        svg.text(left, 50, "\(a.options.method.rawValue), \(a.options.scope.rawValue) scope, \(alpha) · "
+        svg.text(left, 50, "\(a.rule.method.rawValue), \(a.rule.scope.rawValue) scope, \(alpha) · "
                  + "\(grouped(a.residualValues)) residual values in \(a.residualTensors) tensors · sizes from the real encoder",
                  size: 12, fill: "#555")
 
@@ -104,7 +104,7 @@ enum DensityPlot {
         // Bottom panel: relative L2 error, linear.
         let bottom = (y0: 352.0, y1: 552.0)
         svg.text(left, bottom.y0 - 12, "Reconstruction error", size: 14, weight: "bold")
-        let chosenLabel = a.options.method == .stc ? "ternary ±α·mean|kept|, \(alpha) (stc)" : "ternary ±s, \(alpha) (compeft)"
+        let chosenLabel = a.rule.method == .stc ? "ternary ±α·mean|kept|, \(alpha) (stc)" : "ternary ±s, \(alpha) (compeft)"
         let chosen = Series(label: chosenLabel, detail: "what the container decodes to", color: "#c0392b", dash: nil,
                             points: a.densities.compactMap { d in d.point.total.chosen.relativeError.map { (d.point.density.percent, $0) } })
         let optimal = Series(label: "ternary ±mean|kept|", detail: "L2-optimal scale (under-scales)", color: "#e67e22",

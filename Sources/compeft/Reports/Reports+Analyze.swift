@@ -38,8 +38,8 @@ extension Reports {
     static func analyze(_ a: DensityAnalysis, perTensor: Bool) -> [String: Any] {
         var o: [String: Any] = [
             "input": a.input, "input_kind": a.kind.rawValue, "input_bytes": a.inputBytes,
-            "method": a.options.method.rawValue, "scope": a.options.scope.rawValue,
-            "alpha_requested": a.options.alpha.description,
+            "method": a.rule.method.rawValue, "scope": a.rule.scope.rawValue,
+            "alpha_requested": a.rule.alpha.description,
             "residual_tensors": a.residualTensors, "residual_values": a.residualValues, "f16_bytes": a.f16Bytes,
             "norm": number(a.densities.first?.point.total.norm),
             "densities": a.densities.map { densityJSON($0, a, perTensor: perTensor) },
@@ -100,7 +100,7 @@ extension Reports {
         var out = [
             "\(a.input): \(kind), \(TextFormat.bytes(a.inputBytes)); \(a.residualTensors) residual tensor(s), "
                 + "\(a.residualValues) values (f16 copy \(TextFormat.bytes(a.f16Bytes)))",
-            "\(a.options.method.rawValue), \(a.options.scope.rawValue) scope, α \(a.options.alpha); sizes are the "
+            "\(a.rule.method.rawValue), \(a.rule.scope.rawValue) scope, α \(a.rule.alpha); sizes are the "
                 + "containers compress writes, errors are of the τ̂ they decode to",
             "",
         ]
@@ -109,7 +109,7 @@ extension Reports {
             return [densityLabel(d.point.density.percent), TextFormat.percent(t.keptFraction), percentOrDash(t.energyShare),
                     TextFormat.bytes(d.sizes.containerBytes), ratioOrDash(d.ratioVsInput(a.inputBytes)),
                     TextFormat.bytes(d.sizes.residualPayloadBytes), fixed(d.bitsPerParameter, 3), ratioOrDash(d.ratioVsF16),
-                    totalScale(t.chosen.scale, t, a.options.scope, chosen: true),
+                    totalScale(t.chosen.scale, t, a.rule.scope, chosen: true),
                     fixed(t.chosen.relativeError, 4), fixed(t.chosen.cosine, 4)]
         }
         out.append(TextFormat.table(
@@ -124,7 +124,7 @@ extension Reports {
         let candidateRows = a.densities.map { d -> [String] in
             let t = d.point.total
             return [densityLabel(d.point.density.percent)] + [t.normPreserving, t.l2Optimal, t.alphaSigma].flatMap {
-                [totalScale($0.scale, t, a.options.scope, chosen: false), fixed($0.relativeError, 4), fixed($0.normRatio, 3)]
+                [totalScale($0.scale, t, a.rule.scope, chosen: false), fixed($0.relativeError, 4), fixed($0.normRatio, 3)]
             }
         }
         out.append(TextFormat.table(["density"] + Array(repeating: ["s", "error", "‖τ̂‖/‖τ‖"], count: 3).flatMap { $0 },
