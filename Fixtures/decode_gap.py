@@ -540,6 +540,10 @@ def read_index_11(data, minor, spans=None):
             raise ContainerError(f"critical container field {tag} is not known")
     if 2 in container_fields:
         compression["peftType"] = container_fields[2].decode("utf-8")
+    # The rule, when it is not the scope's own (informational: decoding never reads them).
+    for tag, key in ((6, "scaleScope"), (8, "loraGauge"), (10, "loraGaugeRequested")):
+        if tag in container_fields:
+            compression[key] = container_fields[tag].decode("utf-8")
 
     output_files = []
     for _ in range(r.uvarint("output files")):

@@ -281,7 +281,10 @@ void compeft_string_free(char *string);
  * "base" a full fine-tune.
  *
  * Options: "density" (percent kept, 0 < K <= 100; default 20), "alpha" ("auto" or a positive number),
- * "method" ("compeft", "stc", "prune"), "scope" ("global", "tensor"), "base" (path of the base model),
+ * "method" ("compeft", "stc", "prune"), "scope" ("global", "tensor"), "scale" ("global", "tensor",
+ * "module"), "lora_gauge" ("trained", "svd", "svd-dct", "auto"; LoRA only) — scope, scale and lora_gauge
+ * left out take the defaults for the kind of expert, as `compeft compress` does (LoRA: module scale in the
+ * auto gauge; full fine-tune: scope tensor; otherwise the paper's global rule) — "base" (path of the base model),
  * "compress_all" (bool), "init" ("zero", "one"), "threads" (>= 1; default all cores; the bytes do not
  * depend on it), "zstd_level" (1..22; default 19), "force" (bool).
  * Report: as `compeft compress --json`.

@@ -37,7 +37,13 @@ from peft import PeftModel
 from peft.utils import load_peft_weights, set_peft_model_state_dict
 
 DENSITIES = [1, 2, 5, 10, 20, 30]
-BASELINES = ["authors", "default", "val-alpha", "cli-tensor"]
+BASELINES = ["authors", "default", "val-alpha", "cli-tensor", "cli-default"]
+# The rule compeft used by default before the fidelity benchmark (ComPEFT's: one global threshold and one
+# norm-preserving scale, LoRA factors as trained), by name now that the default depends on the expert.
+PAPER_RULE = {"lora": ["--scope", "global", "--scale", "global", "--lora-gauge", "trained"],
+              "ia3": ["--scope", "global", "--scale", "global"],
+              "full": ["--scope", "global", "--scale", "global"]}
+TRAINED = {"lora": ["--lora-gauge", "trained"], "ia3": [], "full": []}
 # rules run by default, per kind of expert (others in rules.RULES run when named with --rules)
 DEFAULT_RULES = {
     "lora": BASELINES + ["svd-module-norm", "svd-module-ls", "svd-refit-norm", "svd-tmask-module-norm", "auto-gauge",
@@ -195,17 +201,23 @@ def run_expert(ex: Expert, cli: CLI, sel_rules, densities, results: dict, redo: 
             t0 = time.time()
             extra = {}
             if rule == "authors":
-                n, rep, _ = ex.roundtrip(cli, f"authors-{K}", "--density", K, "--alpha", 1)
+                n, rep, _ = ex.roundtrip(cli, f"authors-{K}", "--density", K, "--alpha", 1, *PAPER_RULE[ex.kind])
             elif rule == "default":
-                n, rep, _ = ex.roundtrip(cli, f"default-{K}", "--density", K)
+                n, rep, _ = ex.roundtrip(cli, f"default-{K}", "--density", K, *PAPER_RULE[ex.kind])
+            elif rule == "cli-default":
+                n, rep, _ = ex.roundtrip(cli, f"cli-default-{K}", "--density", K)
+                extra = {"scale_scope": rep["compression"].get("scale_scope"),
+                         "lora_gauge": rep["compression"].get("lora_gauge")}
             elif rule == "cli-tensor":
-                n, rep, _ = ex.roundtrip(cli, f"tensor-{K}", "--density", K, "--scope", "tensor")
+                n, rep, _ = ex.roundtrip(cli, f"tensor-{K}", "--density", K, "--scope", "tensor", "--scale", "tensor",
+                                         *TRAINED[ex.kind])
             elif rule == "cli-stc":
-                n, rep, _ = ex.roundtrip(cli, f"stc-{K}", "--density", K, "--method", "stc")
+                n, rep, _ = ex.roundtrip(cli, f"stc-{K}", "--density", K, "--method", "stc", *PAPER_RULE[ex.kind])
             elif rule == "cli-tensor-stc":
-                n, rep, _ = ex.roundtrip(cli, f"tensor-stc-{K}", "--density", K, "--scope", "tensor", "--method", "stc")
+                n, rep, _ = ex.roundtrip(cli, f"tensor-stc-{K}", "--density", K, "--scope", "tensor", "--method", "stc",
+                                         "--scale", "tensor", *TRAINED[ex.kind])
             elif rule == "val-alpha":
-                n, rep, vals = ex.roundtrip(cli, f"default-{K}", "--density", K)
+                n, rep, vals = ex.roundtrip(cli, f"default-{K}", "--density", K, *PAPER_RULE[ex.kind])
                 a_auto = rep["compression"]["alpha"]
                 init = {"lora": 0.0, "ia3": 1.0}.get(ex.kind)
                 cands = [(m * a_auto, m) for m in ALPHA_GRID] + [(1.0, 1.0 / a_auto)]
@@ -221,13 +233,15 @@ def run_expert(ex: Expert, cli: CLI, sel_rules, densities, results: dict, redo: 
                     if best is None or va > best[0]:
                         best = (va, a)
                 extra = {"alpha": best[1], "val": best[0]}
-                n, rep, _ = ex.roundtrip(cli, f"valalpha-{K}", "--density", K, "--alpha", f"{best[1]:.6g}")
+                n, rep, _ = ex.roundtrip(cli, f"valalpha-{K}", "--density", K, "--alpha", f"{best[1]:.6g}",
+                                         *PAPER_RULE[ex.kind])
             else:
                 fn = rules.RULES[rule][1]
                 tern = fn(ex.residual, ex.kind, K)
                 p = ex.write_prototype(tern, f"{rule}-{K}")
-                n, rep, vals = ex.roundtrip(cli, f"proto-{rule}-{K}", "--scope", "tensor", "--density", 100,
-                                            "--alpha", "auto", input=p)
+                n, rep, vals = ex.roundtrip(cli, f"proto-{rule}-{K}", "--scope", "tensor", "--scale", "tensor",
+                                            "--density", 100, "--alpha", "auto",
+                                            *TRAINED[ex.kind], input=p)
                 extra = {"trick_max_abs_err": check_trick(ex, tern, vals)}
                 if p.is_dir():
                     shutil.rmtree(p)

@@ -50,6 +50,7 @@ struct InspectCommand: ParsableCommand {
             lines.append(String(format: "             σ %.6g, scale %.6g (α = %.4g), kept %d of %d (%.2f%%), threshold %.6g",
                                 sigma, Double(s), a, kept, total, total > 0 ? 100 * Double(kept) / Double(total) : 0, Double(c.threshold ?? 0)))
         }
+        if let rule = c.ruleSummary { lines.append("             \(rule)") }
         lines.append("tensors:     \(index.tensors.count) (\(residual.count) compressed, \(index.tensors.count - residual.count) stored exactly); \(TextFormat.bytes(originalBytes)) of tensor data → \(TextFormat.bytes(size)) (\(TextFormat.ratio(Double(originalBytes), Double(size))))")
         if !index.files.isEmpty {
             lines.append("files:       " + index.files.map { "\($0.name) (\($0.rawLength) B)" }.joined(separator: ", "))

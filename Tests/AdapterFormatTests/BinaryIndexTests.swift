@@ -21,7 +21,11 @@ import Testing
             alphaRequested: chance(2) ? "auto" : String(Double(g.next() % 1000) / 64 + 0.5))
         let hasGroup = chance(2)
         let summed = hasGroup && chance(2)
-        let groupScale = abs(finite())
+        // A scale rule of its own (field 6): the group's scale is written as 0 and shown as none.
+        compression.scaleScope = chance(3) ? pick(["tensor", "module", "future"]) : nil
+        compression.loraGauge = chance(3) ? pick(["svd", "svd-dct"]) : nil
+        compression.loraGaugeRequested = compression.loraGauge != nil && chance(2) ? "auto" : nil
+        let groupScale = compression.scaleScope == nil ? abs(finite()) : 0
 
         let outputFiles = ["model-1.safetensors", "model-2.safetensors", "x"].prefix(1 + Int(g.next() % 3))
         var metadata: [String: [String: String]] = [:]
@@ -81,8 +85,10 @@ import Testing
             compression.rank = total - compression.keepTarget!
             compression.threshold = abs(finite())
             compression.sigma = chance(4) ? 0 : Double(g.next() % 1000) / 999
-            compression.scale = groupScale
-            compression.alpha = compression.sigma! > 0 ? Double(groupScale) / compression.sigma! : 0
+            if compression.scaleScope == nil {
+                compression.scale = groupScale
+                compression.alpha = compression.sigma! > 0 ? Double(groupScale) / compression.sigma! : 0
+            }
         }
         let defaultSources = files.map(\.name) + Set(tensors.map(\.file)).union(metadata.keys)
             .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }

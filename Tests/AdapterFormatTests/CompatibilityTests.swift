@@ -19,7 +19,7 @@ import Testing
         #expect(old.majorVersion == 1 && old.minorVersion == minor)
         let dir = scratchDirectory("compat")
         let input = try TaskVectorInput.load(path: Fixtures.path(fixture))
-        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(density)), to: AtomicFileWriter(path: dir + "/new.cpeft"))
+        _ = try AdapterCompressor.compress(input, options: .paper(density: .percent(density)), to: AtomicFileWriter(path: dir + "/new.cpeft"))
         let new = try ContainerReader(path: dir + "/new.cpeft")
         #expect(old.index.tensors.map(\.name) == new.index.tensors.map(\.name))
         for t in old.index.tensors where t.dtype.isFloatingPoint {

@@ -15,6 +15,11 @@ struct FormatSpecTests {
         let reader = try ContainerReader(path: path)
         let python = try GapSpecReader.run(["--index", path])
         #expect(python["version"] as? String == "\(reader.majorVersion).\(reader.minorVersion)")
+        if reader.minorVersion >= 1, let c = python["compression"] as? [String: Any] {
+            #expect(c["scaleScope"] as? String == reader.index.compression.scaleScope, "\(path): scale scope")
+            #expect(c["loraGauge"] as? String == reader.index.compression.loraGauge, "\(path): LoRA gauge")
+            #expect(c["loraGaugeRequested"] as? String == reader.index.compression.loraGaugeRequested, "\(path)")
+        }
         let tensors = try #require(python["tensors"] as? [[String: Any]])
         #expect(tensors.map { $0["name"] as? String } == reader.index.tensors.map(\.name), "\(path)")
         for (p, t) in zip(tensors, reader.index.tensors) {
@@ -37,11 +42,13 @@ struct FormatSpecTests {
         var fixture: String
         var base: String?
         var options: CompressionOptions
-        var testDescription: String { "\(fixture) \(options.scope.rawValue) \(options.method.rawValue) \(options.density) %" }
+        var testDescription: String { "\(fixture) \(options.scope?.rawValue ?? "default") \(options.method.rawValue) \(options.density) %" }
     }
 
     @Test(arguments: [
         Case(fixture: "lora-bert-seqcls", options: .init(density: .percent(10))),
+        Case(fixture: "lora-bert-seqcls", options: .paper(density: .percent(10))),
+        Case(fixture: "lora-gpt2-bf16", options: .init(loraGauge: .svdDCT, density: .percent(20))),
         Case(fixture: "ia3-bert-seqcls", options: .init(scope: .tensor, density: .percent(30))),
         Case(fixture: "lora-gpt2-bf16", options: .init(method: .stc, density: .percent(5))),
         Case(fixture: "ia3-gpt2-f16", options: .init(method: .prune, density: .percent(20))),

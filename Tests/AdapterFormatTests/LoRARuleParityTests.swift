@@ -47,7 +47,8 @@ struct LoRARuleParityTests {
         #expect(Set(lora.candidates.map(\.gauge.rawValue)) == Set(errors.keys))
         for candidate in lora.candidates {
             let want = try #require(errors[candidate.gauge.rawValue])
-            #expect(abs(candidate.squaredError - want) <= 1e-9 * norm2, "\(c.testDescription): \(candidate.gauge) error \(candidate.squaredError) vs \(want)")
+            // Swift measures the binary32-rounded factors it stores, the prototype its binary64 ones.
+            #expect(abs(candidate.squaredError - want) <= 1e-6 * norm2, "\(c.testDescription): \(candidate.gauge) error \(candidate.squaredError) vs \(want)")
             #expect(abs(candidate.normSquared - norm2) <= 1e-12 * norm2)
         }
         let thresholds = try #require(stats["threshold"] as? [String: Double])

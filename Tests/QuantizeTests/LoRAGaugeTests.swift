@@ -123,11 +123,12 @@ struct Factors {
 
     @Test func rankDeficientFactorsKeepTheProduct() {
         for seed in UInt64(1)...6 {
-            // B of rank 1 (every column a multiple of one vector), A with two equal rows.
+            // B of rank 1 (every column a multiple of one vector, by powers of two so that binary32 keeps it
+            // exactly rank 1), A with two equal rows.
             var f = Factors.random(r: 5, in: 11, out: 8, seed: seed)
             var g = SplitMix64(seed: seed ^ 0xABCD)
             let v = (0..<8).map { _ in Float.random(in: -1...1, using: &g) }
-            let w = (0..<5).map { _ in Float(Int.random(in: -3...3, using: &g)) }
+            let w = (0..<5).map { _ in [-2, -1, 0, 0.5, 1, 2][Int.random(in: 0...5, using: &g)] as Float }
             for y in 0..<8 { for c in 0..<5 { f.b[y * 5 + c] = v[y] * w[c] } }
             for x in 0..<11 { f.a[1 * 11 + x] = f.a[0 * 11 + x] }
             let gauge = LoRAGaugeTransform.svd(a: f.aMatrix, b: f.bMatrix)
@@ -140,10 +141,11 @@ struct Factors {
     }
 
     @Test func gaugeIsScaleEquivariantAcrossTheWholeBinary32Range() {
-        // Multiplying B by 2^e multiplies B·A by 2^e: the gauge factors by 2^(e/2) each (e even).
+        // Multiplying B by 2^e multiplies B·A by 2^e: the gauge factors by 2^(e/2) each (e even). (Far
+        // enough from the subnormals that binary32 keeps every bit of the scaled B.)
         let f = Factors.random(r: 3, in: 7, out: 5, seed: 11)
         let g = LoRAGaugeTransform.svd(a: f.aMatrix, b: f.bMatrix)
-        for e in [-140, -60, 60, 120] {
+        for e in [-100, -60, 60, 120] {
             var h = f
             h.b = f.b.map { $0 * Float(sign: .plus, exponent: e, significand: 1) }
             let s = LoRAGaugeTransform.svd(a: h.aMatrix, b: h.bMatrix)
@@ -163,12 +165,13 @@ struct Factors {
             #expect(abs(c[n, 0] - 1 / Double(r).squareRoot()) <= 1e-16 * 4)
             for k in 1..<max(r, 1) where k < r {
                 let want = (2 / Double(r)).squareRoot() * cos(Double.pi * Double((2 * n + 1) * k) / Double(2 * r))
-                #expect(abs(c[n, k] - want) <= 1e-15)
+                // The argument π(2n+1)k/(2r) is rounded in another order: a few ulps of up to ~200.
+                #expect(abs(c[n, k] - want) <= 1e-13)
             }
         }
         if r == 2 {
             let h = 1 / 2.0.squareRoot()
-            #expect(Self.maxDistance(c, Matrix(rows: 2, cols: 2, elements: [h, h, h, -h])) <= 1e-16)
+            #expect(Self.maxDistance(c, Matrix(rows: 2, cols: 2, elements: [h, h, h, -h])) <= 4e-16)
         }
     }
 

@@ -28,14 +28,16 @@ public struct ContainerIndex: Codable, Sendable, Equatable {
         public var norm: Double?
         public var scale: Float?
         public var alpha: Double?
-        /// Which values share a scale: `global`, `tensor` or `module` (informational; each tensor's
-        /// `scaleBits` is what decodes). Absent in containers written before scale rules existed: their
-        /// rule is their scope's.
-        public var scaleRule: String?
-        /// The gauge LoRA factors are stored in: `trained`, `svd` or `svd-dct` (informational); absent for
-        /// an input that is not LoRA, and in containers written before gauges existed (`trained`).
+        /// Which values share one scale, as `compress --scale` chose: `tensor` (under a global threshold) or
+        /// `module` (one per LoRA module, on its product B·A). `nil`: the scope's own rule — one scale for all
+        /// residuals with a global threshold (ComPEFT's), one per tensor with a per-tensor threshold. Informational
+        /// (format 1.1 container field 6): every tensor's `scaleBits` is what decodes.
+        public var scaleScope: String?
+        /// The gauge the LoRA factors are stored in when it is not the trained one: `svd` or `svd-dct`
+        /// (container field 8). Decompressed `lora_A` and `lora_B` then do not approximate the trained factors
+        /// one by one; their product B·A does. `nil`: as trained (or not a LoRA adapter).
         public var loraGauge: String?
-        /// The gauge asked for when it differs from the one used (`auto`).
+        /// The gauge asked for when it is not the one used: `auto` (container field 10).
         public var loraGaugeRequested: String?
     }
 
@@ -124,17 +126,41 @@ extension ContainerIndex.Compression {
             keptNonzero = g.keptNonzero
             sigma = g.sigma
             norm = g.norm
-            // The group's scale is every ternary tensor's only under a global scale.
+            // The group's scale is the ternary tensors' only under a global scale; otherwise every tensor
+            // carries its own (format 1.1 writes the group's as 0, so an empty code needs no field).
             if plan.rule.scale == .global {
                 scale = g.scale
                 alpha = g.alpha
             }
         }
-        scaleRule = plan.rule.scale.rawValue
-        if kind == .lora {
-            let used = plan.lora?.gauge ?? .trained
+        // Recorded only where it is not the scope's own rule, so the paper's rule writes what it always wrote.
+        let scopeRule: CompressionOptions.Scale = plan.rule.scope == .global ? .global : .tensor
+        if plan.rule.scale != scopeRule { scaleScope = plan.rule.scale.rawValue }
+        if kind == .lora, let used = plan.lora?.gauge, used != .trained {
             loraGauge = used.rawValue
             if plan.rule.loraGauge != used { loraGaugeRequested = plan.rule.loraGauge.rawValue }
         }
+    }
+}
+
+extension ContainerIndex.Compression {
+    /// The scale and gauge of the rule in words, for reports; `nil` for the scope's own rule (one scale
+    /// over a global threshold, or one per tensor with a per-tensor threshold) in the trained gauge.
+    ///
+    /// For example `scale per LoRA module (norm-preserving on B·A), per tensor elsewhere; LoRA factors in the
+    /// svd gauge, chosen by auto (their product B·A is kept, not each factor)`.
+    public var ruleSummary: String? {
+        var parts: [String] = []
+        switch scaleScope {
+        case "module": parts.append("scale per LoRA module (norm-preserving on B·A), per tensor elsewhere")
+        case "tensor": parts.append("scale per tensor")
+        case let other?: parts.append("scale per \(other)")
+        case nil: break
+        }
+        if let g = loraGauge {
+            parts.append("LoRA factors in the \(g) gauge" + (loraGaugeRequested.map { ", chosen by \($0)" } ?? "")
+                + " (their product B·A is kept, not each factor)")
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 }

@@ -1,6 +1,5 @@
 import AdapterFormat
 import Foundation
-import Quantize
 import TaskVector
 
 /// The JSON reports of the writing and checking functions: the schema of the command line's `--json`
@@ -17,7 +16,6 @@ enum ReportJSON {
         if let note = t.note { o["note"] = note }
         if let s = t.sigma { o["sigma"] = s }
         if let a = t.alpha { o["alpha"] = a }
-        if let g = t.gauge { o["gauge"] = g }
         return o
     }
 
@@ -31,7 +29,7 @@ enum ReportJSON {
         if let v = c.sigma { o["sigma"] = v }
         if let v = c.scale { o["scale"] = Double(v) }
         if let v = c.alpha { o["alpha"] = v }
-        if let v = c.scaleRule { o["scale_rule"] = v }
+        if let v = c.scaleScope { o["scale_scope"] = v }
         if let v = c.loraGauge { o["lora_gauge"] = v }
         if let v = c.loraGaugeRequested { o["lora_gauge_requested"] = v }
         return o
@@ -46,23 +44,6 @@ enum ReportJSON {
             "compression": compression(r.index.compression),
             "tensors": r.index.tensors.map(tensor),
             "notes": r.notes,
-        ].merging(r.plan.lora.map { ["lora": loraJSON($0)] } ?? [:]) { a, _ in a }
-    }
-
-    /// `compress --json`'s `lora`: the gauge used, the gauges tried, and each module's product.
-    static func loraJSON(_ l: LoRAPlan) -> [String: Any] {
-        [
-            "gauge": l.gauge.rawValue,
-            "candidates": l.candidates.map { ["gauge": $0.gauge.rawValue, "relative_error": $0.relativeError] as [String: Any] },
-            "modules": l.modules.map { m -> [String: Any] in
-                var o: [String: Any] = ["module": m.name, "rank": m.rank, "gauge": m.gauge.rawValue,
-                                        "kept_a": m.product.nonzeroA, "kept_b": m.product.nonzeroB,
-                                        "stored_exactly": m.storedExactly]
-                if let c = m.scale { o["scale"] = c }
-                if let e = m.relativeError { o["relative_error"] = e }
-                if let c = m.cosine { o["cosine"] = c }
-                return o
-            },
         ]
     }
 

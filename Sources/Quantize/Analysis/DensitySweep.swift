@@ -41,6 +41,10 @@ public enum DensitySweep {
 
     /// Measures the figures of plans already made for `tensors` (for example by a compression run).
     ///
+    /// A plan that codes LoRA factors in another gauge (``CompressionPlan/codedTensors``) is measured on
+    /// the factors it stores: its errors are those of the factors in that gauge (their product's error is
+    /// in ``CompressionPlan/lora``).
+    ///
     /// - Precondition: every plan was made for `tensors`.
     /// - Complexity: one pass over the residuals, O(d · plans.count) arithmetic.
     public static func measure(_ tensors: [SourceTensor], plans: [CompressionPlan]) -> [Point] {
@@ -50,10 +54,17 @@ public enum DensitySweep {
         // statistics[density][residual]
         var statistics = groups.map { g in g.map { SupportStatistics(shift: shift(for: $0)) } }
         let chunks = ResidualChunks()
+        // Plans that code some tensors in another form (LoRA factors in another gauge) measure those.
+        let ownValues = plans.indices.filter { plans[$0].codedTensors == nil }
         for (r, i) in residuals.enumerated() {
             let thresholds = groups.map { $0[r].threshold.bitPattern }
             chunks.forEach(tensors[i]) { _, chunk in
-                for p in plans.indices { statistics[p][r].add(chunk, thresholdBits: thresholds[p]) }
+                for p in ownValues { statistics[p][r].add(chunk, thresholdBits: thresholds[p]) }
+            }
+            for p in plans.indices where plans[p].codedTensors != nil {
+                chunks.forEach(plans[p].codedTensor(i, of: tensors)) { _, chunk in
+                    statistics[p][r].add(chunk, thresholdBits: thresholds[p])
+                }
             }
         }
         return plans.indices.map { p in

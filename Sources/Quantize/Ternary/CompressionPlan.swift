@@ -177,10 +177,10 @@ extension CompressionPlan {
         if lora.gauge != .trained {
             var choice = ""
             if lora.candidates.count > 1 {
-                choice = " (chosen by --lora-gauge \(rule.loraGauge.rawValue): relative product error "
+                choice = " (--lora-gauge \(rule.loraGauge.rawValue): relative product error "
                     + lora.candidates.map { "\($0.gauge.rawValue) \(formatted($0.relativeError))" }.joined(separator: ", ") + ")"
             }
-            out.append("LoRA factors are stored in the \(lora.gauge.rawValue) gauge\(choice): each module's product B·A is kept, but decompressed lora_A and lora_B do not approximate the trained factors one by one (--lora-gauge trained keeps the trained gauge)")
+            out.append("LoRA factors are stored in the \(lora.gauge.rawValue) gauge\(choice): decompressed lora_A and lora_B reproduce each module's product B·A, not the trained factors one by one (--lora-gauge trained keeps those)")
         }
         let back = lora.modules.filter { $0.gauge != lora.gauge }
         if !back.isEmpty {

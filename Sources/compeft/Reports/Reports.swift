@@ -16,7 +16,6 @@ enum Reports {
         if let note = t.note { o["note"] = note }
         if let s = t.sigma { o["sigma"] = s }
         if let a = t.alpha { o["alpha"] = a }
-        if let g = t.gauge { o["gauge"] = g }
         return o
     }
 
@@ -30,7 +29,7 @@ enum Reports {
         if let v = c.sigma { o["sigma"] = v }
         if let v = c.scale { o["scale"] = Double(v) }
         if let v = c.alpha { o["alpha"] = v }
-        if let v = c.scaleRule { o["scale_rule"] = v }
+        if let v = c.scaleScope { o["scale_scope"] = v }
         if let v = c.loraGauge { o["lora_gauge"] = v }
         if let v = c.loraGaugeRequested { o["lora_gauge_requested"] = v }
         return o
@@ -44,42 +43,7 @@ enum Reports {
             "compression": compressionJSON(r.index.compression),
             "tensors": r.index.tensors.map(tensorJSON),
             "notes": r.notes,
-        ].merging(r.plan.lora.map { ["lora": loraJSON($0)] } ?? [:]) { a, _ in a }
-    }
-
-    /// `compress --json`'s `lora`: the gauge used, the gauges tried, and each module's product.
-    static func loraJSON(_ l: LoRAPlan) -> [String: Any] {
-        [
-            "gauge": l.gauge.rawValue,
-            "candidates": l.candidates.map { ["gauge": $0.gauge.rawValue, "relative_error": $0.relativeError] as [String: Any] },
-            "modules": l.modules.map { m -> [String: Any] in
-                var o: [String: Any] = ["module": m.name, "rank": m.rank, "gauge": m.gauge.rawValue,
-                                        "kept_a": m.product.nonzeroA, "kept_b": m.product.nonzeroB,
-                                        "stored_exactly": m.storedExactly]
-                if let c = m.scale { o["scale"] = c }
-                if let e = m.relativeError { o["relative_error"] = e }
-                if let c = m.cosine { o["cosine"] = c }
-                return o
-            },
         ]
-    }
-
-    /// How the scales were chosen, for a rule other than one global scale (nil for that rule).
-    static func scaleRuleLine(_ c: ContainerIndex.Compression, lora: LoRAPlan?) -> String? {
-        guard c.method != "prune" else { return nil }
-        switch c.scaleRule {
-        case "module":
-            var line = "scale per LoRA module (norm-preserving on B·A, split evenly over the factors), per tensor elsewhere"
-            if let lora {
-                let e = lora.candidates.first { $0.gauge == lora.gauge }?.relativeError
-                line += "; \(lora.modules.count) module(s)" + (e.map { String(format: ", relative product error %.4f", $0) } ?? "")
-            }
-            return line
-        case "tensor":
-            return c.alphaRequested == "auto" && c.method == "compeft" ? "scale per tensor (norm-preserving)" : "scale per tensor"
-        default:
-            return nil
-        }
     }
 
     static func compressText(_ r: AdapterCompressor.Report, input: String, output: String) -> String {
@@ -95,7 +59,7 @@ enum Reports {
         if let s = c.scale, let sigma = c.sigma, let a = c.alpha, c.method != "prune" {
             lines.append(String(format: "  scale %.6g = α %.4g × σ %.6g (α %@)", Double(s), a, sigma, c.alphaRequested))
         }
-        if let line = scaleRuleLine(c, lora: r.plan.lora) { lines.append("  " + line) }
+        if let rule = c.ruleSummary { lines.append("  \(rule)") }
         let exact = r.index.tensors.filter { $0.role == .exact }
         if !exact.isEmpty {
             lines.append("  \(exact.count) tensor(s) stored exactly: " + exact.prefix(4).map(\.name).joined(separator: ", ") + (exact.count > 4 ? ", …" : ""))

@@ -56,6 +56,9 @@ extension ContainerIndex {
             w.u8(IndexFields.Group.none)
         }
         if let peftType { w.field(IndexFields.Container.peftType, Array(peftType.utf8)) }
+        if let v = g.scaleScope { w.field(IndexFields.Container.scaleScope, Array(v.utf8)) }
+        if let v = g.loraGauge { w.field(IndexFields.Container.loraGauge, Array(v.utf8)) }
+        if let v = g.loraGaugeRequested { w.field(IndexFields.Container.loraGaugeRequested, Array(v.utf8)) }
         let outputFiles = Self.outputFileNames(tensors: tensors, metadata: fileMetadata)
         if sources != files.map(\.name) + outputFiles {
             w.field(IndexFields.Container.sources) { v in
@@ -182,6 +185,12 @@ extension ContainerIndex {
             switch tag {
             case IndexFields.Container.peftType:
                 peftType = try r.utf8(value, "the peft_type field")
+            case IndexFields.Container.scaleScope:
+                compression.scaleScope = try r.utf8(value, "the scale scope field")
+            case IndexFields.Container.loraGauge:
+                compression.loraGauge = try r.utf8(value, "the LoRA gauge field")
+            case IndexFields.Container.loraGaugeRequested:
+                compression.loraGaugeRequested = try r.utf8(value, "the requested LoRA gauge field")
             case IndexFields.Container.sources:
                 sources = try BinaryIndexReader.parse(value, "the sources field") { v throws(BinaryIndexError) in
                     var list: [String] = []
@@ -193,6 +202,12 @@ extension ContainerIndex {
             default:
                 continue
             }
+        }
+
+        // Under a scale rule of its own every tensor has its scale; the group's (written as 0) is no one's.
+        if compression.scaleScope != nil, groupScaleBits != nil {
+            compression.scale = nil
+            compression.alpha = nil
         }
 
         // Output files and their safetensors metadata.

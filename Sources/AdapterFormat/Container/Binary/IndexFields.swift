@@ -20,6 +20,12 @@ enum IndexFields {
         /// Strings (uvarint length, bytes), to the end of the value: the names of the files read. Absent:
         /// the verbatim files' names followed by the output files' names.
         static let sources = 4
+        /// String: which values share one scale (`tensor`, `module`), when it is not the scope's own rule.
+        static let scaleScope = 6
+        /// String: the gauge LoRA factors are stored in (`svd`, `svd-dct`), when it is not the trained one.
+        static let loraGauge = 8
+        /// String: the gauge asked for (`auto`), when it is not the one used.
+        static let loraGaugeRequested = 10
     }
 
     /// Tags of a tensor's fields.
