@@ -71,4 +71,83 @@ struct LoRARuleParityTests {
         }
         #expect(mismatches == 0)
     }
+
+    /// An adapter of deliberately awkward modules (every one r = 4, so the prototype's QR applies):
+    /// random; at PEFT's init (B = 0, a zero product); rank-deficient (B of rank 1, exactly in binary32,
+    /// and A with two equal rows); diagonal (a single non-zero per row and column: exact zeros in every
+    /// gauge, ties at 0 at high density, singular values ±1 ulp apart are avoided); and a square one of the
+    /// smallest size r = in = out = 4. Written as a PEFT LoRA folder.
+    static func awkwardAdapter(_ dir: String, seed: UInt64) throws {
+        var g = SplitMix64(seed: seed)
+        func uniform(_ n: Int, _ scale: Float = 1) -> [Float] { (0..<n).map { _ in scale * Float.random(in: -1...1, using: &g) } }
+        let r = 4
+        var tensors: [(String, [Int], [Float])] = []
+        func module(_ name: String, inFeatures: Int, outFeatures: Int, a: [Float], b: [Float]) {
+            tensors.append(("base_model.model.\(name).lora_A.weight", [r, inFeatures], a))
+            tensors.append(("base_model.model.\(name).lora_B.weight", [outFeatures, r], b))
+        }
+        module("m0_random", inFeatures: 16, outFeatures: 12, a: uniform(4 * 16), b: uniform(12 * 4, 0.05))
+        module("m1_init", inFeatures: 16, outFeatures: 12, a: uniform(4 * 16), b: [Float](repeating: 0, count: 12 * 4))
+        var a2 = uniform(4 * 16)
+        for x in 0..<16 { a2[16 + x] = a2[x] }
+        let v = uniform(12, 0.05)
+        let w: [Float] = [1, -2, 0.5, 0]
+        module("m2_rank1", inFeatures: 16, outFeatures: 12, a: a2, b: (0..<(12 * 4)).map { v[$0 / 4] * w[$0 % 4] })
+        var a3 = [Float](repeating: 0, count: 4 * 16)
+        var b3 = [Float](repeating: 0, count: 12 * 4)
+        for i in 0..<4 {
+            a3[i * 16 + 3 * i] = [0.9, -0.7, 0.5, 0.3][i]
+            b3[(2 * i) * 4 + i] = [0.02, 0.03, -0.05, 0.07][i]
+        }
+        module("m3_diagonal", inFeatures: 16, outFeatures: 12, a: a3, b: b3)
+        module("m4_square", inFeatures: 4, outFeatures: 4, a: uniform(16), b: uniform(16, 0.1))
+        let entries = tensors.map { name, shape, values in
+            SafeTensorsWriter.Entry(name: name, dtype: .f32, shape: shape) { sink in try values.withUnsafeBytes { try sink($0) } }
+        }
+        let w8 = try AtomicFileWriter(path: dir + "/adapter_model.safetensors")
+        try SafeTensorsWriter.write(entries, metadata: ["format": "pt"], to: w8)
+        try w8.commit()
+        let config = #"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["m0_random", "m1_init", "m2_rank1", "m3_diagonal", "m4_square"], "base_model_name_or_path": "none", "task_type": null}"#
+        try Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/adapter_config.json"))
+    }
+
+    /// The awkward adapter against the prototype: same gauge chosen, same threshold, every factor
+    /// decoded to the prototype's ±s (a module at init and the zero-product modules coded empty).
+    /// Densities stay where the rank-deficient module's numerically-zero components (whose directions
+    /// no two SVDs agree on) cannot reach the threshold.
+    @Test(arguments: [(UInt64(1), 1.0), (1, 5), (1, 20), (2, 5), (2, 20), (3, 10)])
+    func awkwardModulesMatchTheNumpyPrototype(seed: UInt64, density: Double) throws {
+        let dir = scratchDirectory("lora-awkward-\(seed)-\(Int(density))")
+        let adapter = dir + "/adapter"
+        try FileManager.default.createDirectory(atPath: adapter, withIntermediateDirectories: true)
+        try Self.awkwardAdapter(adapter, seed: seed)
+        let py = Python.run([repositoryRoot + "/Fixtures/reference_lora_rule.py", adapter, "--density", String(density),
+                             "--gauge", "auto", "--out", dir + "/ref.safetensors", "--json", dir + "/ref.json"])
+        try #require(py.status == 0, "prototype failed: \(py.output)")
+        let stats = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/ref.json"))) as? [String: Any])
+        let input = try TaskVectorInput.load(path: adapter)
+        #expect(input.expertKind == .lora)
+        let report = try AdapterCompressor.compress(input, options: .init(density: .percent(density)),
+                                                    to: AtomicFileWriter(path: dir + "/c.cpeft"))
+        let lora = try #require(report.plan.lora)
+        #expect(lora.modules.count == 5)
+        #expect(lora.gauge.rawValue == stats["gauge"] as? String, "seed \(seed) K \(density): gauge")
+        let thresholds = try #require(stats["threshold"] as? [String: Double])
+        #expect(report.plan.global?.threshold == Float(try #require(thresholds[lora.gauge.rawValue])), "seed \(seed) K \(density): threshold")
+        let atInit = try #require(lora.modules.first { $0.name.hasSuffix("m1_init") })
+        #expect(atInit.keepsNothing && atInit.product.normSquared == 0)
+        let reader = try ContainerReader(path: dir + "/c.cpeft")
+        var mismatches = 0
+        for (name, (_, shape, ref)) in try floatTensors(dir + "/ref.safetensors") {
+            let entry = try #require(reader.tensor(named: name), "missing \(name)")
+            #expect(entry.shape == shape)
+            var v = [Float](repeating: 0, count: entry.count)
+            try v.withUnsafeMutableBufferPointer { try reader.decodeValues(entry, base: nil, into: $0) }
+            for i in ref.indices where !(v[i] == ref[i] || abs(v[i] - ref[i]) <= max(abs(v[i]), abs(ref[i])).ulp) {
+                mismatches += 1
+                if mismatches < 5 { Issue.record("seed \(seed) K \(density): \(name)[\(i)] ours \(v[i]) prototype \(ref[i])") }
+            }
+        }
+        #expect(mismatches == 0)
+    }
 }
