@@ -72,6 +72,8 @@ import Testing
         let densities = [1.0, 10, 29, 50, 100]
         var args = ["analyze", fixture(c.input), "--json", "--per-tensor", "--densities", "1,10,29,50,100",
                     "--scope", c.scope, "--method", c.method, "--alpha", c.alpha]
+        // The reference is the paper's rule (a scale per selection group, LoRA factors as trained), named.
+        args += ["--scale", c.scope] + (c.input.hasPrefix("lora") ? ["--lora-gauge", "trained"] : [])
         if let b = c.base { args += ["--base", fixture(b)] }
         let r = try CLI.run(args)
         #expect(r.status == 0, "\(r.stderr)")

@@ -31,7 +31,11 @@ import Testing
 
     @Test func compressDefaults() throws {
         let c = try parse(["compress", "in", "-o", "out.cpeft"], as: CompressCommand.self)
-        #expect(c.options == CompressionOptions(method: .compeft, scope: .global, density: .percent(20), alpha: .auto))
+        // Scope, scale and gauge are left to the kind of expert (CompressionOptions.rule(for:)).
+        #expect(c.options == CompressionOptions(method: .compeft, scope: nil, scale: nil, loraGauge: nil, density: .percent(20), alpha: .auto))
+        let paper = try parse(["compress", "in", "-o", "out.cpeft", "--scope", "global", "--scale", "global", "--lora-gauge", "trained"],
+                              as: CompressCommand.self)
+        #expect(paper.options == .paper(density: .percent(20)))
         #expect(c.`init` == nil && c.zstdLevel == 19 && c.threads == nil && !c.force && !c.compressAll)
     }
 
@@ -238,7 +242,9 @@ import Testing
     @Test func helpAndCompletionListTheValues() {
         let compress = Compeft.helpMessage(for: CompressCommand.self, columns: 1000)
         #expect(compress.contains("(values: compeft, stc, prune; default: compeft)"))
-        #expect(compress.contains("(values: global, tensor; default: global)"))
+        #expect(compress.contains("(values: global, tensor)"))
+        #expect(compress.contains("(values: global, tensor, module)"))
+        #expect(compress.contains("(values: trained, svd, svd-dct, auto)"))
         #expect(compress.contains("(values: zero, one)"))
         let decompress = Compeft.helpMessage(for: DecompressCommand.self, columns: 1000)
         #expect(decompress.contains("(values: f32, f16, bf16)") && decompress.contains("(values: safetensors, hdf5; default: safetensors)"))
@@ -250,7 +256,8 @@ import Testing
         #expect(analyze.contains("(values: compeft, stc, prune; default: compeft)"))
         let bash = Compeft.completionScript(for: .bash)
         for values in ["compeft stc prune", "global tensor", "zero one", "f32 f16 bf16", "safetensors hdf5",
-                       "task-arithmetic ties dare-linear dare-ties magnitude-prune", "total frequency", "exact factors"] {
+                       "task-arithmetic ties dare-linear dare-ties magnitude-prune", "total frequency", "exact factors",
+                       "global tensor module", "trained svd svd-dct auto"] {
             // The script offers a list as -W 'a'$'\n''b'.
             let list = values.split(separator: " ").map { "'\($0)'" }.joined(separator: "$'\\n'")
             #expect(bash.contains("-W " + list), "bash completion lacks \(values)")
