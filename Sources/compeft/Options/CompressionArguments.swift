@@ -12,7 +12,7 @@ struct CompressionArguments: ParsableArguments {
     @Option(help: "Where the threshold is chosen: global (one top-k over all residuals, the paper) or tensor (per tensor). Default: tensor for a full fine-tune, global otherwise.")
     var scope: CompressionOptions.Scope?
 
-    @Option(help: "Which values share a scale: global (the paper), tensor, or module (per LoRA module, norm-preserving on B·A; per tensor for other residuals). Default: module for LoRA with α auto, else tensor with --scope tensor, global with --scope global.")
+    @Option(help: "Which values share a scale: global (the paper), tensor, or module (per LoRA module, norm-preserving on B·A; per tensor for other residuals). Default: module for LoRA with α auto, else tensor with --scope tensor, global with --scope global. The paper's rule (compeft's default before per-expert defaults): --scope global --scale global --lora-gauge trained.")
     var scale: CompressionOptions.Scale?
 
     @Option(help: "The gauge LoRA factors are thresholded and stored in: trained (as trained), svd (B = U√Σ, A = √ΣVᵀ), svd-dct (svd rotated by a DCT), auto (svd or svd-dct, whichever has the smaller product error). Default: auto with --scale module, else trained.")
