@@ -23,7 +23,9 @@ def compress(
     density: float = 20,
     alpha: float | str = "auto",
     method: str = "compeft",
-    scope: str = "global",
+    scope: str | None = None,
+    scale: str | None = None,
+    lora_gauge: str | None = None,
     base: PathLike | None = None,
     compress_all: bool = False,
     init: str | None = None,
@@ -40,7 +42,13 @@ def compress(
         density: K, the percentage of values kept (0 < K ≤ 100).
         alpha: the scale multiplier α, or ``"auto"`` for the norm-preserving scale.
         method: ``"compeft"`` (±α·σ), ``"stc"`` (±α·mean|kept|) or ``"prune"`` (kept values unchanged).
-        scope: ``"global"`` (one threshold and scale, the paper's) or ``"tensor"``.
+        scope: ``"global"`` (one threshold, the paper's) or ``"tensor"``; ``None``: the default for the kind of
+            expert, as ``compeft compress`` (``"tensor"`` for a full fine-tune, ``"global"`` otherwise).
+        scale: which values share a scale, ``"global"``, ``"tensor"`` or ``"module"`` (per LoRA module,
+            norm-preserving on B·A); ``None``: ``"module"`` for LoRA with α auto, else the scope's.
+        lora_gauge: the gauge LoRA factors are stored in, ``"trained"``, ``"svd"``, ``"svd-dct"`` or ``"auto"``;
+            ``None``: ``"auto"`` with the module scale, else ``"trained"``. The paper's rule, compeft's default
+            before per-expert defaults: ``scope="global", scale="global", lora_gauge="trained"``.
         base: the base model of a full fine-tune (τ = fine-tuned − base).
         compress_all: also compress adapter tensors that are not residuals (modules_to_save).
         init: override what residuals are measured from: ``"zero"`` or ``"one"``.
@@ -58,8 +66,8 @@ def compress(
         UnsupportedError: an input compeft cannot read.
     """
     options = _native.options({
-        "density": density, "alpha": alpha, "method": method, "scope": scope,
-        "base": os.fspath(base) if base is not None else None, "compress_all": compress_all, "init": init,
+        "density": density, "alpha": alpha, "method": method, "scope": scope, "scale": scale,
+        "lora_gauge": lora_gauge, "base": os.fspath(base) if base is not None else None, "compress_all": compress_all, "init": init,
         "threads": threads, "zstd_level": zstd_level, "force": force,
     })
     library = _native.lib()
