@@ -1,5 +1,6 @@
 import AdapterFormat
 import ArgumentParser
+import Commands
 import Foundation
 import Quantize
 import TaskVector
@@ -40,7 +41,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Flag(help: "Also report every figure per residual tensor.")
     var perTensor = false
 
-    @Option(help: "Write an SVG chart of size and error against density to this path ('-' for stdout).")
+    @Option(help: "Write an SVG chart of size and error against density to NAME.svg ('-' for stdout).")
     var plot: String?
 
     @Flag(help: "Overwrite the plot if it exists.")
@@ -57,11 +58,14 @@ struct AnalyzeCommand: ParsableCommand {
         if compression.method == .prune { throw ValidationError("--method must be compeft or stc: analyze measures ternary codes, and prune keeps the values") }
         if input == "-" && base != nil { throw ValidationError("--base needs the fine-tune as a file, not stdin") }
         if plot == "" { throw ValidationError("--plot needs a file path, or '-' for stdout") }
+        if let plot, plot != "-", !plot.lowercased().hasSuffix(".svg") {
+            throw ValidationError("--plot writes an SVG chart; name the file NAME.svg (or '-' for stdout), got '\(plot)'")
+        }
     }
 
     func run() throws {
         common.setUp()
-        if let plot { try PathSafety.checkOutput(plot, isNotAnyOf: [input] + (base.map { [$0] } ?? [])) }
+        if let plot { try OutputPath.check(plot, isNotAnyOf: [input] + (base.map { [$0] } ?? [])) }
         // Open the plot's temporary file first, so an existing plot is refused before the work.
         let plotWriter = try plot.map { try AtomicFileWriter(path: $0, overwrite: force) }
         let taskVector = try TaskVectorInput.load(path: input, base: base)
