@@ -42,7 +42,8 @@ import Testing
         try add("merge", ["merge", ia3, ia3, "-o", dir + "/ia3.safetensors", "--weights", "0.5,0.5"])
         try add("merge", ["merge", fixture("full-ft"), fixture("full-ft"), "--base", fixture("tiny-bert"), "-o", dir + "/ft.h5",
                           "--method", "dare-ties", "--seed", "3"])
-        try add("analyze", ["analyze", lora, "--densities", "5,20", "--per-tensor"])
+        try add("analyze", ["analyze", lora, "--densities", "5,20", "--per-tensor", "--target-error", "0.7"])
+        try add("analyze", ["analyze", fixture("lora-gpt2-bf16"), "--densities", "5", "--target-error", "0.01"])
         try add("analyze", ["analyze", residual, "--densities", "10", "--scope", "tensor", "--method", "stc"])
         try add("analyze", ["analyze", fixture("full-ft"), "--base", fixture("tiny-bert"), "--densities", "1"])
         try add("keygen", ["keygen", "-o", dir + "/key.pem"])
