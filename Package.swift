@@ -55,16 +55,23 @@ let package = Package(
             ],
             exclude: ["README.md"], swiftSettings: strict),
 
+        // MARK: - Front ends
+        // What the command line and the C ABI share: each command's settings, checked once, how it runs,
+        // and its JSON report (Sources/Commands/README.md).
+        .target(
+            name: "Commands", dependencies: ["AdapterFormat", "Quantize", "TaskVector"], exclude: ["README.md"],
+            swiftSettings: strict),
+
         // MARK: - C ABI
         .target(
-            name: "CompeftC", dependencies: ["AdapterFormat", "TaskVector", "CCompeft"], exclude: ["README.md"],
-            swiftSettings: strict),
+            name: "CompeftC", dependencies: ["Commands", "AdapterFormat", "Quantize", "TaskVector", "CCompeft"],
+            exclude: ["README.md"], swiftSettings: strict),
 
         // MARK: - Command line
         .executableTarget(
             name: "compeft",
             dependencies: [
-                "AdapterFormat", "Exchange", "Quantize", "TaskVector",
+                "Commands", "AdapterFormat", "Exchange", "Quantize", "TaskVector",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -89,7 +96,7 @@ let package = Package(
         .testTarget(
             name: "ExchangeTests", dependencies: ["compeft", "Exchange", "AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"],
             exclude: ["faultproxy.py"], swiftSettings: strict),
-        .testTarget(name: "compeftTests", dependencies: ["compeft", "AdapterFormat", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
+        .testTarget(name: "compeftTests", dependencies: ["compeft", "Commands", "AdapterFormat", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes
         // example), so it does not link CompeftC; `swift build --build-tests` builds the library product anyway.
         .testTarget(name: "CompeftCTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),

@@ -19,7 +19,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python: the cross-checks of the Swift tests (NumPy, the safetensors package, h5py) and the Python package's
+# Python: the cross-checks of the Swift tests (NumPy, the safetensors package, h5py, jsonschema for the JSON
+# reports' schemas in docs/schemas) and the Python package's
 # tests (pytest; torch, transformers and peft for its PEFT tests, at the versions Fixtures/README.md names).
 # torch's CPU build comes from the machine's local wheel folder (pip's find-links), never PyPI's CUDA build.
 # Installed into whatever python3 is active: a virtual environment, when one is activated.
@@ -29,6 +30,7 @@ if command -v python3 >/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | grep -v "WARNING: Running pip as" >&2 || true
   }
   python3 -c "import numpy, safetensors, h5py, pytest" 2>/dev/null || pip_install numpy safetensors h5py pytest
+  python3 -c "import jsonschema" 2>/dev/null || pip_install jsonschema==4.26.0
   python3 -c "import torch" 2>/dev/null || pip_install "torch==2.13.0+cpu"
   python3 -c "import transformers, peft" 2>/dev/null || pip_install "torch==2.13.0+cpu" transformers==5.24.0 peft==0.21.2
 fi

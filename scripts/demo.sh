@@ -25,3 +25,15 @@ wheel="$(bash scripts/build-python-wheel.sh | tail -1)"
 python3 -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel" 2>&1 \
   | grep -v "WARNING: Running pip as" >&2 || true
 python3 -c "import compeft, sys; print(f'installed compeft {compeft.__version__} for {sys.executable}')"
+
+# The command and its manual page (swift-argument-parser's generate-manual plugin) on PATH and MANPATH:
+# /usr/local when it is writable (root), else ~/.local; PREFIX=… chooses another.
+echo
+echo "== Command and manual"
+swift package generate-manual --configuration release >/dev/null
+prefix="${PREFIX:-/usr/local}"
+[ -n "${PREFIX:-}" ] || [ -w "$prefix" ] || prefix="$HOME/.local"
+install -D -m 755 "$compeft" "$prefix/bin/compeft"
+install -D -m 644 .build/plugins/GenerateManual/outputs/compeft/compeft.1 "$prefix/share/man/man1/compeft.1"
+echo "installed $prefix/bin/compeft and its manual $prefix/share/man/man1/compeft.1 (man compeft)"
+case ":$PATH:" in *":$prefix/bin:"*) ;; *) echo "add $prefix/bin to PATH: export PATH=\"$prefix/bin:\$PATH\"" ;; esac

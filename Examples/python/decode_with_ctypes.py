@@ -9,7 +9,8 @@ and check each one against what `compeft decompress` wrote (read with the safete
 
 DECOMPRESSED is the decompressed output: a .safetensors file, or a folder (a PEFT adapter, a sharded
 checkpoint). The library is --lib, else $COMPEFT_LIB, else .build/release/libcompeft.so, else
-.build/debug/libCompeftC.so (relative to the repository root).
+.build/release/libCompeftC.so (swift build -c release), else .build/debug/libCompeftC.so (relative to the
+repository root).
 
 Every float tensor is decoded as F32, F16 and BF16. Decoded in its own dtype it must equal the decompressed
 bytes exactly; the F32 decode must round to the decompressed values (equal them, for F32 and F64 tensors);
@@ -196,7 +197,7 @@ def same_bits(a, b):
 def default_library():
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     for candidate in [os.environ.get("COMPEFT_LIB"), os.path.join(root, ".build/release/libcompeft.so"),
-                      os.path.join(root, ".build/debug/libCompeftC.so")]:
+                      os.path.join(root, ".build/release/libCompeftC.so"), os.path.join(root, ".build/debug/libCompeftC.so")]:
         if candidate and os.path.exists(candidate):
             return candidate
     return None

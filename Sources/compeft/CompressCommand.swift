@@ -1,5 +1,6 @@
 import AdapterFormat
 import ArgumentParser
+import Commands
 import Foundation
 import Logging
 import Quantize
@@ -10,16 +11,19 @@ struct CompressCommand: ParsableCommand {
         commandName: "compress",
         abstract: "Compress an adapter or fine-tune into a .cpeft container.",
         discussion: """
-            INPUT is a PEFT adapter folder (adapter_config.json + adapter_model.safetensors), a .safetensors \
-            file of residuals (or a sharded checkpoint's *.safetensors.index.json), or with --base a full \
-            fine-tune. '-' reads a safetensors file from stdin; '-o -' writes the container to stdout.
+            INPUT is a PEFT adapter folder (adapter_config.json + adapter_model.safetensors or \
+            adapter_model.bin), a .safetensors file of residuals (or a sharded checkpoint: its folder or \
+            *.safetensors.index.json), an HDF5 file (.h5, .hdf5), a PyTorch torch.save file (.bin, .pt; read \
+            without executing code), or with --base a full fine-tune in any of these forms. '-' reads a \
+            safetensors file from stdin; '-o -' writes the container to stdout. What compeft reads the input \
+            as is printed as note: lines; a LoRA module whose factor keeps no value is warned about.
 
             Example:
               compeft compress ./my-lora -o my-lora.cpeft --density 10
               compeft compress ./ft-model --base ./base-model -o ft.cpeft --density 5
             """)
 
-    @Argument(help: "Adapter folder, .safetensors file, checkpoint folder, or '-'.")
+    @Argument(help: "Adapter folder, .safetensors, .h5 or .bin file, checkpoint folder or index, or '-'.")
     var input: String
 
     @Option(name: .shortAndLong, help: "Output container path, or '-' for stdout.")
@@ -50,34 +54,28 @@ struct CompressCommand: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    /// The settings the flags give, for ``CompressSettings/plan()``.
+    var settings: CompressSettings {
+        CompressSettings(input: input, output: output, method: compression.method, scope: compression.scope, scale: compression.scale,
+                         loraGauge: compression.loraGauge, density: density,
+                         alpha: compression.alpha, base: base, compressAll: compressAll, initOverride: `init`, threads: threads,
+                         zstdLevel: Int(zstdLevel), force: force)
+    }
+
     /// The compression the options ask for (every value was checked when it was parsed).
     var options: CompressionOptions { compression.options(density: density) }
 
     func validate() throws {
-        guard (1...22).contains(zstdLevel) else { throw ValidationError("--zstd-level must be 1…22, got \(zstdLevel)") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
-        if input == "-" && base != nil { throw ValidationError("--base needs the fine-tune as a file, not stdin") }
+        do { _ = try settings.plan() } catch { throw ValidationError(error.description) }
     }
 
     func run() throws {
         common.setUp()
-        try PathSafety.checkOutput(output, isNotAnyOf: [input] + (base.map { [$0] } ?? []))
-        Log.logger.debug("reading \(input)")
-        let taskVector = try TaskVectorInput.load(
-            path: input, base: base,
-            options: .init(compressAll: compressAll, initOverride: `init`))
-        Log.logger.debug("\(taskVector.tensors.count) tensors, kind \(taskVector.kind.rawValue)")
-        let rule = try compression.rule(density: density, for: taskVector)
-        Log.logger.debug("rule: \(rule)")
-        let writer = try AtomicFileWriter(path: output, overwrite: force)
         let progress = Progress("compressing", quiet: common.quiet, unit: .bytes)
         let report: AdapterCompressor.Report
         do {
-            report = try AdapterCompressor.compress(taskVector, options: rule.options, to: writer, zstdLevel: zstdLevel,
-                                                    threads: threads ?? defaultThreadCount,
-                                                    progress: { progress.update($0, $1) })
+            report = try settings.plan().run(log: { Log.logger.debug("\($0)") }, progress: { progress.update($0, $1) })
         } catch {
-            writer.abandon()
             progress.finish()
             throw error
         }
@@ -85,9 +83,12 @@ struct CompressCommand: ParsableCommand {
         let toStdout = output == "-"
         let emit: (String) -> Void = { toStdout ? Terminal.err($0) : Terminal.out($0) }
         if common.json {
-            emit(Terminal.json(Reports.compress(report, input: input, output: output)))
+            emit(Terminal.json(CommandReports.compress(report, input: input, output: output)))
         } else if !common.quiet {
             emit(Reports.compressText(report, input: input, output: output))
+        }
+        if !common.quiet, let warning = DroppedLoRAModule.warning(DroppedLoRAModule.all(in: report.index)) {
+            Terminal.warn(warning)
         }
     }
 }

@@ -1,5 +1,6 @@
 import AdapterFormat
 import ArgumentParser
+import Commands
 import Foundation
 import TaskVector
 
@@ -28,18 +29,10 @@ struct InspectCommand: ParsableCommand {
         let residual = index.tensors.filter { $0.role == .residual }
         let originalBytes = index.tensors.reduce(0) { $0 + $1.count * $1.dtype.byteSize }
         if common.json {
-            var o: [String: Any] = [
-                "file": input, "bytes": size, "format_version": "\(reader.majorVersion).\(reader.minorVersion)",
-                "tool": index.tool, "input_kind": index.inputKind, "sources": index.sources,
-                "compression": Reports.compressionJSON(index.compression),
-                "tensor_bytes_original": originalBytes,
-                "files": index.files.map { ["name": $0.name, "bytes": $0.rawLength] as [String: Any] },
-                "tensors": index.tensors.map(Reports.tensorJSON),
-            ]
-            if let p = index.peftType { o["peft_type"] = p }
-            Terminal.out(Terminal.json(o))
+            Terminal.out(Terminal.json(CommandReports.inspect(reader, file: input)))
             return
         }
+        let dropped = DroppedLoRAModule.all(in: index)
         let c = index.compression
         var lines = [
             "\(input): compeft container v\(reader.majorVersion).\(reader.minorVersion), \(TextFormat.bytes(size)), written by \(index.tool)",
@@ -55,15 +48,23 @@ struct InspectCommand: ParsableCommand {
         if !index.files.isEmpty {
             lines.append("files:       " + index.files.map { "\($0.name) (\($0.rawLength) B)" }.joined(separator: ", "))
         }
+        if let warning = DroppedLoRAModule.warning(dropped) { lines.append("warning:     " + warning) }
         Terminal.out(lines.joined(separator: "\n") + "\n")
         let rows = index.tensors.map { t -> [String] in
             let storage = t.role == .exact ? "exact" : (PayloadEncoding(rawValue: t.encoding)?.description ?? "?")
             let kept = t.role == .exact ? "–" : TextFormat.percent(t.count > 0 ? Double(t.nonzero) / Double(t.count) : 0)
             return [t.name, t.shape.map(String.init).joined(separator: "×"), t.dtype.rawValue, t.initRule.rawValue, storage,
                     kept, t.role == .exact ? "–" : String(format: "%.4g", Double(t.scale)), TextFormat.bytes(t.length),
-                    t.note ?? ""]
+                    Self.note(t)]
         }
         Terminal.out(TextFormat.table(["tensor", "shape", "dtype", "init", "stored as", "kept", "scale", "bytes", "note"], rows,
                                   rightAligned: [5, 6, 7]))
+    }
+
+    /// The note column: the index's note, or that a LoRA factor kept nothing (see ``DroppedLoRAModule``).
+    static func note(_ t: ContainerIndex.Tensor) -> String {
+        if let note = t.note { return note }
+        guard t.role == .residual, t.count > 0, t.nonzero == 0, DroppedLoRAModule.factor(of: t.name) != nil else { return "" }
+        return "kept nothing: the module's update is zero"
     }
 }

@@ -1,5 +1,6 @@
 import AdapterFormat
 import ArgumentParser
+import Commands
 import Foundation
 import Logging
 import Quantize
@@ -16,10 +17,13 @@ struct MergeCommand: ParsableCommand {
             the merged residual is written). Methods follow PEFT's merge_utils: the methods combine residuals \
             τᵢ = input − init, and the output is init + λ·merge(τ).
 
-            -o DIR writes a PEFT adapter folder for adapters (adapter_config.json from the first input, with r, \
-            lora_alpha, target_modules and use_rslora: false set for the merged factors), else the first \
-            input's files; -o FILE.safetensors writes every tensor to one file; -o FILE.cpeft compresses the \
-            merge like `compeft compress` with --out-density and --out-alpha.
+            The output's name decides what is written, as for decompress: -o NAME.cpeft compresses the merge \
+            like `compeft compress` with --out-density and --out-alpha; NAME.safetensors (or '-', stdout) is one \
+            file with every tensor; NAME.h5 or NAME.hdf5 one HDF5 file; any other name a folder: a PEFT adapter \
+            folder for adapters (adapter_config.json from the first input, with r, lora_alpha, target_modules \
+            and use_rslora: false set for the merged factors), else the first input's files. An option the \
+            method does not use (--density for task-arithmetic, --election outside ties and dare-ties, --seed \
+            outside dare-*, --scope outside ties and magnitude-prune) is refused, naming the method.
 
             LoRA (--lora exact, the default) merges the true updates ΔWᵢ = sᵢ·Bᵢ·Aᵢ per module: task-arithmetic \
             writes the exact concatenated LoRA of rank Σrᵢ, or with --rank R its truncated SVD; ties, dare-* and \
@@ -43,7 +47,7 @@ struct MergeCommand: ParsableCommand {
     @Argument(help: "Inputs: PEFT adapter folders, .safetensors files or checkpoints, .cpeft containers.")
     var inputs: [String] = []
 
-    @Option(name: .shortAndLong, help: "Output: a folder, a .safetensors file, a .cpeft container, or '-' (safetensors on stdout).")
+    @Option(name: .shortAndLong, help: "Output: a folder, NAME.safetensors, NAME.h5 / NAME.hdf5, NAME.cpeft, or '-' (safetensors on stdout).")
     var output: String?
 
     @Option(help: "A JSON (.json) or YAML file with the same settings (keys: \(MergeSettings.CodingKeys.allCases.map(\.rawValue).joined(separator: ", "))); flags override it.")
@@ -107,8 +111,9 @@ struct MergeCommand: ParsableCommand {
 
     /// The config file's settings overridden by the flags, with the defaults applied and checked.
     ///
-    /// - Throws: ``CLIError``: an unreadable config file (``ExitStatus/ioError``) or settings that do
-    ///   not fit together (``ExitStatus/usage``).
+    /// - Throws: ``CLIError`` for an unreadable config file (``ExitStatus/ioError``) or one that is not a
+    ///   mapping of the known keys (``ExitStatus/usage``); ``SettingsError`` for settings that do not fit
+    ///   together.
     func plan() throws -> MergePlan {
         let file = try config.map(MergeSettings.load(path:)) ?? MergeSettings()
         return try file.overridden(by: flags).plan(expand: expand)
@@ -119,6 +124,8 @@ struct MergeCommand: ParsableCommand {
         // with the exit code of an I/O error.
         do {
             _ = try plan()
+        } catch let error as SettingsError {
+            throw ValidationError(error.description)
         } catch let error as CLIError where error.status == .usage {
             throw ValidationError(error.message)
         } catch let error as CLIError where error.status == .ioError {
@@ -127,41 +134,23 @@ struct MergeCommand: ParsableCommand {
 
     func run() throws {
         common.setUp()
-        let s = try plan()
-        try PathSafety.checkOutput(s.output, isNotAnyOf: s.inputs + [s.base, config].compactMap { $0 })
-        let base = try s.base.map { try Checkpoint(path: $0) }
-        let sources = try s.inputs.map { path in
-            Log.logger.debug("reading \(path)")
-            return try MergeSource.open(path: path, base: s.base)
-        }
-        if let a = sources.first(where: { $0.peftType != nil }), s.base != nil {
-            throw CLIError(status: .usage, message: "--base applies to full fine-tunes and residual files; '\(a.path)' is a PEFT adapter")
-        }
-        let merger = try AdapterMerger(sources: sources, base: base, options: s.options)
-        if merger.mergesLoRA && s.options.lora == .factors && s.options.scope == .global {
-            throw CLIError(status: .usage, message: "--scope global does not apply to --lora factors (PEFT trims each factor on its own)")
-        }
-        merger.log = { Log.logger.debug("\($0)") }
+        let plan = try plan()
         let progress = Progress("merging", quiet: common.quiet)
-        let report: AdapterMerger.Report
+        let outcome: MergePlan.Outcome
         do {
-            report = try merger.write(to: s.output, as: s.destination, overwrite: s.force, progress: { progress.update($0, $1) })
+            outcome = try plan.run(protecting: [config].compactMap { $0 }, log: { Log.logger.debug("\($0)") },
+                                   progress: { progress.update($0, $1) })
         } catch {
             progress.finish()
             throw error
         }
         progress.finish()
-        Log.logger.debug("ternary path: \(report.ternaryCount) tensor(s); dense path: \(report.denseCount) tensor(s)")
-        let differing = report.tensors.filter { $0.how == .mergedValues }
-        if !differing.isEmpty && !common.quiet {
-            Terminal.err("compeft: warning: \(differing.count) tensor(s) that are not residuals differ between inputs and were merged as values with \(s.method.rawValue): "
-                         + differing.prefix(3).map(\.name).joined(separator: ", ") + (differing.count > 3 ? ", …" : ""))
-        }
-        let emit: (String) -> Void = { s.output == "-" ? Terminal.err($0) : Terminal.out($0) }
+        let emit: (String) -> Void = { plan.output == "-" ? Terminal.err($0) : Terminal.out($0) }
         if common.json {
-            emit(Terminal.json(Reports.merge(report, settings: s, sources: sources)))
+            emit(Terminal.json(CommandReports.merge(outcome, plan: plan)))
         } else if !common.quiet {
-            emit(Reports.mergeText(report, settings: s, sources: sources))
+            emit(Reports.mergeText(outcome, plan: plan))
         }
+        if !common.quiet { outcome.warnings.forEach(Terminal.warn) }
     }
 }

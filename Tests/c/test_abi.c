@@ -766,6 +766,12 @@ static void test_decompress(void) {
     EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_decompress(in, out, "{\"format\": \"npz\"}", &report));
     EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_decompress(in, out, "{\"density\": 10}", &report));
     CHECK(error_mentions("unknown option 'density'"));
+    /* The output's name decides what is written; a format that disagrees with it, or a .cpeft name, is refused. */
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_decompress(in, out, "{\"format\": \"hdf5\"}", &report));
+    CHECK(error_mentions("format hdf5 disagrees with the output"));
+    char *as_container = path_of("restored.cpeft");
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_decompress(in, as_container, NULL, &report));
+    free(as_container);
     char *missing = path_of("missing.cpeft");
     EXPECT(COMPEFT_ERR_IO, compeft_decompress(missing, out, NULL, &report));
     free(missing);
@@ -780,6 +786,12 @@ static void test_decompress(void) {
     CHECK(same_file("restored/adapter_config.json", "lora.adapter_config.json"));
     EXPECT(COMPEFT_ERR_IO, compeft_decompress(in, out, NULL, NULL));      /* exists */
     EXPECT(COMPEFT_OK, compeft_decompress(in, out, "{\"force\": true}", NULL));
+    /* NAME.safetensors is one file, even for an adapter: its adapter_config.json is left out, with a warning. */
+    char *one = path_of("restored-one.safetensors");
+    EXPECT(COMPEFT_OK, compeft_decompress(in, one, NULL, &report));
+    CHECK(report != NULL && strstr(report, "\"folder\":false") != NULL && strstr(report, "\"files_left_out\":[\"adapter_config.json\"]") != NULL);
+    compeft_string_free(report);
+    free(one);
     free(in);
     free(out);
 }
@@ -804,6 +816,11 @@ static void test_merge(void) {
     EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"rank\": 0}", &report));
     EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"lora\": \"factors\", \"rank\": 4}", &report));
     EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"out_density\": 0}", &report));
+    /* An option the method does not use is refused, naming the method (as the command line refuses the flag). */
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"density\": 50}", &report));
+    CHECK(error_mentions("compeft_merge: density does not apply to task-arithmetic"));
+    EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, out, "{\"method\": \"ties\", \"seed\": 1}", &report));
+    CHECK(error_mentions("seed does not apply to ties"));
     char *folder = path_of("merged-folder");
     EXPECT(COMPEFT_ERR_INVALID_ARGUMENT, compeft_merge(inputs, 2, folder, "{\"out_density\": 10}", &report));
     CHECK(error_mentions("apply to a .cpeft output"));
@@ -818,9 +835,9 @@ static void test_merge(void) {
     CHECK(report == NULL && !file_exists("merged.cpeft"));
 
     EXPECT(COMPEFT_OK, compeft_merge(inputs, 2, out,
-                                     "{\"method\": \"ties\", \"density\": 50, \"weights\": [1, 0.5], \"seed\": 18446744073709551615, \"out_density\": 10}",
+                                     "{\"method\": \"dare-ties\", \"density\": 50, \"weights\": [1, 0.5], \"seed\": 18446744073709551615, \"out_density\": 10}",
                                      &report));
-    CHECK(report != NULL && strstr(report, "\"destination\":\"cpeft\"") != NULL && strstr(report, "\"method\":\"ties\"") != NULL);
+    CHECK(report != NULL && strstr(report, "\"destination\":\"cpeft\"") != NULL && strstr(report, "\"method\":\"dare-ties\"") != NULL);
     CHECK(report != NULL && strstr(report, "\"seed\":18446744073709551615") != NULL);
     compeft_string_free(report);
     compeft_handle h = open_fixture("merged.cpeft");

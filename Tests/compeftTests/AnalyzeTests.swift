@@ -223,7 +223,13 @@ import Testing
             #expect(r.status == 2 && !r.stderr.isEmpty, "\(args): \(r.stderr)")
         }
         #expect(try CLI.run(["analyze", scratchDirectory("missing") + "/nothing"]).status == 4)
-        let onto = try CLI.run(["analyze", fixture("residual.safetensors"), "--plot", fixture("residual.safetensors"), "--force"])
+        // A plot is an SVG file: another name is refused before any work (issue 17 §3: SVG in x.png).
+        let png = try CLI.run(["analyze", fixture("residual.safetensors"), "--plot", scratchDirectory("png") + "/p.png"])
+        #expect(png.status == 2 && png.stderr.contains("NAME.svg"), "\(png.stderr)")
+        // A plot never lands on the input, even with --force: an input folder named like an SVG file.
+        let folder = scratchDirectory("onto") + "/adapter.svg"
+        try FileManager.default.copyItem(atPath: fixture("lora-bert-seqcls"), toPath: folder)
+        let onto = try CLI.run(["analyze", folder, "--plot", folder, "--force"])
         #expect(onto.status == 4 && onto.stderr.contains("input"), "\(onto.stderr)")
         let help = try CLI.run(["analyze", "--help"])
         #expect(help.status == 0 && help.out.contains("Example:") && help.out.contains("compeft analyze"))

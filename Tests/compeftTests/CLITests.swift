@@ -89,8 +89,8 @@ import Testing
         let again = try CLI.run(["compress", fixture("lora-bert-seqcls"), "-o", dir + "/x.cpeft"])
         #expect(again.status == 4 && again.stderr.contains("--force"))
         #expect(try CLI.run(["compress", fixture("lora-bert-seqcls"), "-o", dir + "/x.cpeft", "--force"]).status == 0)
-        let onto = try CLI.run(["decompress", dir + "/x.cpeft", "-o", dir + "/x.cpeft", "--force"])
-        #expect(onto.status == 4 && onto.stderr.contains("input"))
+        let onto = try CLI.run(["decompress", dir + "/x.cpeft", "-o", dir, "--force"])
+        #expect(onto.status == 4 && onto.stderr.contains("input"), "\(onto.stderr)")
         #expect(try CLI.run(["verify", dir + "/x.cpeft"]).status == 0)
     }
 
@@ -106,10 +106,11 @@ import Testing
         let viaFile = try CLI.run(["decompress", "-", "-o", dir + "/via-file.safetensors"], stdin: c.stdout)
         #expect(viaFile.status == 0)
         #expect(FileManager.default.contentsEqual(atPath: dir + "/via-pipe.safetensors", andPath: dir + "/via-file.safetensors"))
-        // An adapter container restores to a folder, so '-o -' is refused with a clear message.
+        // '-o -' is one safetensors file for any container; an adapter's config is left out, with a warning.
         let adapter = try CLI.run(["compress", fixture("lora-bert-seqcls"), "-o", "-"])
-        let refused = try CLI.run(["decompress", "-", "-o", "-"], stdin: adapter.stdout)
-        #expect(refused.status == 2 && refused.stderr.contains("folder"))
+        let tensorsOnly = try CLI.run(["decompress", "-", "-o", "-"], stdin: adapter.stdout)
+        #expect(tensorsOnly.status == 0 && tensorsOnly.stdout.count > 8, "\(tensorsOnly.stderr)")
+        #expect(tensorsOnly.stderr.contains("warning: adapter_config.json not written"), "\(tensorsOnly.stderr)")
     }
 
     @Test func jsonReportsParseAndCarryTheSettings() throws {

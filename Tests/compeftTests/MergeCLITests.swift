@@ -7,6 +7,18 @@ import Testing
 @Suite struct MergeCLITests {
     static let methods = ["task-arithmetic", "ties", "dare-linear", "dare-ties", "magnitude-prune"]
 
+    /// `--method M` with `--density`, `--election`, `--seed` and `--scope` only where M uses them (merge
+    /// refuses the others).
+    static func methodFlags(_ method: String, density: String, election: String? = nil, seed: String? = nil,
+                            scope: String? = nil) -> [String] {
+        var flags = ["--method", method]
+        if method != "task-arithmetic" { flags += ["--density", density] }
+        if let election, ["ties", "dare-ties"].contains(method) { flags += ["--election", election] }
+        if let seed, method.hasPrefix("dare") { flags += ["--seed", seed] }
+        if let scope, ["ties", "magnitude-prune"].contains(method) { flags += ["--scope", scope] }
+        return flags
+    }
+
     static func mergeMethod(_ name: String, density: Density, election: SignElection = .total) -> MergeMethod {
         switch name {
         case "ties": .ties(density: density, election: election)
@@ -40,8 +52,8 @@ import Testing
         let second = try Self.secondExpert(of: first, in: dir)
         let isAdapter = !fixtureName.hasSuffix(".safetensors")
         let output = dir + (isAdapter ? "/out" : "/out.safetensors")
-        let r = try CLI.run(["merge", first, second, "-o", output, "--method", method, "--density", "40",
-                             "--weights", "1,0.5", "--lambda", "0.9", "--seed", "5", "--election", "frequency"])
+        let r = try CLI.run(["merge", first, second, "-o", output, "--weights", "1,0.5", "--lambda", "0.9"]
+                            + Self.methodFlags(method, density: "40", election: "frequency", seed: "5"))
         try #require(r.status == 0, "\(r.stderr)")
         let tensorsPath = { (p: String) in isAdapter ? p + "/adapter_model.safetensors" : p }
         let a = try TensorFile(tensorsPath(first))
@@ -299,7 +311,7 @@ import Testing
             try #require(d.status == 0, "\(d.stderr)")
             containers.append(dir + "/\(i).cpeft")
         }
-        let flags = ["--method", method, "--density", "30", "--scope", scope, "--weights", "1,-0.75", "--json"]
+        let flags = Self.methodFlags(method, density: "30", scope: scope) + ["--weights", "1,-0.75", "--json"]
         let direct = try CLI.run(["merge"] + containers + ["-o", dir + "/direct.safetensors"] + flags)
         let expanded = try CLI.run(["merge"] + containers + ["-o", dir + "/expanded.safetensors", "--expand"] + flags)
         let fromFloats = try CLI.run(["merge", dir + "/0.f32.safetensors", dir + "/1.f32.safetensors", "-o", dir + "/floats.safetensors"] + flags)
@@ -380,9 +392,10 @@ import Testing
                                     "--seed", "9", "--election", "frequency"])
         try #require(viaFlags.status == 0, "\(viaFlags.stderr)")
         #expect(FileManager.default.contentsEqual(atPath: dir + "/sets/from-config.safetensors", andPath: dir + "/from-flags.safetensors"))
-        let overridden = try CLI.run(["merge", "--config", dir + "/sets/merge.json", "--method", "ties", "-o", dir + "/o1.safetensors"])
+        let overridden = try CLI.run(["merge", "--config", dir + "/sets/merge.json", "--seed", "3", "-o", dir + "/o1.safetensors"])
         let plain = try CLI.run(["merge", dir + "/sets/a.safetensors", dir + "/sets/second.safetensors", "-o", dir + "/o2.safetensors",
-                                 "--method", "ties", "--density", "30", "--weights", "1,0.5", "--lambda", "0.8", "--election", "frequency"])
+                                 "--method", "dare-ties", "--density", "30", "--weights", "1,0.5", "--lambda", "0.8", "--seed", "3",
+                                 "--election", "frequency"])
         try #require(overridden.status == 0 && plain.status == 0, "\(overridden.stderr) \(plain.stderr)")
         #expect(FileManager.default.contentsEqual(atPath: dir + "/o1.safetensors", andPath: dir + "/o2.safetensors"))
         try #"{"inputs": ["a.safetensors"], "densty": 30}"#.write(toFile: dir + "/sets/typo.json", atomically: true, encoding: .utf8)

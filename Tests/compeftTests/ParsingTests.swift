@@ -1,5 +1,6 @@
 import AdapterFormat
 import ArgumentParser
+import Commands
 @testable import compeft
 import Foundation
 import Quantize
@@ -84,7 +85,7 @@ import Testing
 
     @Test func decompressReadsDTypeAndFormat() throws {
         let plain = try parse(["decompress", "a.cpeft", "-o", "out"], as: DecompressCommand.self)
-        #expect(plain.dtype == nil && plain.format == .safetensors)
+        #expect(plain.dtype == nil && plain.format == nil)
         let c = try parse(["decompress", "a.cpeft", "-o", "out.h5", "--dtype", "half", "--format", "hdf5", "--threads", "2"],
                           as: DecompressCommand.self)
         #expect(c.dtype == .f16 && c.format == .hdf5 && c.threads == 2)
@@ -94,7 +95,7 @@ import Testing
     @Test func decompressNamesTheAllowedValues() {
         #expect(failure(["decompress", "a", "-o", "o", "--dtype", "f64"]).contains("'f32', 'f16' or 'bf16'"))
         #expect(failure(["decompress", "a", "-o", "o", "--format", "zip"]).contains("'safetensors' and 'hdf5'"))
-        #expect(failure(["decompress", "a", "-o", "-", "--format", "hdf5"]).contains("--format hdf5 needs a file path"))
+        #expect(failure(["decompress", "a", "-o", "-", "--format", "hdf5"]).contains("--format hdf5 disagrees with the output"))
         #expect(failure(["decompress", "a", "-o", "o", "--threads", "0"]).contains("--threads must be at least 1"))
     }
 
@@ -111,14 +112,17 @@ import Testing
 
     @Test func mergeReadsEveryOption() throws {
         let m = try parse(["merge", "a", "b", "-o", "m.cpeft", "--method", "dare_ties", "--density", "30%", "--weights", "1,-0.5",
-                           "--lambda", "-2", "--election", "frequency", "--seed", "7", "--scope", "global", "--lora", "exact",
+                           "--lambda", "-2", "--election", "frequency", "--seed", "7", "--lora", "exact",
                            "--rank", "4", "--out-density", "10", "--out-alpha", "3", "--base", "base", "--expand", "--force"],
                           as: MergeCommand.self)
         let plan = try m.plan()
         #expect(plan.method == .dareTies && plan.density == .percent(30) && plan.election == .frequency)
         #expect(plan.options.method == .dareTies(density: .percent(30), election: .frequency))
         #expect(plan.options.weights == [1, -0.5] && plan.options.lambda == -2 && plan.options.seed == 7)
-        #expect(plan.options.scope == .global && plan.options.rank == 4 && plan.options.expand && plan.force)
+        #expect(plan.options.scope == .tensor && plan.options.rank == 4 && plan.options.expand && plan.force)
+        #expect(plan.loraSettings == ["lora", "rank"] && plan.target == .container)
+        let ties = try parse(["merge", "a", "b", "-o", "m.h5", "--method", "ties", "--scope", "global"], as: MergeCommand.self).plan()
+        #expect(ties.options.scope == .global && ties.target == .hdf5)
         #expect(plan.base == "base")
         guard case .container(let options, _) = plan.destination else { Issue.record("\(plan.destination)"); return }
         #expect(options == CompressionOptions(density: .percent(10), alpha: .value(3)))
@@ -143,6 +147,27 @@ import Testing
         #expect(failure(["merge", "a", "-o", "m", "--rank", "0"]).contains("--rank must be positive"))
         #expect(failure(["merge", "a", "-o", "m", "--rank", "4", "--lora", "factors"]).contains("--rank applies to --lora exact"))
         #expect(failure(["merge", "a", "-o", "m", "--out-density", "10"]).contains("apply to a .cpeft output"))
+    }
+
+    /// issue 17 §4: an option the method does not use is refused, naming the method, from a flag or a
+    /// config key alike.
+    @Test func mergeRefusesWhatTheMethodDoesNotUse() throws {
+        let density = failure(["merge", "a", "b", "-o", "m", "--density", "50"])
+        #expect(density.contains("--density does not apply to task-arithmetic"), "\(density)")
+        #expect(failure(["merge", "a", "b", "-o", "m", "--method", "dare-linear", "--election", "frequency"])
+            .contains("--election does not apply to dare-linear"))
+        #expect(failure(["merge", "a", "b", "-o", "m", "--election", "total"]).contains("--election does not apply to task-arithmetic"))
+        #expect(failure(["merge", "a", "b", "-o", "m", "--method", "ties", "--seed", "3"]).contains("--seed does not apply to ties"))
+        #expect(failure(["merge", "a", "b", "-o", "m", "--method", "dare-ties", "--scope", "global"])
+            .contains("--scope does not apply to dare-ties"))
+        let path = try config("unused.yaml", "inputs: [a, b]\noutput: m\nmethod: magnitude-prune\nelection: total\n")
+        #expect(failure(["merge", "--config", path]).contains("--election does not apply to magnitude-prune"))
+        for used in [["--method", "ties", "--density", "50", "--election", "frequency", "--scope", "global"],
+                     ["--method", "dare-ties", "--density", "50", "--election", "total", "--seed", "1"],
+                     ["--method", "dare-linear", "--density", "50", "--seed", "1"],
+                     ["--method", "magnitude-prune", "--density", "50", "--scope", "tensor"]] {
+            #expect(throws: Never.self) { try parse(["merge", "a", "b", "-o", "m"] + used, as: MergeCommand.self).plan() }
+        }
     }
 
     // MARK: - merge --config
@@ -186,10 +211,10 @@ import Testing
     }
 
     @Test func flagsOverrideTheConfig() throws {
-        let path = try config("set.yml", "inputs: [a, b]\noutput: m\nmethod: ties\ndensity: 30\nseed: 1\n")
+        let path = try config("set.yml", "inputs: [a, b]\noutput: m\nmethod: ties\ndensity: 30\nscope: global\n")
         let m = try parse(["merge", "--config", path, "--density", "50", "--method", "magnitude-prune"], as: MergeCommand.self)
         let plan = try m.plan()
-        #expect(plan.method == .magnitudePrune && plan.density == .percent(50) && plan.options.seed == 1)
+        #expect(plan.method == .magnitudePrune && plan.density == .percent(50) && plan.options.scope == .global)
         #expect(plan.inputs.count == 2 && plan.output.hasSuffix("/m"))
     }
 
@@ -225,6 +250,9 @@ import Testing
         #expect(failure(["analyze", "in", "--method", "prune"]).contains("analyze measures ternary codes"))
         #expect(failure(["analyze", "in", "--method", "x"]).contains("'compeft', 'stc' or 'prune'"))
         #expect(failure(["analyze", "in", "--plot", ""]).contains("--plot needs a file path"))
+        // issue 17 §3: the chart is SVG, so a name promising another format is refused.
+        #expect(failure(["analyze", "in", "--plot", "p.png"]).contains("--plot writes an SVG chart; name the file NAME.svg"))
+        #expect(throws: Never.self) { try parse(["analyze", "in", "--plot", "P.SVG"], as: AnalyzeCommand.self) }
         #expect(failure(["analyze", "-", "--base", "b"]).contains("--base needs the fine-tune as a file"))
     }
 
@@ -247,7 +275,7 @@ import Testing
         #expect(compress.contains("(values: trained, svd, svd-dct, auto)"))
         #expect(compress.contains("(values: zero, one)"))
         let decompress = Compeft.helpMessage(for: DecompressCommand.self, columns: 1000)
-        #expect(decompress.contains("(values: f32, f16, bf16)") && decompress.contains("(values: safetensors, hdf5; default: safetensors)"))
+        #expect(decompress.contains("(values: f32, f16, bf16)") && decompress.contains("(values: safetensors, hdf5)"))
         let merge = Compeft.helpMessage(for: MergeCommand.self, columns: 1000)
         #expect(merge.contains("(values: task-arithmetic, ties, dare-linear, dare-ties, magnitude-prune)"))
         #expect(merge.contains("(values: total, frequency)") && merge.contains("(values: tensor, global)")

@@ -11,6 +11,7 @@ extension AdapterMerger {
     ///   first input, see ``MergedAdapterConfig``, and `adapter_model.safetensors`); for residuals the
     ///   first input's files (shards and their index).
     /// - ``Destination/file``: every tensor in one safetensors file.
+    /// - ``Destination/hdf5``: every tensor in one HDF5 file (``writeHDF5(to:overwrite:progress:)``).
     /// - ``Destination/container(_:zstdLevel:)``: the folder output compressed with ``AdapterCompressor``,
     ///   byte for byte as `compeft compress` compresses that folder (with the base, when one was given);
     ///   the merged tensors go to the compressor without being written out and read back (see
@@ -42,6 +43,9 @@ extension AdapterMerger {
             try writer.commit()
             files = [path]
             bytes = writer.bytesWritten
+        case .hdf5:
+            bytes = try writeHDF5(to: path, overwrite: overwrite, progress: progress)
+            files = [path]
         case .container(let compressionOptions, let zstdLevel):
             try compressionOptions.validate()
             let writer = try AtomicFileWriter(path: path, overwrite: overwrite)

@@ -42,6 +42,8 @@ extension AdapterMerger {
         case folder
         /// One safetensors file (`-` for standard output) holding every tensor.
         case file
+        /// One HDF5 file holding every tensor (datasets in groups split at `.`; see ``HDF5Writer``).
+        case hdf5
         /// A `.cpeft` container: the folder output compressed with these options.
         case container(CompressionOptions, zstdLevel: Int32)
     }

@@ -14,6 +14,17 @@ public enum AdapterDecompressor {
         public var bytesWritten: UInt64
         /// True when a full fine-tune was written as its residual because no base was given.
         public var residualOnly: Bool
+        /// The files the container carries (`adapter_config.json`, a checkpoint's `config.json`) that a
+        /// one-file output left out.
+        public var filesLeftOut: [String] = []
+    }
+
+    /// What a decompression writes: a folder, or one safetensors file.
+    public enum Layout: Sendable {
+        /// A folder with the container's files: its verbatim files and each tensor file under its own name.
+        case folder
+        /// One safetensors file (`-`: standard output) with every tensor; the verbatim files are left out.
+        case file
     }
 
     /// Whether the container decompresses to a folder (verbatim files or several tensor files).
@@ -24,11 +35,12 @@ public enum AdapterDecompressor {
     /// Decompresses `reader` to `path`.
     ///
     /// - Parameters:
+    ///   - layout: a folder or one file; `nil` chooses by the container (``writesFolder(_:)``).
     ///   - dtype: write every float tensor in this dtype instead of its original one.
     ///   - base: the base checkpoint, to rebuild a full fine-tune's weights (else its residual is written).
     ///   - overwrite: replace an existing output.
     ///   - threads: tensors decoded at once when the output is a file (it is then filled in place).
-    public static func decompress(_ reader: ContainerReader, to path: String, dtype override: DType? = nil,
+    public static func decompress(_ reader: ContainerReader, to path: String, layout: Layout? = nil, dtype override: DType? = nil,
                                   base: Checkpoint? = nil, overwrite: Bool = false, threads: Int = defaultThreadCount,
                                   progress: ((Int, Int) -> Void)? = nil) throws -> Report {
         _ = try reader.checkedAdapterConfig()
@@ -69,7 +81,7 @@ public enum AdapterDecompressor {
             try writeSafeTensors(tensorsOf(tensors), metadata: metadata, to: w, threads: threads, progress: counter)
         }
         var written: UInt64 = 0
-        if writesFolder(index) {
+        if (layout ?? (writesFolder(index) ? .folder : .file)) == .folder {
             let folder = try AtomicDirectoryWriter(path: path, overwrite: overwrite)
             var names: [String] = []
             for f in index.files {
@@ -90,12 +102,13 @@ public enum AdapterDecompressor {
             return Report(outputPath: path, isFolder: true, files: names, tensorCount: index.tensors.count,
                           bytesWritten: written, residualOnly: residualOnly)
         }
-        let name = fileNames.first ?? "model.safetensors"
+        // One file: every tensor, with the `__metadata__` of the tensor file when there is only one.
         let w = try AtomicFileWriter(path: path, overwrite: overwrite)
-        try write(byFile[name] ?? [], metadata: index.fileMetadata[name] ?? [:], to: w)
+        let metadata = fileNames.count == 1 ? index.fileMetadata[fileNames[0]] ?? [:] : [:]
+        try write(index.tensors, metadata: metadata, to: w)
         try w.commit()
         return Report(outputPath: path, isFolder: false, files: [path], tensorCount: index.tensors.count,
-                      bytesWritten: w.bytesWritten, residualOnly: residualOnly)
+                      bytesWritten: w.bytesWritten, residualOnly: residualOnly, filesLeftOut: index.files.map(\.name))
     }
 }
 
@@ -122,7 +135,7 @@ extension AdapterDecompressor {
         let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.uint64Value ?? 0
         let residualOnly = reader.index.tensors.contains { $0.initRule == .base && $0.role == .residual } && base == nil
         return Report(outputPath: path, isFolder: false, files: [path], tensorCount: tensors.count,
-                      bytesWritten: size, residualOnly: residualOnly)
+                      bytesWritten: size, residualOnly: residualOnly, filesLeftOut: reader.index.files.map(\.name))
     }
 }
 

@@ -20,6 +20,8 @@ public struct DensityAnalysis: Sendable {
     public struct Density: Sendable {
         public var point: DensitySweep.Point
         public var sizes: Sizes
+        /// For a LoRA adapter, the error of each module's update ΔW = s·B·A as the container decodes it.
+        public var lora: LoRAUpdateError?
     }
 
     /// The input as the user named it, for reports.
@@ -54,21 +56,10 @@ public struct DensityAnalysis: Sendable {
     public static func run(_ taskVector: TaskVectorInput, input: String, base: String?, options: CompressionOptions,
                            densities: [TaskVector.Density], zstdLevel: Int32 = 19,
                            progress: (Int, Int) -> Void = { _, _ in }) throws -> DensityAnalysis {
-        let residualNames = Set(taskVector.tensors.filter { $0.role == .residual }.map(\.name))
         let rule = try options.rule(for: taskVector.expertKind)
-        var reports: [(CompressionPlan, Sizes)] = []
+        var reports: [(CompressionPlan, Sizes, LoRAUpdateError?)] = []
         for (i, density) in densities.enumerated() {
-            var o = options
-            o.density = density
-            let report = try AdapterCompressor.compress(taskVector, options: o, to: CountingByteSink(name: input), zstdLevel: zstdLevel)
-            var byName: [String: Int] = [:]
-            for t in report.index.tensors { byName[t.name] = t.length }
-            let sizes = Sizes(
-                containerBytes: Int(report.outputBytes),
-                payloadBytes: report.index.tensors.reduce(0) { $0 + $1.length },
-                residualPayloadBytes: report.index.tensors.filter { residualNames.contains($0.name) }.reduce(0) { $0 + $1.length },
-                tensorPayloadBytes: byName)
-            reports.append((report.plan, sizes))
+            reports.append(try compress(taskVector, input: input, options: options, density: density, zstdLevel: zstdLevel))
             progress(i + 1, densities.count + 1)
         }
         let points = DensitySweep.measure(taskVector.tensors, plans: reports.map(\.0))
@@ -78,7 +69,33 @@ public struct DensityAnalysis: Sendable {
             input: input, base: base, kind: taskVector.kind, peftType: taskVector.adapterConfig?.peftType,
             inputBytes: taskVector.inputBytes, rule: rule, residualTensors: residuals.count,
             residualValues: residuals.reduce(0) { $0 + $1.count },
-            densities: zip(points, reports).map { Density(point: $0, sizes: $1.1) })
+            densities: zip(points, reports).map { Density(point: $0, sizes: $1.1, lora: $1.2) })
+    }
+
+    /// Compresses `taskVector` at one density as `compress` would: the plan, the container's sizes, and
+    /// for LoRA factors the error of the updates the container decodes to (the container is then kept in
+    /// memory to be read back; otherwise its bytes are only counted).
+    static func compress(_ taskVector: TaskVectorInput, input: String, options: CompressionOptions, density: TaskVector.Density,
+                         zstdLevel: Int32) throws -> (CompressionPlan, Sizes, LoRAUpdateError?) {
+        var o = options
+        o.density = density
+        let residualNames = Set(taskVector.tensors.filter { $0.role == .residual }.map(\.name))
+        let hasLoRA = !LoRAUpdateError.modules(of: taskVector.tensors).isEmpty
+        let memory = MemoryByteSink(name: input)
+        let sink: any ByteSink = hasLoRA ? memory : CountingByteSink(name: input)
+        let report = try AdapterCompressor.compress(taskVector, options: o, to: sink, zstdLevel: zstdLevel)
+        var byName: [String: Int] = [:]
+        for t in report.index.tensors { byName[t.name] = t.length }
+        let sizes = Sizes(
+            containerBytes: Int(report.outputBytes),
+            payloadBytes: report.index.tensors.reduce(0) { $0 + $1.length },
+            residualPayloadBytes: report.index.tensors.filter { residualNames.contains($0.name) }.reduce(0) { $0 + $1.length },
+            tensorPayloadBytes: byName)
+        let lora = hasLoRA
+            ? try LoRAUpdateError.measure(taskVector.tensors, config: taskVector.adapterConfig,
+                                          reader: ContainerReader(name: input, contents: memory.bytes))
+            : nil
+        return (report.plan, sizes, lora)
     }
 }
 

@@ -1,5 +1,6 @@
 import AdapterFormat
 import CCompeft
+import Commands
 import TaskVector
 
 /// A failed C call: the `compeft_status` it returns and the message `compeft_last_error()` then gives.
@@ -16,6 +17,16 @@ struct ABIError: Error, CustomStringConvertible {
     static func notFound(_ message: String) -> ABIError { ABIError(status: .notFound, message: message) }
     static func bufferTooSmall(_ message: String) -> ABIError { ABIError(status: .bufferTooSmall, message: message) }
     static func unsupported(_ message: String) -> ABIError { ABIError(status: .unsupported, message: message) }
+
+    /// Runs `body`, turning a ``SettingsError`` into INVALID_ARGUMENT that names `function` and the
+    /// settings as options-object keys (`out_density`).
+    static func settings<T>(_ function: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SettingsError {
+            throw ABIError.invalidArgument("\(function): \(error.message(.key))")
+        }
+    }
 
     /// The status and message for any error the Swift API throws.
     init(_ error: any Error) {

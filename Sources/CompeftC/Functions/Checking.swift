@@ -1,4 +1,5 @@
 import AdapterFormat
+import Commands
 public import CCompeft
 import TaskVector
 
@@ -11,7 +12,12 @@ public func compeft_inspect_json(_ handle: compeft_handle, _ buffer: UnsafeMutab
     withStatus {
         let container = try HandleTable.container(handle)
         try checkArguments(buffer, size, function: "compeft_inspect_json")
-        let report = try ReportJSON.encode(ReportJSON.inspect(container.reader))
+        let report: [UInt8]
+        do {
+            report = try CommandReports.encode(CommandReports.inspect(container.reader, file: container.reader.path))
+        } catch {
+            throw ABIError(status: .unsupported, message: "the report cannot be written as JSON: \(error)")
+        }
         try copyOut(report, to: buffer, size: size, needed: outNeeded, what: "the inspect report", in: container)
     }
 }
@@ -21,23 +27,8 @@ public func compeft_verify(_ path: UnsafePointer<CChar>!, _ outReport: UnsafeMut
     outReport?.pointee = nil
     return withStatus {
         let name = try PathArguments.path(path, "path", function: "compeft_verify")
-        let reader: ContainerReader
-        do {
-            reader = try ContainerReader(source: FileByteSource(path: name))
-        } catch let e as FormatError where e.code != .io {
-            // As `compeft verify`: a file that is not an intact container is a finding, not a failed call.
-            try OwnedString.hand(ReportJSON.encode(ReportJSON.verify(file: name, problems: [e.description], checked: 0)), to: outReport)
-            return
-        }
-        var problems: [String] = []
-        for f in reader.index.files {
-            do { _ = try reader.contents(of: f) } catch { problems.append("\(error)") }
-        }
-        for t in reader.index.tensors {
-            do { try reader.verify(t) } catch { problems.append("\(error)") }
-        }
-        let checked = reader.index.tensors.count + reader.index.files.count
-        try OwnedString.hand(ReportJSON.encode(ReportJSON.verify(file: name, problems: problems, checked: checked)), to: outReport)
+        // As `compeft verify`: a file that is not an intact container is a finding, not a failed call.
+        try OwnedString.hand(CommandReports.verify(ContainerVerification(path: name)), to: outReport)
     }
 }
 

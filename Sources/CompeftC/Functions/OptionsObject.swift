@@ -1,3 +1,4 @@
+import Commands
 import Foundation
 import TaskVector
 
@@ -74,6 +75,12 @@ struct OptionsObject {
     func density(_ key: String) throws(ABIError) -> Density? {
         guard let percent = try double(key) else { return nil }
         do { return try Density(percent: percent) } catch { throw .invalidArgument("\(function): \(key): \(error)") }
+    }
+
+    /// One of a setting's names (``SettingName``), such as `"method": "ties"`.
+    func named<T: SettingName>(_ key: String, _ type: T.Type) throws(ABIError) -> T? {
+        guard let text = try string(key) else { return nil }
+        do { return try T.named(text, for: key) } catch { throw .invalidArgument("\(function): \(error.message(.key))") }
     }
 
     func int(_ key: String) throws(ABIError) -> Int? {

@@ -13,16 +13,4 @@ enum PathArguments {
         }
         return s
     }
-
-    /// IO when `output` is one of `inputs` or an input lies inside it (as the command line refuses).
-    static func checkOutput(_ output: String, isNotAnyOf inputs: [String]) throws(ABIError) {
-        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
-        let out = resolved(output)
-        for input in inputs {
-            let inp = resolved(input)
-            if inp == out || inp.hasPrefix(out + "/") {
-                throw ABIError(status: .io, message: "\(output): output would overwrite the input '\(input)'; choose another path")
-            }
-        }
-    }
 }

@@ -1,15 +1,6 @@
-public import ArgumentParser
 public import Quantize
 
-// `compress` and `analyze` read these, and a merge into a `.cpeft` reads the α: one definition each.
-
-extension CompressionOptions.Method: ExpressibleByArgument {}
-
-extension CompressionOptions.Scope: ExpressibleByArgument {}
-
-extension CompressionOptions.Scale: ExpressibleByArgument {}
-
-extension CompressionOptions.LoRAGauge: ExpressibleByArgument {}
+// `compress` and `analyze` read `--alpha`, and a merge into a `.cpeft` reads `--out-alpha`: one parser.
 
 extension CompressionOptions.Alpha {
     /// Parses `--alpha` and `--out-alpha`: `auto`, or a positive finite number.

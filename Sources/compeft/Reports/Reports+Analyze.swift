@@ -35,7 +35,30 @@ extension Reports {
         return o
     }
 
-    static func analyze(_ a: DensityAnalysis, perTensor: Bool) -> [String: Any] {
+    /// A LoRA density's update figures: in total and per module.
+    static func loraUpdateJSON(_ l: LoRAUpdateError) -> [String: Any] {
+        let total = l.total
+        return [
+            "relative_error": number(total.relativeError), "cosine": number(total.cosine), "norm_ratio": number(total.normRatio),
+            "factor_error": number(l.factorTotal.relativeError),
+            "modules": l.modules.map { m -> [String: Any] in
+                ["module": m.module, "rank": m.rank, "scale": m.scale, "norm": m.update.referenceSquaredNorm.squareRoot(),
+                 "relative_error": number(m.update.relativeError), "cosine": number(m.update.cosine),
+                 "norm_ratio": number(m.update.normRatio), "factor_error": number(m.factors.relativeError)]
+            },
+        ]
+    }
+
+    static func targetJSON(_ t: DensityAnalysis.TargetSearch) -> [String: Any] {
+        [
+            "error": t.target, "measure": t.measure.rawValue, "density": number(t.found?.density.percent),
+            "density_error": number(t.found?.error),
+            "below": t.below.map { ["density": $0.density.percent, "error": number($0.error)] as [String: Any] } ?? NSNull(),
+            "extra_compressions": t.extraCompressions,
+        ]
+    }
+
+    static func analyze(_ a: DensityAnalysis, perTensor: Bool, target: DensityAnalysis.TargetSearch? = nil) -> [String: Any] {
         var o: [String: Any] = [
             "input": a.input, "input_kind": a.kind.rawValue, "input_bytes": a.inputBytes,
             "method": a.rule.method.rawValue, "scope": a.rule.scope.rawValue,
@@ -46,6 +69,7 @@ extension Reports {
         ]
         if let p = a.peftType { o["peft_type"] = p }
         if let b = a.base { o["base"] = b }
+        if let target { o["target"] = targetJSON(target) }
         return o
     }
 
@@ -59,6 +83,7 @@ extension Reports {
         o["container_bits_per_param"] = number(d.containerBitsPerParameter)
         o["ratio_vs_input"] = number(d.ratioVsInput(a.inputBytes))
         o["ratio_vs_f16"] = number(d.ratioVsF16)
+        if let lora = d.lora { o["lora_update"] = loraUpdateJSON(lora) }
         if perTensor {
             o["tensors"] = d.point.tensors.map { f -> [String: Any] in
                 var t = figuresJSON(f)
@@ -95,7 +120,48 @@ extension Reports {
 
     static func ratioOrDash(_ x: Double?) -> String { x.map { String(format: "%.2f×", $0) } ?? "–" }
 
-    static func analyzeText(_ a: DensityAnalysis, perTensor: Bool) -> String {
+    /// The LoRA section: the error of the updates ΔW = s·B·A beside that of the factors.
+    static func loraText(_ a: DensityAnalysis, perTensor: Bool) -> [String] {
+        guard a.densities.contains(where: { $0.lora != nil }) else { return [] }
+        var out = ["", "LoRA modules: error of the factors [A, B], and error and cosine of the update ΔW = s·B·A they give "
+                   + "(what the model adds); a module is lost when its ΔW decodes to 0"]
+        let rows = a.densities.map { d -> [String] in
+            guard let l = d.lora else { return [densityLabel(d.point.density.percent)] + Array(repeating: "–", count: 5) }
+            let worst = l.modules.max { ($0.update.relativeError ?? 0) < ($1.update.relativeError ?? 0) }
+            let lost = l.modules.filter { $0.update.referenceSquaredNorm > 0 && $0.update.squaredNorm == 0 }.count
+            return [densityLabel(d.point.density.percent), fixed(l.factorTotal.relativeError, 4), fixed(l.total.relativeError, 4),
+                    fixed(l.total.cosine, 4), fixed(worst?.update.relativeError, 4), "\(lost) of \(l.modules.count)"]
+        }
+        out.append(TextFormat.table(["density", "error", "error", "cosine", "worst module", "modules lost"],
+                                    rows, rightAligned: Set(0..<6), groups: [("factors", 1..<2), ("update ΔW", 2..<6)]))
+        if perTensor {
+            for d in a.densities {
+                guard let l = d.lora else { continue }
+                out.append("")
+                out.append("density \(densityLabel(d.point.density.percent)), per LoRA module:")
+                out.append(TextFormat.table(
+                    ["module", "rank", "s", "‖ΔW‖", "factor error", "update error", "cosine"],
+                    l.modules.map { m in
+                        [m.module, String(m.rank), scale(m.scale), scale(m.update.referenceSquaredNorm.squareRoot()),
+                         fixed(m.factors.relativeError, 4), fixed(m.update.relativeError, 4), fixed(m.update.cosine, 4)]
+                    },
+                    rightAligned: Set(1..<7)))
+            }
+        }
+        return out
+    }
+
+    static func targetText(_ t: DensityAnalysis.TargetSearch) -> String {
+        let what = t.measure == .loraUpdate ? "update error of the LoRA modules" : "error of τ̂"
+        let below = t.below.map { b in "; \(densityLabel(b.density.percent)) gives \(fixed(b.error, 4))" } ?? ""
+        guard let found = t.found else {
+            return "target error \(t.target) (\(what)): no density meets it\(below)"
+        }
+        return "target error \(t.target) (\(what)): the smallest density that meets it is "
+            + "\(densityLabel(found.density.percent)) (\(fixed(found.error, 4)))\(below)"
+    }
+
+    static func analyzeText(_ a: DensityAnalysis, perTensor: Bool, target: DensityAnalysis.TargetSearch? = nil) -> String {
         let kind = a.kind.rawValue + (a.peftType.map { " (\($0))" } ?? "") + (a.base.map { " against \($0)" } ?? "")
         var out = [
             "\(a.input): \(kind), \(TextFormat.bytes(a.inputBytes)); \(a.residualTensors) residual tensor(s), "
@@ -149,6 +215,11 @@ extension Reports {
                     rows, rightAligned: Set(1..<16),
                     groups: [("reconstruction", 7..<10), ("‖τ‖/√n", 10..<12), ("mean|kept|", 12..<14), ("α·σ", 14..<16)]))
             }
+        }
+        out += loraText(a, perTensor: perTensor)
+        if let target {
+            out.append("")
+            out.append(targetText(target))
         }
         return out.joined(separator: "\n")
     }

@@ -1,71 +1,24 @@
 import AdapterFormat
+import Commands
 import Foundation
 import TaskVector
 
-/// The JSON and text reports of `merge`. The JSON keys are the stable schema documented in the README.
+/// The text report of `merge`.
 extension Reports {
-    static func destinationName(_ d: AdapterMerger.Destination, output: String) -> String {
-        switch d {
-        case .folder: "folder"
-        case .file: "safetensors"
-        case .container: "cpeft"
-        }
-    }
-
     static func describe(_ s: MergeSource) -> String {
         if let p = s.peftType { return "\(p) adapter" }
         return s.kind == .fullFineTune ? "full fine-tune" : "residual"
     }
 
-    static func merge(_ r: AdapterMerger.Report, settings s: MergePlan, sources: [MergeSource]) -> [String: Any] {
-        var o: [String: Any] = [
-            "inputs": sources.map { src -> [String: Any] in
-                var i: [String: Any] = ["path": src.path, "format": src.format.rawValue, "kind": src.kind.rawValue]
-                if let p = src.peftType { i["peft_type"] = p }
-                return i
-            },
-            "output": s.output,
-            "destination": destinationName(s.destination, output: s.output),
-            "method": s.method.rawValue,
-            "density": s.density.percent,
-            "weights": s.options.weights,
-            "lambda": s.options.lambda,
-            "seed": s.options.seed,
-            "scope": s.options.scope.rawValue,
-            "files": r.files,
-            "bytes_written": r.bytesWritten,
-            "paths": ["ternary": r.ternaryCount, "dense": r.denseCount],
-            "tensors": r.tensors.map { t -> [String: Any] in
-                var j: [String: Any] = ["name": t.name, "dtype": t.dtype.rawValue, "shape": t.shape, "how": t.how.rawValue]
-                if let p = t.path { j["path"] = p.rawValue }
-                return j
-            },
-        ]
-        if let e = s.election { o["election"] = e.rawValue }
-        if let b = s.base { o["base"] = b }
-        if !r.modules.isEmpty {
-            var lora: [String: Any] = ["mode": s.options.lora.rawValue]
-            if let rank = s.options.rank { lora["rank"] = rank }
-            o["lora"] = lora
-            o["lora_modules"] = r.modules.map { m -> [String: Any] in
-                var j: [String: Any] = ["module": m.module, "input_ranks": m.inputRanks, "rank": m.rank, "how": m.how.rawValue]
-                if let e = m.discardedEnergy { j["discarded_energy"] = e }
-                return j
-            }
-        }
-        if let c = r.compression {
-            o["compression"] = compressionJSON(c.index.compression)
-        }
-        return o
-    }
-
-    static func mergeText(_ r: AdapterMerger.Report, settings s: MergePlan, sources: [MergeSource]) -> String {
+    static func mergeText(_ outcome: MergePlan.Outcome, plan s: MergePlan) -> String {
+        let r = outcome.report
+        let sources = outcome.sources
         var how = s.method.rawValue
         if s.method != .taskArithmetic { how += ", density \(TextFormat.number(s.density.percent))%" }
         if let e = s.election { how += ", \(e.rawValue) election" }
         if s.options.lambda != 1 { how += ", λ \(TextFormat.number(s.options.lambda))" }
         let kinds = Set(sources.map(describe)).sorted().joined(separator: " + ")
-        let shown = s.output == "-" ? "stdout" : s.output + (s.destination.isFolder ? "/" : "")
+        let shown = s.output == "-" ? "stdout" : s.output + (s.target == .folder ? "/" : "")
         var lines = [
             "merged \(sources.count) \(kinds) input(s) (\(how)) → \(shown) (\(r.tensors.count) tensors, \(TextFormat.bytes(r.bytesWritten)))",
         ]
@@ -94,12 +47,6 @@ extension Reports {
             lines.append("  compressed: \(c.index.compression.method), density \(TextFormat.number(c.index.compression.density))%: kept \(kept) of \(total) residual values")
         }
         return lines.joined(separator: "\n")
-    }
-}
-
-extension AdapterMerger.Destination {
-    var isFolder: Bool {
-        if case .folder = self { true } else { false }
     }
 }
 

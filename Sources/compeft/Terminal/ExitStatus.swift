@@ -1,5 +1,6 @@
 import AdapterFormat
 import ArgumentParser
+import Commands
 import Exchange
 import Quantize
 import TaskVector
@@ -19,6 +20,20 @@ enum ExitStatus: Int32 {
     case interrupted = 130
 }
 
+extension ExitStatus {
+    /// The status's name in a JSON error report (`"input-error"`).
+    var name: String {
+        switch self {
+        case .ok: "ok"
+        case .verificationFailed: "verification-failed"
+        case .usage: "usage"
+        case .inputError: "input-error"
+        case .ioError: "io-error"
+        case .interrupted: "interrupted"
+        }
+    }
+}
+
 /// An error the command line reports as one line and an exit code.
 struct CLIError: Error, CustomStringConvertible {
     var status: ExitStatus
@@ -32,6 +47,7 @@ extension ExitStatus {
         switch error {
         case let e as CLIError: return e.status
         case let e as ExchangeError: return .of(e.code)
+        case is SettingsError: return .usage
         case let e as TaskVectorError: return e.code == .io ? .ioError : .inputError
         case let e as FormatError: return e.code == .io ? .ioError : .inputError
         case is QuantizeError: return .inputError

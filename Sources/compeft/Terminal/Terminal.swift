@@ -15,6 +15,11 @@ enum Terminal {
         FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
     }
 
+    /// A warning on stderr: `compeft: warning: …`.
+    static func warn(_ text: String) {
+        err("compeft: warning: " + text)
+    }
+
     /// Serializes a JSON-compatible value with sorted keys.
     static func json(_ value: Any) -> String {
         let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])

@@ -81,17 +81,20 @@ def decompress(
     output: PathLike,
     *,
     dtype: str | None = None,
-    format: str = "safetensors",
+    format: str | None = None,
     base: PathLike | None = None,
     threads: int | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Writes a container back out as ``compeft decompress`` does: a PEFT adapter folder for an adapter
-    (``PeftModel.from_pretrained`` loads it as it is), else the original file or shards.
+    """Writes a container back out as ``compeft decompress`` does. The output's name decides what is
+    written: ``NAME.safetensors`` one safetensors file with every tensor, ``NAME.h5`` or ``NAME.hdf5`` one
+    HDF5 file, any other name a folder — a PEFT adapter folder for an adapter (``PeftModel.from_pretrained``
+    loads it as it is), else the original files or shards.
 
     Args:
         dtype: write every float tensor as ``"f32"``, ``"f16"`` or ``"bf16"`` (default: its own type).
-        format: ``"safetensors"`` or ``"hdf5"``.
+        format: ``"safetensors"`` or ``"hdf5"``, only as a check: one that disagrees with the output's
+            name raises ``InvalidArgumentError``.
         base: a full fine-tune's base model: write the fine-tuned weights instead of τ.
         threads: tensors decoded at once (default: all cores).
         force: replace an existing output.
@@ -115,14 +118,14 @@ def merge(
     output: PathLike,
     *,
     method: str = "task-arithmetic",
-    density: float = 20,
+    density: float | None = None,
     weights: Sequence[float] | None = None,
     lambda_: float = 1.0,
     base: PathLike | None = None,
-    election: str = "total",
-    seed: int = 0,
-    scope: str = "tensor",
-    lora: str = "exact",
+    election: str | None = None,
+    seed: int | None = None,
+    scope: str | None = None,
+    lora: str | None = None,
     rank: int | None = None,
     out_density: float | None = None,
     out_alpha: float | str | None = None,
@@ -134,18 +137,23 @@ def merge(
     Args:
         inputs: PEFT adapter folders, ``.safetensors`` files or checkpoints, ``.cpeft`` containers, all
             of one kind with the same tensors.
-        output: a folder (a PEFT adapter folder for adapters), a ``.safetensors`` file, or a ``.cpeft``
-            container (compressed with `out_density` and `out_alpha`), chosen by its name.
+        output: chosen by its name: a ``.cpeft`` container (compressed with `out_density` and
+            `out_alpha`), a ``.safetensors`` file, a ``.h5``/``.hdf5`` file, or any other name a folder (a
+            PEFT adapter folder for adapters).
         method: ``"task-arithmetic"``, ``"ties"``, ``"dare-linear"``, ``"dare-ties"`` or
             ``"magnitude-prune"``.
-        density: the percentage each expert keeps (ties, dare-*, magnitude-prune).
+        density: the percentage each expert keeps (ties, dare-*, magnitude-prune; default 20).
         weights: one weight per input (default 1 each).
         lambda_: the scale of the merged residual (``--lambda``).
         base: the base model of full fine-tunes.
-        election: TIES sign election, ``"total"`` or ``"frequency"``.
-        seed: DARE's seed; a seed gives the same bytes.
-        scope: top-k per ``"tensor"`` (PEFT's) or ``"global"`` per expert.
-        lora: ``"exact"`` (merges ΔW = s·B·A) or ``"factors"`` (PEFT's per-factor combination).
+        election: TIES sign election, ``"total"`` (default) or ``"frequency"`` (ties, dare-ties).
+        seed: DARE's seed (dare-*; default 0); a seed gives the same bytes.
+        scope: top-k per ``"tensor"`` (PEFT's, the default) or ``"global"`` per expert (ties, magnitude-prune).
+        lora: ``"exact"`` (the default; merges ΔW = s·B·A) or ``"factors"`` (PEFT's per-factor combination).
+
+    An option the method does not use (`density` for task arithmetic, `election` outside ties and
+    dare-ties, `seed` outside dare-*, `scope` outside ties and magnitude-prune) raises
+    ``InvalidArgumentError`` naming the method, as the command line refuses the flag.
         rank: the rank of LoRA modules factored by SVD.
         out_density, out_alpha: a ``.cpeft`` output's compression.
         expand: expand compressed experts to floats even where the ternary path applies.

@@ -1,105 +1,9 @@
-import AdapterFormat
+import Commands
 import Foundation
-import Quantize
 import TaskVector
 import Yams
 
-/// The settings of `compeft merge`: what the flags give and what `--config FILE` holds, one type for
-/// both, so a setting is declared, parsed and checked once.
-///
-/// A config file is a JSON object (`.json`) or a YAML mapping (any other name; mergekit users write
-/// YAML) with the keys of ``CodingKeys``, each optional and spelled as on the command line:
-///
-/// ```yaml
-/// inputs: [math-lora, code-lora.cpeft]
-/// output: merged
-/// method: ties          # or dare_ties, TIES: case and _ are ignored
-/// density: 20           # 20 %, like --density (20%, 0.5%; a bare value below 1 is refused)
-/// election: total
-/// weights: [1, 0.5]     # or "1,0.5"
-/// lambda: 1
-/// seed: 0
-/// scope: tensor
-/// lora: exact
-/// rank: 16
-/// out_density: 10
-/// out_alpha: auto       # or a number
-/// force: false
-/// ```
-///
-/// Unknown keys are an error (a typo should not be ignored). Relative paths (`inputs`, `output`,
-/// `base`) are relative to the file's folder. A flag given on the command line overrides the key
-/// (``overridden(by:)``); ``plan(expand:)`` then applies the defaults and the checks.
-struct MergeSettings: Decodable, Equatable {
-    var inputs: [String]?
-    var output: String?
-    var method: MergeMethodName?
-    var density: Density?
-    var weights: Weights?
-    var lambda: Double?
-    var base: String?
-    var election: SignElection?
-    var seed: UInt64?
-    var scope: AdapterMerger.Options.Scope?
-    var lora: AdapterMerger.Options.LoRAMode?
-    var rank: Int?
-    var outDensity: Density?
-    var outAlpha: CompressionOptions.Alpha?
-    var force: Bool?
-
-    /// The keys of a config file.
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case inputs, output, method, density, weights, lambda, base, election, seed, scope, lora, rank, force
-        case outDensity = "out_density"
-        case outAlpha = "out_alpha"
-    }
-
-    /// Merge weights, one per input: a list of numbers, or the flag's comma-separated text.
-    struct Weights: Decodable, Equatable {
-        var values: [Double]
-
-        init(_ values: [Double]) { self.values = values }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let list = try? container.decode([Double].self) {
-                guard list.allSatisfy(\.isFinite) else {
-                    throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "must be finite numbers"))
-                }
-                self.init(list)
-                return
-            }
-            let text = try container.decode(String.self)
-            do {
-                self = try Self.argument(text)
-            } catch {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\(error)"))
-            }
-        }
-
-        /// Parses `--weights 1,0.5` (and the text form of the config key).
-        ///
-        /// - Throws: ``WeightsArgumentError`` unless every entry is a finite number.
-        @Sendable static func argument(_ text: String) throws -> Weights {
-            let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-            let values = parts.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-            guard !values.isEmpty, values.count == parts.count, values.allSatisfy(\.isFinite) else {
-                throw WeightsArgumentError(text: text)
-            }
-            return Weights(values)
-        }
-    }
-
-    /// These settings with every value `flags` gives replacing this one's.
-    func overridden(by flags: MergeSettings) -> MergeSettings {
-        MergeSettings(
-            inputs: flags.inputs ?? inputs, output: flags.output ?? output, method: flags.method ?? method,
-            density: flags.density ?? density, weights: flags.weights ?? weights, lambda: flags.lambda ?? lambda,
-            base: flags.base ?? base, election: flags.election ?? election, seed: flags.seed ?? seed,
-            scope: flags.scope ?? scope, lora: flags.lora ?? lora, rank: flags.rank ?? rank,
-            outDensity: flags.outDensity ?? outDensity, outAlpha: flags.outAlpha ?? outAlpha, force: flags.force ?? force)
-    }
-}
+// Reading `merge --config FILE` (JSON or YAML) into the settings the C ABI fills from its options object.
 
 extension MergeSettings {
     /// The largest config file read (a config lists paths and a few settings).
@@ -193,8 +97,3 @@ extension MergeSettings {
     }
 }
 
-/// Weights that are not a list of finite numbers.
-struct WeightsArgumentError: Error, CustomStringConvertible {
-    var text: String
-    var description: String { "weights must be comma-separated numbers, like 1,1,0.5; got '\(text)'" }
-}
