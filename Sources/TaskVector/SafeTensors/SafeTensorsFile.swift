@@ -44,8 +44,8 @@ public struct SafeTensorsFile: Sendable {
         guard let rawLength = bytes.readLE(UInt64.self, at: 0) else {
             throw fail("\(bytes.count) bytes is too short for the 8-byte header length")
         }
-        guard rawLength <= UInt64(Self.maxHeaderLength) else {
-            throw fail("header length \(rawLength) exceeds the 100 MB limit")
+        guard rawLength <= UInt64(headerLimit) else {
+            throw fail("header length \(rawLength) exceeds the \(headerLimit == Self.maxHeaderLength ? "100 MB" : "\(headerLimit)-byte") limit")
         }
         let headerLength = Int(rawLength)
         guard headerLength <= bytes.count - 8 else {
