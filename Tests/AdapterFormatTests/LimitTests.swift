@@ -70,12 +70,12 @@ import Testing
             w.uvarint(1); w.string("m"); w.uvarint(0); w.uvarint(0); w.uvarint(1); w.uvarint(0)
             w.string(String(repeating: "n", count: limit))
         })
-        #expect(!inside.contains("exceeds"), inside)
+        #expect(!inside.contains("exceeds"), "\(inside)")
         let outside = error(body { w in
             w.uvarint(1); w.string("m"); w.uvarint(0); w.uvarint(0); w.uvarint(1); w.uvarint(0)
             w.string(String(repeating: "n", count: limit + 1))
         })
-        #expect(outside.contains("exceeds \(limit)"), outside)
+        #expect(outside.contains("exceeds \(limit)"), "\(outside)")
     }
 
     @Test func indexBodyLimit() {
