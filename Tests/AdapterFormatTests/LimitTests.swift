@@ -59,6 +59,7 @@ import Testing
     }
 
     @Test func indexRankAndNameLimits() {
+        #expect(IndexFields.Limit.rank == 64 && IndexFields.Limit.nameLength == 1 << 16)
         // Rank: a tensor entry up to its shape.
         expectLimit(IndexFields.Limit.rank, "the rank of 't'") { w, rank in
             w.uvarint(1); w.string("m"); w.uvarint(0); w.uvarint(0); w.uvarint(1); w.uvarint(0)

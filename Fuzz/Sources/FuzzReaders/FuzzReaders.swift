@@ -1,3 +1,4 @@
+import Glibc
 import AdapterFormat
 import Quantize
 import TaskVector
@@ -17,12 +18,13 @@ import TaskVector
 /// - 6: a `torch.save` pickle in an archive built here with correct CRC-32s (`PickleArchive.swift`)
 /// - 7: an HDF5 file written by libhdf5, its checksummed metadata sealed again (`HDF5Structure.swift`)
 ///
-/// Targets 6 and 7 have structure-aware mutators (``fuzzMutate(_:_:_:_:)``).
+/// Targets 6 and 7 have structure-aware mutators (``fuzzMutate(_:_:_:_:)``). `COMPEFT_FUZZ_TARGET=N` in the
+/// environment runs target N alone, whatever the first byte says (to count one target's executions).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let body = UnsafeBufferPointer(start: data + 1, count: size - 1)
-    switch data[0] % 8 {
+    switch forcedTarget ?? data[0] % 8 {
     case 0:
         if let f = try? SafeTensorsFile(file: MappedFile(path: "fuzz.safetensors", contents: body)) {
             for t in f.tensors where t.dtype.isFloatingPoint && t.count <= 1 << 16 {
@@ -77,6 +79,9 @@ func readContainer(_ bytes: [UInt8]) {
     }
 }
 
+/// The target `COMPEFT_FUZZ_TARGET` names, if any.
+let forcedTarget: UInt8? = getenv("COMPEFT_FUZZ_TARGET").flatMap { UInt8(String(cString: $0)) }.map { $0 % 8 }
+
 @_silgen_name("LLVMFuzzerMutate")
 func libFuzzerMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int) -> Int
 
@@ -86,7 +91,7 @@ func libFuzzerMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize
 public func fuzzMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int, _ seed: UInt32) -> Int {
     if size > 1, seed & 1 == 0 {
         let structured: Int
-        switch data[0] % 8 {
+        switch forcedTarget ?? data[0] % 8 {
         case 6: structured = PickleMutator.mutate(data, size: size, maxSize: maxSize, seed: seed >> 1)
         case 7: structured = HDF5Mutator.mutate(data, size: size, maxSize: maxSize, seed: seed >> 1)
         default: structured = 0

@@ -4,7 +4,7 @@ import TaskVector
 /// so that changes to the pickle reach the restricted unpickler and the tensor checks instead of the
 /// archive's checksums.
 ///
-/// Input: u8 storage count K (at most 8), K × u32 storage sizes in bytes (little-endian, at most 2¹⁶
+/// Input: u8 storage count K (at most 8), K × u32 storage sizes in bytes (little-endian, the low 12 bits: at most 4095
 /// each), then `data.pkl`. The archive holds `archive/data.pkl`, `archive/data/0` … `archive/data/K-1`
 /// (filled with a fixed pattern) and `archive/version`. The seeds are the pickles and storage sizes of
 /// real `torch.save` files; ``PickleMutator`` changes them one opcode at a time.
@@ -23,7 +23,7 @@ func pickleLayout(_ body: UnsafeBufferPointer<UInt8>) -> (sizes: [Int], pickleSt
     let count = Int(first % 9)
     guard body.count >= 1 + 4 * count else { return nil }
     let sizes = (0..<count).map { k in
-        (0..<4).reduce(0) { $0 | Int(body[1 + 4 * k + $1]) << (8 * $1) } & 0xFFFF
+        (0..<4).reduce(0) { $0 | Int(body[1 + 4 * k + $1]) << (8 * $1) } & 0xFFF
     }
     return (sizes, 1 + 4 * count)
 }
