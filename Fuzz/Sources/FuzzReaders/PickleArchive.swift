@@ -78,9 +78,11 @@ enum PickleMutator {
     static func opcodes(_ p: [UInt8]) -> [Op] {
         var ops: [Op] = []
         var i = 0
+        /// A little-endian length, `nil` when it is cut short or longer than the stream.
         func le(_ at: Int, _ n: Int) -> Int? {
             guard at + n <= p.count else { return nil }
-            return (0..<n).reduce(0) { $0 | Int(p[at + $1]) << (8 * $1) }
+            let value = (0..<n).reduce(UInt64(0)) { $0 | UInt64(p[at + $1]) << (8 * UInt64($1)) }
+            return value <= UInt64(p.count) ? Int(value) : nil
         }
         while i < p.count {
             let code = p[i]
@@ -102,7 +104,7 @@ enum PickleMutator {
                 end = i + 1
             default: end = nil
             }
-            guard let e = end, e <= p.count else { break }
+            guard let e = end, e > i, e <= p.count else { break }
             ops.append(Op(start: i, end: e, code: code))
             i = e
         }
