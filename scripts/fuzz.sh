@@ -5,8 +5,8 @@
 # with correct CRCs, HDF5 metadata fields of libhdf5-written files). Starts from Fuzz/seeds and
 # Fuzz/corpus (prefixed inputs; the first byte picks the target, see Fuzz/Sources/FuzzReaders) and works in
 # a scratch corpus.
-#   bash scripts/fuzz.sh [RUNS] [TARGET]   # default 1000000 executions over every target; TARGET (0-7)
-#                                         # runs that target alone, from its own seeds
+#   bash scripts/fuzz.sh [RUNS] [TARGET]   # default 1000000 executions over targets 0-6; TARGET (0-7)
+#                                         # runs that target alone, from its own seeds and corpus
 # Exits non-zero on a crash, hang (>10 s), or an allocation over 2 GiB; the input is left in Fuzz/crashes/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +21,8 @@ if [ -n "$target" ]; then
   cp Fuzz/corpus/"$target"-* "$work/seeds/" 2>/dev/null || true
   export COMPEFT_FUZZ_TARGET="$target"
 else
-  cp Fuzz/seeds/* "$work/seeds/"
-  cp Fuzz/corpus/* "$work/seeds/" 2>/dev/null || true
+  # Every target but 7 (HDF5 through libhdf5, which crashes on some of its inputs: Fuzz/README.md).
+  find Fuzz/seeds Fuzz/corpus -type f ! -name '7-*' -exec cp {} "$work/seeds/" \; 2>/dev/null || true
 fi
 mkdir -p "$work/corpus"
 rc=0

@@ -16,7 +16,8 @@ import TaskVector
 /// - 5: a container changed field by field in its decoded index and payloads, then sealed again
 ///   (`SealedContainer.swift`)
 /// - 6: a `torch.save` pickle in an archive built here with correct CRC-32s (`PickleArchive.swift`)
-/// - 7: an HDF5 file written by libhdf5, its checksummed metadata sealed again (`HDF5Structure.swift`)
+/// - 7: an HDF5 file written by libhdf5, its checksummed metadata sealed again (`HDF5Structure.swift`); runs
+///   only with `COMPEFT_FUZZ_TARGET=7` (libhdf5 crashes on some of its inputs; see Fuzz/README.md)
 ///
 /// Targets 6 and 7 have structure-aware mutators (``fuzzMutate(_:_:_:_:)``). `COMPEFT_FUZZ_TARGET=N` in the
 /// environment runs target N alone, whatever the first byte says (to count one target's executions).
@@ -50,7 +51,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case 6:
         fuzzPickleArchive(body)
     case 7:
-        fuzzHDF5(body)
+        // Only when asked for: libhdf5 1.10.8 itself crashes on files this target makes within a few hundred
+        // executions (Fuzz/README.md), which would stop every other target's run.
+        if forcedTarget == 7 { fuzzHDF5(body) }
     case 2:
         _ = try? TorchBinReader.load(file: MappedFile(path: "fuzz.bin", contents: body))
     default:
