@@ -1,3 +1,4 @@
+import Glibc
 import AdapterFormat
 import Quantize
 import TaskVector
@@ -12,11 +13,19 @@ import TaskVector
 /// - 4: a format 1.1 index body behind a valid checksum: u16 payload-area length P, P payload bytes, then
 ///   the body (stored with codec 0), sealed into a container and read as in 1 — the checksum that keeps
 ///   mutations of whole files away from the index parser is recomputed here
+/// - 5: a container changed field by field in its decoded index and payloads, then sealed again
+///   (`SealedContainer.swift`)
+/// - 6: a `torch.save` pickle in an archive built here with correct CRC-32s (`PickleArchive.swift`)
+/// - 7: an HDF5 file written by libhdf5, its checksummed metadata sealed again (`HDF5Structure.swift`); runs
+///   only with `COMPEFT_FUZZ_TARGET=7` (libhdf5 crashes on some of its inputs; see Fuzz/README.md)
+///
+/// Targets 6 and 7 have structure-aware mutators (``fuzzMutate(_:_:_:_:)``). `COMPEFT_FUZZ_TARGET=N` in the
+/// environment runs target N alone, whatever the first byte says (to count one target's executions).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let body = UnsafeBufferPointer(start: data + 1, count: size - 1)
-    switch data[0] % 5 {
+    switch forcedTarget ?? data[0] % 8 {
     case 0:
         if let f = try? SafeTensorsFile(file: MappedFile(path: "fuzz.safetensors", contents: body)) {
             for t in f.tensors where t.dtype.isFloatingPoint && t.count <= 1 << 16 {
@@ -37,6 +46,14 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let trailer = length + withUnsafeBytes(of: check.littleEndian, Array.init)
             + withUnsafeBytes(of: XXH64.hash(index).littleEndian, Array.init) + Array("CPFT".utf8)
         readContainer(preamble + Array(body[2..<(2 + payloads)]) + index + trailer)
+    case 5:
+        fuzzSealedContainer(body)
+    case 6:
+        fuzzPickleArchive(body)
+    case 7:
+        // Only when asked for: libhdf5 1.10.8 itself crashes on files this target makes within a few hundred
+        // executions (Fuzz/README.md), which would stop every other target's run.
+        if forcedTarget == 7 { fuzzHDF5(body) }
     case 2:
         _ = try? TorchBinReader.load(file: MappedFile(path: "fuzz.bin", contents: body))
     default:
@@ -63,6 +80,28 @@ func readContainer(_ bytes: [UInt8]) {
             out.withUnsafeMutableBytes { _ = try? r.decode(t, as: .bf16, into: $0, residualOnly: true) }
         }
     }
+}
+
+/// The target `COMPEFT_FUZZ_TARGET` names, if any.
+let forcedTarget: UInt8? = getenv("COMPEFT_FUZZ_TARGET").flatMap { UInt8(String(cString: $0)) }.map { $0 % 8 }
+
+@_silgen_name("LLVMFuzzerMutate")
+func libFuzzerMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int) -> Int
+
+/// libFuzzer's custom mutator: for targets 6 and 7, half the mutations change whole pickle opcodes or
+/// HDF5 metadata fields (the selector byte is kept); everything else is libFuzzer's own byte mutation.
+@_cdecl("LLVMFuzzerCustomMutator")
+public func fuzzMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int, _ seed: UInt32) -> Int {
+    if size > 1, seed & 1 == 0 {
+        let structured: Int
+        switch forcedTarget ?? data[0] % 8 {
+        case 6: structured = PickleMutator.mutate(data, size: size, maxSize: maxSize, seed: seed >> 1)
+        case 7: structured = HDF5Mutator.mutate(data, size: size, maxSize: maxSize, seed: seed >> 1)
+        default: structured = 0
+        }
+        if structured > 0 { return structured }
+    }
+    return libFuzzerMutate(data, size, maxSize)
 }
 
 @_silgen_name("LLVMFuzzerRunDriver")

@@ -1,4 +1,5 @@
 internal import CZstd
+import Foundation
 
 /// An error from libzstd, with its message.
 public struct ZstdError: Error, CustomStringConvertible, Sendable {
@@ -26,26 +27,59 @@ enum Zstd {
     ///
     /// The corresponding C functions are `ZSTD_compress2`, `ZSTD_CCtx_setParameter` and `ZSTD_CCtx_refPrefix`.
     static func compress(_ source: UnsafeRawBufferPointer, level: Int32, dictionary: [UInt8]? = nil) throws(ZstdError) -> [UInt8] {
+        // Small inputs (most tensors of a large adapter) reuse a pooled context: creating one and sizing
+        // its tables at level 19 costs more than compressing a few hundred bytes. Large inputs take a
+        // fresh context, so no table sized for a large input outlives its call.
+        if source.count <= pooledInputLimit {
+            let raw = try contextPool.take()
+            defer { contextPool.give(raw) }
+            return try compress(source, level: level, dictionary: dictionary, context: raw)
+        }
         let context = try CompressionContext()
-        try context.set(ZSTD_c_compressionLevel, level)
-        try context.set(ZSTD_c_checksumFlag, 0)  // the index holds an XXH64 of every stored payload
-        try context.set(ZSTD_c_contentSizeFlag, 1)
+        return try compress(source, level: level, dictionary: dictionary, context: context.raw)
+    }
+
+    /// Inputs up to this size are compressed with a pooled context (their tables stay small: zstd sizes
+    /// them by the input).
+    static let pooledInputLimit = 64 << 10
+
+    private static let contextPool = ContextPool()
+
+    /// Compresses `source` with `context`, whose parameters are reset first.
+    ///
+    /// The corresponding C functions are `ZSTD_CCtx_reset`, `ZSTD_CCtx_setParameter`, `ZSTD_CCtx_refPrefix`
+    /// and `ZSTD_compress2`.
+    private static func compress(_ source: UnsafeRawBufferPointer, level: Int32, dictionary: [UInt8]?,
+                                 context: OpaquePointer) throws(ZstdError) -> [UInt8] {
+        func set(_ parameter: ZSTD_cParameter, _ value: Int32) throws(ZstdError) {
+            let r = ZSTD_CCtx_setParameter(context, parameter, value)
+            if ZSTD_isError(r) != 0 { throw ZstdError(code: r) }
+        }
+        let reset = ZSTD_CCtx_reset(context, ZSTD_reset_session_and_parameters)
+        if ZSTD_isError(reset) != 0 { throw ZstdError(code: reset) }
+        try set(ZSTD_c_compressionLevel, level)
+        try set(ZSTD_c_checksumFlag, 0)  // the index holds an XXH64 of every stored payload
+        try set(ZSTD_c_contentSizeFlag, 1)
         let bound = ZSTD_compressBound(source.count)
         var out = [UInt8](repeating: 0, count: bound)
         let written = out.withUnsafeMutableBytes { dst in
             // The prefix must stay valid until the frame is written: both calls run inside its closure.
             (dictionary ?? []).withUnsafeBytes { prefix in
                 if dictionary != nil {
-                    let r = ZSTD_CCtx_refPrefix(context.raw, prefix.baseAddress, prefix.count)
+                    let r = ZSTD_CCtx_refPrefix(context, prefix.baseAddress, prefix.count)
                     if ZSTD_isError(r) != 0 { return r }
                 }
-                return ZSTD_compress2(context.raw, dst.baseAddress, dst.count, source.baseAddress, source.count)
+                return ZSTD_compress2(context, dst.baseAddress, dst.count, source.baseAddress, source.count)
             }
         }
         if ZSTD_isError(written) != 0 { throw ZstdError(code: written) }
         out.removeLast(out.count - written)
         return out
     }
+
+    /// The fewest bytes any zstd frame takes: a 6-byte frame header and one 3-byte block header. A
+    /// payload this short or shorter cannot be beaten by a frame.
+    static let minimumFrameSize = 9
 
     /// Decompresses one frame that must decode to exactly `destination.count` bytes.
     ///
@@ -111,6 +145,37 @@ enum Zstd {
 
     /// The libzstd version string, e.g. "1.5.4".
     static var version: String { String(cString: ZSTD_versionString()) }
+
+    /// Compression contexts for small inputs, kept for reuse across calls and threads (at most
+    /// ``capacity`` are kept; one in use is never shared).
+    final class ContextPool: @unchecked Sendable {
+        static let capacity = 64
+        private var free: [OpaquePointer] = []
+        private let lock = NSLock()
+
+        /// A context from the pool, or a new one.
+        ///
+        /// The corresponding C function is `ZSTD_createCCtx`.
+        func take() throws(ZstdError) -> OpaquePointer {
+            lock.lock()
+            let pooled = free.popLast()
+            lock.unlock()
+            if let pooled { return pooled }
+            guard let raw = ZSTD_createCCtx() else { throw ZstdError("out of memory") }
+            return raw
+        }
+
+        /// Returns a context to the pool (or frees it when the pool is full).
+        ///
+        /// The corresponding C function is `ZSTD_freeCCtx`.
+        func give(_ raw: OpaquePointer) {
+            lock.lock()
+            let kept = free.count < Self.capacity
+            if kept { free.append(raw) }
+            lock.unlock()
+            if !kept { ZSTD_freeCCtx(raw) }
+        }
+    }
 
     /// A `ZSTD_CCtx`, freed exactly once.
     struct CompressionContext: ~Copyable {

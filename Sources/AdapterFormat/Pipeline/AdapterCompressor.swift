@@ -33,10 +33,9 @@ public enum AdapterCompressor {
         let tensors = input.tensors
         let totalBytes = tensors.reduce(0) { $0 + $1.data.bytes.count }
         var doneBytes = 0
-        let batch = max(1, threads)
         var start = 0
         while start < tensors.count {
-            let end = min(tensors.count, start + batch)
+            let end = batchEnd(tensors, from: start, threads: threads)
             let first = start
             let path = output.name
             let coded = UnsafeSlots<Result<(ContainerIndex.Tensor, [UInt8], Int), any Error>?>(repeating: nil, count: end - start)
@@ -65,6 +64,23 @@ public enum AdapterCompressor {
         return report
     }
 }
+
+/// The end of the next batch of tensors coded in parallel from `start`: at least `threads` tensors,
+/// more while they are small (up to ``batchTensors`` tensors and ``batchBytes`` input bytes), so that
+/// thousands of small tensors do not each pay for a round of thread hand-offs, and the coded payloads
+/// held at once stay bounded.
+func batchEnd(_ tensors: [SourceTensor], from start: Int, threads: Int) -> Int {
+    var end = start
+    var bytes = 0
+    while end < tensors.count, end - start < max(1, threads) || (end - start < batchTensors && bytes < batchBytes) {
+        bytes += tensors[end].data.bytes.count
+        end += 1
+    }
+    return end
+}
+
+let batchTensors = 4096
+let batchBytes = 16 << 20
 
 /// Codes one tensor: its index entry (without location), stored payload and raw payload length.
 private func code(_ tensor: SourceTensor, plan tp: TensorPlan, level: Int32, file: String,
@@ -97,9 +113,10 @@ private func code(_ tensor: SourceTensor, plan tp: TensorPlan, level: Int32, fil
         entry.scale = tp.scale
         // The gap coder, unless zstd on the plain mask+signs packing is smaller (it can be on small, highly
         // structured tensors). The comparison is skipped above `zstdCandidateLimit` values, where zstd at
-        // high levels is slow and the gap coder measured smaller on every input tried (docs/PERFORMANCE.md).
+        // high levels is slow and the gap coder measured smaller on every input tried (docs/PERFORMANCE.md),
+        // and for a gap code no longer than the shortest zstd frame.
         let gap = GapCoder.encode(code)
-        if tensor.count <= zstdCandidateLimit {
+        if tensor.count <= zstdCandidateLimit, gap.count > Zstd.minimumFrameSize {
             let raw = PayloadEncoding.rawBytes(of: code)
             let framed = try raw.withUnsafeBytes { try ContainerWriter.compress($0, level: level, file: file, what: tensor.name) }
             if framed.count < gap.count {

@@ -27,12 +27,22 @@ extension TaskVectorInput {
     }
 
     static func isLoRAFactorName(_ name: String) -> Bool {
-        let parts = name.split(separator: ".")
-        return parts.contains { ["lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B"].contains($0) }
+        hasComponent(name) { $0 == "lora_A" || $0 == "lora_B" || $0 == "lora_embedding_A" || $0 == "lora_embedding_B" }
     }
 
     static func isIA3VectorName(_ name: String) -> Bool {
-        name.split(separator: ".").contains { $0 == "ia3_l" }
+        hasComponent(name) { $0 == "ia3_l" }
+    }
+
+    /// Whether one of the dot-separated parts of `name` matches (without splitting it into an array:
+    /// this runs once per tensor, and a checkpoint may hold a million).
+    private static func hasComponent(_ name: String, _ matches: (Substring) -> Bool) -> Bool {
+        var rest = name[...]
+        while let dot = rest.firstIndex(of: ".") {
+            if matches(rest[..<dot]) { return true }
+            rest = rest[rest.index(after: dot)...]
+        }
+        return matches(rest)
     }
 
     /// Why a checkpoint without `--base` looks like a whole model rather than a task vector, or `nil`.

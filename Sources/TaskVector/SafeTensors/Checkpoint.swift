@@ -128,7 +128,7 @@ public struct Checkpoint: Sendable {
         fileMetadata = metadata
         sourcePaths = sources
         byteCount = bytes
-        names = entries.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        names = entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     /// Whether `name` names a file directly inside a folder: not empty, not `.` or `..`, and free of

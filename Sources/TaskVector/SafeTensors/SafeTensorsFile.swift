@@ -29,6 +29,12 @@ public struct SafeTensorsFile: Sendable {
 
     /// Validates a file already mapped.
     public init(file: MappedFile) throws {
+        try self.init(file: file, headerLimit: Self.maxHeaderLength)
+    }
+
+    /// Validates a file already mapped, with another header limit (tests take the limit from just
+    /// inside to just outside without a 100 MB file).
+    init(file: MappedFile, headerLimit: Int) throws {
         self.file = file
         let bytes = file.bytes
         let path = file.path
@@ -38,8 +44,8 @@ public struct SafeTensorsFile: Sendable {
         guard let rawLength = bytes.readLE(UInt64.self, at: 0) else {
             throw fail("\(bytes.count) bytes is too short for the 8-byte header length")
         }
-        guard rawLength <= UInt64(Self.maxHeaderLength) else {
-            throw fail("header length \(rawLength) exceeds the 100 MB limit")
+        guard rawLength <= UInt64(headerLimit) else {
+            throw fail("header length \(rawLength) exceeds the \(headerLimit == Self.maxHeaderLength ? "100 MB" : "\(headerLimit)-byte") limit")
         }
         let headerLength = Int(rawLength)
         guard headerLength <= bytes.count - 8 else {
@@ -48,59 +54,64 @@ public struct SafeTensorsFile: Sendable {
         guard headerLength >= 2 else { throw fail("header of \(headerLength) bytes cannot hold a JSON object") }
         let headerBytes = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + headerLength)])
         guard headerBytes.first == UInt8(ascii: "{") else { throw fail("header does not start with '{'") }
-        let json: Any
-        do {
-            json = try JSONSerialization.jsonObject(with: Data(headerBytes), options: [])
-        } catch {
-            throw fail("header is not valid JSON" + (JSONDiagnosis.explainUnparsable(Array(headerBytes)).map { ": " + $0 } ?? ""))
-        }
-        guard let object = json as? [String: Any] else { throw fail("header is not a JSON object") }
         dataStart = 8 + headerLength
         let dataLength = bytes.count - dataStart
 
         var metadata: [String: String] = [:]
         var tensors: [TensorInfo] = []
-        tensors.reserveCapacity(object.count)
-        for (name, value) in object {
-            if name == "__metadata__" {
-                guard let map = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
-                for (key, entry) in map {
-                    guard let string = entry as? String else {
-                        throw fail("__metadata__ value for '\(key)' is not a string")
+        var seen = Set<String>()
+        var header = SafeTensorsHeader(headerBytes)
+        do {
+            try header.forEachEntry { name, value in
+                guard seen.insert(name).inserted else {
+                    throw fail("the header lists '\(name)' twice", tensor: name == "__metadata__" ? nil : name)
+                }
+                if name == "__metadata__" {
+                    guard case .object(let map) = value else { throw fail("__metadata__ is not an object") }
+                    for (key, entry) in map {
+                        guard case .string(let string) = entry else {
+                            throw fail("__metadata__ value for '\(key)' is not a string")
+                        }
+                        metadata[key] = string
                     }
-                    metadata[key] = string
+                    return
                 }
-                continue
-            }
-            guard let entry = value as? [String: Any] else { throw fail("entry is not an object", tensor: name) }
-            guard let dtypeName = entry["dtype"] as? String else { throw fail("missing dtype", tensor: name) }
-            guard let dtype = DType(rawValue: dtypeName) else {
-                throw TaskVectorError(.unsupported, file: path, tensor: name, "unsupported dtype '\(dtypeName)'")
-            }
-            guard let shapeValues = entry["shape"] as? [Any] else { throw fail("missing shape", tensor: name) }
-            var shape: [Int] = []
-            for dim in shapeValues {
-                guard let d = jsonInteger(dim), d >= 0 else {
-                    throw fail("shape \(shapeValues) has a dimension that is not a non-negative integer\(outOfRange(dim))", tensor: name)
+                guard case .object = value else { throw fail("entry is not an object", tensor: name) }
+                guard case .string(let dtypeName)? = value["dtype"] else { throw fail("missing dtype", tensor: name) }
+                guard let dtype = DType(rawValue: dtypeName) else {
+                    throw TaskVectorError(.unsupported, file: path, tensor: name, "unsupported dtype '\(dtypeName)'")
                 }
-                shape.append(d)
+                guard case .array(let shapeValues)? = value["shape"] else { throw fail("missing shape", tensor: name) }
+                var shape: [Int] = []
+                shape.reserveCapacity(shapeValues.count)
+                for dim in shapeValues {
+                    guard let d = headerInteger(dim), d >= 0 else {
+                        throw fail("shape \(Value.array(shapeValues).shown) has a dimension that is not a non-negative integer\(headerOutOfRange(dim))", tensor: name)
+                    }
+                    shape.append(d)
+                }
+                guard case .array(let offsets)? = value["data_offsets"], offsets.count == 2,
+                    let begin = headerInteger(offsets[0]), let end = headerInteger(offsets[1])
+                else {
+                    var problem = ""
+                    if case .array(let offsets)? = value["data_offsets"] {
+                        problem = offsets.lazy.map(headerOutOfRange).first { !$0.isEmpty } ?? ""
+                    }
+                    throw fail("data_offsets must be two integers\(problem)", tensor: name)
+                }
+                guard begin >= 0, begin <= end, end <= dataLength else {
+                    throw fail("data_offsets [\(begin), \(end)] lie outside the \(dataLength)-byte data section", tensor: name)
+                }
+                guard let count = checkedElementCount(shape),
+                    case let (bytesNeeded, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize), !overflow
+                else { throw fail("shape \(shape) is too large", tensor: name) }
+                guard end - begin == bytesNeeded else {
+                    throw fail("data_offsets span \(end - begin) bytes but shape \(shape) of \(dtype.rawValue) needs \(bytesNeeded)", tensor: name)
+                }
+                tensors.append(TensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end))
             }
-            guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
-                let begin = jsonInteger(offsets[0]), let end = jsonInteger(offsets[1])
-            else {
-                let problem = (entry["data_offsets"] as? [Any] ?? []).lazy.map(outOfRange).first { !$0.isEmpty } ?? ""
-                throw fail("data_offsets must be two integers\(problem)", tensor: name)
-            }
-            guard begin >= 0, begin <= end, end <= dataLength else {
-                throw fail("data_offsets [\(begin), \(end)] lie outside the \(dataLength)-byte data section", tensor: name)
-            }
-            guard let count = checkedElementCount(shape),
-                case let (bytesNeeded, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize), !overflow
-            else { throw fail("shape \(shape) is too large", tensor: name) }
-            guard end - begin == bytesNeeded else {
-                throw fail("data_offsets span \(end - begin) bytes but shape \(shape) of \(dtype.rawValue) needs \(bytesNeeded)", tensor: name)
-            }
-            tensors.append(TensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end))
+        } catch let error as SafeTensorsHeader.SyntaxError {
+            throw fail("header is not valid JSON: \(error.message) at byte \(8 + error.offset)")
         }
         tensors.sort { ($0.dataRange.lowerBound, $0.dataRange.upperBound, $0.name) < ($1.dataRange.lowerBound, $1.dataRange.upperBound, $1.name) }
         var cursor = 0
@@ -139,6 +150,19 @@ public struct SafeTensorsFile: Sendable {
     }
 }
 
+private typealias Value = SafeTensorsHeader.Value
+
+/// `" (N is out of range: …)"` for a JSON integer too large for 64 bits, else empty.
+private func headerOutOfRange(_ value: Value) -> String {
+    guard case .number(let text, nil) = value, !text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else { return "" }
+    return " (\(text) is out of range: too large for a 64-bit integer)"
+}
+
+/// An integer from a JSON number written without fraction or exponent, that fits `Int`.
+private func headerInteger(_ value: Value) -> Int? {
+    guard case .number(_, let integer?) = value else { return nil }
+    return integer
+}
 /// `" (N is out of range: …)"` for a JSON number too large for a 64-bit integer, else empty.
 func outOfRange(_ value: Any) -> String {
     guard let number = value as? NSNumber, !String(describing: type(of: value)).contains("Boolean") else { return "" }

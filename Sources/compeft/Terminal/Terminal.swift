@@ -2,13 +2,27 @@
 import Glibc
 #endif
 import Foundation
+import TaskVector
 
 /// Writing to stdout and stderr, and knowing whether stderr is a terminal.
 enum Terminal {
     static var stderrIsTTY: Bool { isatty(STDERR_FILENO) == 1 }
 
     static func out(_ text: String) {
-        FileHandle.standardOutput.write((text + "\n").data(using: .utf8)!)
+        // Straight from the string's bytes: a --json report of a million tensors is hundreds of MB.
+        var text = text
+        text.withUTF8(writeOut)
+        [UInt8(ascii: "\n")].withUnsafeBufferPointer(writeOut)
+    }
+
+    private static func writeOut(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var done = 0
+        while done < bytes.count {
+            let n = write(STDOUT_FILENO, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            done += n
+        }
     }
 
     static func err(_ text: String) {
@@ -22,8 +36,7 @@ enum Terminal {
 
     /// Serializes a JSON-compatible value with sorted keys.
     static func json(_ value: Any) -> String {
-        let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        JSONText.serialize(value, pretty: true)  // JSONSerialization's text (sorted keys, pretty), faster
     }
 }
 

@@ -413,7 +413,7 @@ extension ContainerIndex {
     }
 
     private static func bytewise(_ a: String, _ b: String) -> Bool {
-        Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8))
+        a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 
     /// The low 32 bits of a checksum spelled in hex (8 or 16 digits).

@@ -11,9 +11,15 @@ enum IndexCodec: UInt8, CaseIterable {
     /// The largest index body a reader accepts.
     static let maxBodyLength = 1 << 30
 
-    /// Above this many body bytes the writer does not try the dictionary: 4 KiB of shared text cannot
-    /// matter to an index that size, and a second zstd-19 pass over it would.
-    static let dictionaryTrialLimit = 1 << 20
+    /// Above this many body bytes the writer compresses at ``largeBodyLevel`` at most and does not try
+    /// the dictionary: zstd -19 runs at about 0.5 MB/s, which a body of a million tensors (tens of MB)
+    /// cannot afford, and 4 KiB of shared text cannot matter to an index that size. A PEFT adapter's
+    /// index (hundreds of tensors) stays below it.
+    static let highLevelLimit = 32 << 10
+
+    /// The zstd level for bodies above ``highLevelLimit`` (about 20 MB/s; the index comes out about 1.5×
+    /// the size level 19 gives, next to payloads of at least a few bytes per tensor).
+    static let largeBodyLevel: Int32 = 9
 
     /// The stored index for `body`: every codec is tried and the shortest result kept (on a tie, the
     /// lowest codec number), so the choice depends on the bytes alone.
@@ -21,9 +27,10 @@ enum IndexCodec: UInt8, CaseIterable {
     /// - Throws: ``ZstdError`` from libzstd.
     static func store(_ body: [UInt8], level: Int32) throws -> [UInt8] {
         var best = [IndexCodec.none.rawValue] + body
-        let framed = try body.withUnsafeBytes { try Zstd.compress($0, level: level) }
+        let large = body.count > highLevelLimit
+        let framed = try body.withUnsafeBytes { try Zstd.compress($0, level: large ? min(level, largeBodyLevel) : level) }
         if framed.count + 1 < best.count { best = [IndexCodec.zstd.rawValue] + framed }
-        if body.count <= dictionaryTrialLimit {
+        if !large {
             let primed = try body.withUnsafeBytes { try Zstd.compress($0, level: level, dictionary: IndexDictionary.one) }
             if primed.count + 1 < best.count { best = [IndexCodec.zstdDictionary1.rawValue] + primed }
         }
