@@ -259,6 +259,25 @@ import Testing
         #expect(mixed.status == 3 && mixed.stderr.contains("rank"), "\(mixed.stderr)")
     }
 
+    /// Containers whose LoRA factors are in the SVD gauge (compress's LoRA default) reproduce products, not
+    /// trained factors: a factor-wise merge of them says so; in the trained gauge it does not.
+    @Test func loraFactorsMergeOfRegaugedContainersWarns() throws {
+        let dir = scratchDirectory("lora-factors-gauge")
+        let fixturePath = fixture("lora-bert-seqcls")
+        try #require(try CLI.run(["compress", fixturePath, "-o", dir + "/svd.cpeft", "--density", "20"]).status == 0)
+        try #require(try CLI.run(["compress", fixturePath, "-o", dir + "/trained.cpeft", "--density", "20", "--lora-gauge", "trained",
+                                  "--scale", "global"]).status == 0)
+        let regauged = try CLI.run(["merge", dir + "/svd.cpeft", dir + "/trained.cpeft", "-o", dir + "/m1", "--lora", "factors", "--json"])
+        #expect(regauged.status == 0, "\(regauged.stderr)")
+        #expect(regauged.stderr.contains("warning: --lora factors combines A and B factor by factor, but '\(dir)/svd.cpeft' stores its factors in the svd"),
+                "\(regauged.stderr)")
+        #expect(!regauged.stderr.contains("trained.cpeft' stores"), "\(regauged.stderr)")
+        let trained = try CLI.run(["merge", dir + "/trained.cpeft", dir + "/trained.cpeft", "-o", dir + "/m2", "--lora", "factors"])
+        #expect(trained.status == 0 && !trained.stderr.contains("gauge"), "\(trained.stderr)")
+        let exact = try CLI.run(["merge", dir + "/svd.cpeft", dir + "/trained.cpeft", "-o", dir + "/m3"])
+        #expect(exact.status == 0 && !exact.stderr.contains("gauge"), "--lora exact merges products: \(exact.stderr)")
+    }
+
     // MARK: - Merged PEFT folders
 
     @Test func mergedAdapterFolderIsAValidPEFTFolder() throws {

@@ -53,6 +53,13 @@ public final class MergeSource {
     let storage: Storage
     private let positions: [String: Int]
 
+    /// The gauge a container's LoRA factors are stored in (`svd`, `svd-dct`), when it is not the trained
+    /// one: its factors reproduce each module's product B·A, not the trained A and B one by one.
+    public var loraGauge: String? {
+        guard case .container(let reader, _) = storage, let g = reader.index.compression.loraGauge, g != "trained" else { return nil }
+        return g
+    }
+
     init(path: String, format: Format, kind: TaskVectorInput.Kind, peftType: String?, adapterConfig: [UInt8]?,
          tensors: [Tensor], fileMetadata: [String: [String: String]], auxiliaryFiles: [(name: String, bytes: [UInt8])],
          storage: Storage) {

@@ -48,6 +48,13 @@ extension MergePlan {
         if inputs.count == 1 {
             warnings.append("merged a single input: the output is '\(inputs[0])' through \(method.rawValue) alone (weight and λ applied); give two or more inputs to merge")
         }
+        let regauged = sources.filter { $0.loraGauge != nil }
+        if merger.mergesLoRA && options.lora == .factors && !regauged.isEmpty {
+            warnings.append("--lora factors combines A and B factor by factor, but "
+                            + regauged.map { "'\($0.path)' stores its factors in the \($0.loraGauge!) gauge" }.joined(separator: ", ")
+                            + ": they reproduce each module's product B·A, not the trained factors, so a factor-wise merge mixes gauges; "
+                            + "--lora exact merges the products (or compress with --lora-gauge trained)")
+        }
         let differing = report.tensors.filter { $0.how == .mergedValues }
         if !differing.isEmpty {
             warnings.append("\(differing.count) tensor(s) that are not residuals differ between inputs and were merged as values with \(method.rawValue): "
