@@ -40,7 +40,9 @@ PY
 
 echo "== python/tests in a fresh virtual environment"
 python3 -m venv --system-site-packages "$work/venv"
-"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$wheel"
+# --ignore-installed: the venv sees the system's packages, and a compeft installed there (scripts/demo.sh
+# installs one) would otherwise satisfy the requirement and the tests would run against it, not this wheel.
+"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --ignore-installed "$wheel"
 cd "$work"
 env -u COMPEFT_LIBRARY COMPEFT_TEST_INSTALLED=1 COMPEFT_REQUIRE_TORCH=1 COMPEFT_CLI="$cli" HF_HUB_OFFLINE=1 \
   "$work/venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$repo/python" "$repo/python/tests"

@@ -43,6 +43,8 @@ def test_every_public_name_has_a_docstring_and_the_package_is_typed():
 def test_installed_package_is_the_wheel_not_the_source_tree():
     package = Path(compeft.__file__).resolve().parent
     assert REPO / "python" / "src" not in package.parents, package
+    # The virtual environment's own copy, not one installed in the system's site-packages.
+    assert Path(sys.prefix).resolve() in package.parents, f"{package} is not inside {sys.prefix}"
     assert "COMPEFT_LIBRARY" not in os.environ
     assert Path(_native.library_path()).resolve().parent == package
 
