@@ -105,18 +105,7 @@ extension ExpertRegistry {
             have = 0
         }
         if have > 0 {
-            let existing = try FileByteSource(path: partial)
-            var buffer = [UInt8](repeating: 0, count: 4 << 20)
-            var o = 0
-            while o < have {
-                let n = min(buffer.count, have - o)
-                try buffer.withUnsafeMutableBytes { b in
-                    let part = UnsafeMutableRawBufferPointer(rebasing: b[0..<n])
-                    try existing.read(into: part, at: o)
-                    hasher.update(UnsafeRawBufferPointer(part))
-                }
-                o += n
-            }
+            try hasher.update(reading: FileByteSource(path: partial), count: have)
         }
         try file.seek(toOffset: UInt64(have))
         let client = client(for: resolved.reference.registry)

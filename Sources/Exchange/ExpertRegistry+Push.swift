@@ -43,17 +43,7 @@ extension ExpertRegistry {
 
         // The container's digest, read once; the upload reads the same open file again.
         var hasher = DigestHasher()
-        var buffer = [UInt8](repeating: 0, count: min(size, 4 << 20))
-        var offset = 0
-        while offset < size {
-            let n = min(buffer.count, size - offset)
-            try buffer.withUnsafeMutableBytes { b in
-                let part = UnsafeMutableRawBufferPointer(rebasing: b[0..<n])
-                try source.read(into: part, at: offset)
-                hasher.update(UnsafeRawBufferPointer(part))
-            }
-            offset += n
-        }
+        try hasher.update(reading: source, count: size)
         let layerDigest = hasher.finalize()
         let title = URL(fileURLWithPath: path).lastPathComponent
         let layer = Descriptor(mediaType: MediaType.container, digest: layerDigest, size: size,

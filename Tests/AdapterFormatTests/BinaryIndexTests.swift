@@ -162,16 +162,7 @@ import Testing
     }
 
     @Test func lyingCountsAndLengthsAreRefused() throws {
-        func body(_ build: (inout BinaryIndexWriter) -> Void) -> [UInt8] {
-            var w = BinaryIndexWriter()
-            for s in ["w", "residual", "compeft", "tensor"] { w.string(s) }
-            w.f64(10)
-            w.f64(0)
-            w.u8(0)
-            w.endFields()
-            build(&w)
-            return w.bytes
-        }
+        let body = indexBody
         let huge = 1 << 62
         let cases: [(String, [UInt8])] = [
             ("output files", body { $0.uvarint(huge) }),

@@ -9,16 +9,7 @@ import Testing
 /// the truncation, not the limit, which is what these tests look at.
 @Suite struct LimitTests {
     /// An index body: the container fields, then `build`.
-    private func body(_ build: (inout BinaryIndexWriter) -> Void) -> [UInt8] {
-        var w = BinaryIndexWriter()
-        for s in ["w", "residual", "compeft", "tensor"] { w.string(s) }
-        w.f64(10)
-        w.f64(0)
-        w.u8(0)
-        w.endFields()
-        build(&w)
-        return w.bytes
-    }
+    private func body(_ build: (inout BinaryIndexWriter) -> Void) -> [UInt8] { indexBody(build) }
 
     /// The error the body gets (there always is one: none of these bodies is complete).
     private func error(_ bytes: [UInt8]) -> String {
@@ -125,4 +116,17 @@ import Testing
         #expect(error(storedLength: 2) == "accepted")
         #expect(error(storedLength: 1).contains("claims 131072 decoded bytes from 1 stored bytes"), "\(error(storedLength: 1))")
     }
+}
+
+/// A format 1.1 index body (docs/FORMAT.md): minimal container fields (tool, input kind, method, scope,
+/// density 10, α 0, no optional fields), then what `build` writes.
+func indexBody(_ build: (inout BinaryIndexWriter) -> Void) -> [UInt8] {
+    var w = BinaryIndexWriter()
+    for s in ["w", "residual", "compeft", "tensor"] { w.string(s) }
+    w.f64(10)
+    w.f64(0)
+    w.u8(0)
+    w.endFields()
+    build(&w)
+    return w.bytes
 }

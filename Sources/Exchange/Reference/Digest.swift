@@ -1,5 +1,6 @@
 public import Crypto
 public import Foundation
+import TaskVector
 
 /// A content digest as the OCI image spec writes it: `sha256:` and 64 lowercase hex digits.
 ///
@@ -60,4 +61,21 @@ public struct DigestHasher: Sendable {
     }
 
     public func finalize() -> Digest { Digest(hasher.finalize()) }
+
+    /// Hashes the first `count` bytes of `source`, read in pieces of at most 4 MiB.
+    ///
+    /// - Throws: what `source` throws for a failed read.
+    mutating func update(reading source: any ByteSource, count: Int) throws {
+        var buffer = [UInt8](repeating: 0, count: min(count, 4 << 20))
+        var offset = 0
+        while offset < count {
+            let n = min(buffer.count, count - offset)
+            try buffer.withUnsafeMutableBytes { b in
+                let part = UnsafeMutableRawBufferPointer(rebasing: b[0..<n])
+                try source.read(into: part, at: offset)
+                update(UnsafeRawBufferPointer(part))
+            }
+            offset += n
+        }
+    }
 }
