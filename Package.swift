@@ -12,6 +12,9 @@ let package = Package(
     name: "compeft",
     products: [
         .executable(name: "compeft", targets: ["compeft"]),
+        // The process in which compeft reads HDF5 (a crash in libhdf5 ends it, not its caller); installed
+        // beside compeft and libcompeft.
+        .executable(name: "compeft-hdf5-reader", targets: ["compeft-hdf5-reader"]),
         .library(name: "TaskVector", targets: ["TaskVector"]),
         .library(name: "Quantize", targets: ["Quantize"]),
         .library(name: "AdapterFormat", targets: ["AdapterFormat"]),
@@ -77,6 +80,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
+
+        .executableTarget(name: "compeft-hdf5-reader", dependencies: ["TaskVector"], swiftSettings: strict),
 
         // MARK: - Examples
         .executableTarget(

@@ -387,6 +387,14 @@ typedef struct compeft_reader {
  */
 compeft_status compeft_open_reader(const compeft_reader *reader, compeft_handle *out_handle);
 
+/*
+ * Not for applications: the whole of the `compeft-hdf5-reader` program that ships beside this library.
+ * compeft reads HDF5 files in that separate process, so that a crash inside libhdf5 on a hostile file ends
+ * it and becomes an error here (COMPEFT_ERR_CORRUPT naming the file) instead of ending the caller. The
+ * program reads requests on its standard input and answers on its standard output; returns its exit status.
+ */
+int compeft_hdf5_reader_main(void);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -6,6 +6,7 @@
 #   1. swift build -c release --product CompeftCStatic  → .build/release/libCompeftCStatic.a
 #   2. link it with -static-stdlib into python/src/compeft/libcompeft.so, exporting only compeft_*
 #      (python/libcompeft.map), stripped; refuse the result if it needs a library outside that list
+#      and python/hdf5_reader.c into python/src/compeft/compeft-hdf5-reader (libcompeft reads HDF5 in it)
 #   3. pip wheel ./python → OUTDIR/compeft-VERSION-py3-none-<platform>.whl
 #
 # Prints the wheel's path on its last line. `pip install ./python` works too once step 2 has run.
@@ -31,8 +32,10 @@ archive="$bin/libCompeftCStatic.a"
 swiftc="$(dirname "$(readlink -f "$(command -v swift)")")/swiftc"
 library=python/src/compeft/libcompeft.so
 tmp="$library.tmp.$$"
+helper=python/src/compeft/compeft-hdf5-reader
+helper_tmp="$helper.tmp.$$"
 objects="$(mktemp -d)"
-trap 'rm -f "$tmp"; rm -rf "$objects"' EXIT
+trap 'rm -f "$tmp" "$helper_tmp"; rm -rf "$objects"' EXIT
 # The archive's objects are linked as objects: -static-stdlib hides the symbols of every archive
 # (--exclude-libs ALL), which would hide the C ABI too.
 duplicates="$(ar t "$archive" | sort | uniq -d)"
@@ -68,6 +71,13 @@ if readelf -d "$tmp" | grep -Eq "RPATH|RUNPATH"; then
 fi
 mv -f "$tmp" "$library"
 echo "libcompeft.so: $(stat -c %s "$library") bytes; needs: $(echo $needed)" >&2
+
+# compeft-hdf5-reader, the process in which the library reads HDF5 files (a crash in libhdf5 ends it, not
+# the Python process): a few lines of C calling the library beside it ($ORIGIN).
+cc -O2 -Wall -Werror -o "$helper_tmp" python/hdf5_reader.c -L python/src/compeft -l:libcompeft.so \
+  -Wl,-rpath,'$ORIGIN'
+strip "$helper_tmp"
+mv -f "$helper_tmp" "$helper"
 
 mkdir -p "$outdir"
 rm -f "$outdir"/compeft-*.whl

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 swift build -c release --product compeft >/dev/null
+swift build -c release --product compeft-hdf5-reader >/dev/null  # HDF5 is read in this helper process
 compeft=.build/release/compeft
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -34,6 +35,9 @@ swift package generate-manual --configuration release >/dev/null
 prefix="${PREFIX:-/usr/local}"
 [ -n "${PREFIX:-}" ] || [ -w "$prefix" ] || prefix="$HOME/.local"
 install -D -m 755 "$compeft" "$prefix/bin/compeft"
+# compeft reads HDF5 in this helper process (a libhdf5 crash ends the helper, not compeft); it looks for it in
+# ../libexec/compeft/ from its own folder.
+install -D -m 755 .build/release/compeft-hdf5-reader "$prefix/libexec/compeft/compeft-hdf5-reader"
 install -D -m 644 .build/plugins/GenerateManual/outputs/compeft/compeft.1 "$prefix/share/man/man1/compeft.1"
-echo "installed $prefix/bin/compeft and its manual $prefix/share/man/man1/compeft.1 (man compeft)"
+echo "installed $prefix/bin/compeft (with $prefix/libexec/compeft/compeft-hdf5-reader) and its manual $prefix/share/man/man1/compeft.1 (man compeft)"
 case ":$PATH:" in *":$prefix/bin:"*) ;; *) echo "add $prefix/bin to PATH: export PATH=\"$prefix/bin:\$PATH\"" ;; esac

@@ -1,5 +1,5 @@
 import Glibc
-import TaskVector
+@_spi(InProcess) import TaskVector
 
 /// Target 7: an HDF5 file read by compeft's HDF5 reader (through libhdf5), after its checksummed
 /// metadata (version 2 object headers, version 2/3 superblocks) has been sealed again, so that changes to
@@ -16,7 +16,7 @@ func fuzzHDF5(_ body: UnsafeBufferPointer<UInt8>) {
     let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     close(fd)
     guard written == bytes.count else { return }
-    if let contents = try? HDF5Reader.read(path: path, skipUnsupported: true) {
+    if let contents = try? HDF5Reader.readInProcess(path: path, skipUnsupported: true) {
         for t in contents.tensors where t.dtype.isFloatingPoint && t.data.count <= 1 << 16 {
             var v = [Float](repeating: 0, count: t.data.count)
             v.withUnsafeMutableBufferPointer { t.data.loadFloats(from: 0, into: $0) }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Darwin)
+internal import Darwin
+#endif
+
 /// A typed, read-only view of a tensor's little-endian bytes.
 ///
 /// The view keeps its backing file alive; elements are converted to `Float` chunk by chunk, so a
@@ -81,16 +87,28 @@ public enum FloatEncoding {
 /// Memory owned by a ``TensorData`` that was read into memory rather than mapped.
 final class OwnedBytes {
     let buffer: UnsafeMutableRawBufferPointer
+    /// Whether ``buffer`` came from `posix_memalign` (``init(uninitializedByteCount:)``), so `free` releases it.
+    private var fromMalloc = false
     init(copying bytes: some Collection<UInt8>) {
         buffer = .allocate(byteCount: max(bytes.count, 1), alignment: 64)
         _ = buffer.initializeMemory(as: UInt8.self, from: bytes)
+    }
+    /// Memory of `byteCount` bytes, for a reader that fills all of it before anyone reads it; nil when
+    /// the system has not that much to give (instead of ending the process).
+    init?(uninitializedByteCount byteCount: Int) {
+        var base: UnsafeMutableRawPointer?
+        guard posix_memalign(&base, 64, max(byteCount, 1)) == 0, let base else { return nil }
+        buffer = UnsafeMutableRawBufferPointer(start: base, count: max(byteCount, 1))
+        fromMalloc = true
     }
     /// Zero-filled memory of `byteCount` bytes, for a reader to fill in place.
     init(zeroedByteCount byteCount: Int) {
         buffer = .allocate(byteCount: max(byteCount, 1), alignment: 64)
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
     }
-    deinit { buffer.deallocate() }
+    deinit {
+        if fromMalloc { free(buffer.baseAddress) } else { buffer.deallocate() }
+    }
 }
 
 extension TensorData {

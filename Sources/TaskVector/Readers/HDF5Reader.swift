@@ -56,12 +56,41 @@ public enum HDF5Reader {
 
     /// Reads every dataset of the HDF5 file at `path`, optionally skipping those of unsupported types.
     ///
+    /// libhdf5 runs in a separate process, `compeft-hdf5-reader` (``HDF5ReaderProcess``), so that a file
+    /// that crashes the library is an error here (`.malformed`, naming the file and the signal), not the
+    /// end of this process; `COMPEFT_HDF5_READER=in-process` reads inside this process instead.
+    ///
     /// - Parameters:
     ///   - path: the file.
     ///   - skipUnsupported: skip datasets whose type is not supported, or whose values lie in other
     ///     files, instead of throwing; they are listed in ``HDF5Contents/skipped`` (nothing of them is
     ///     read). Malformed datasets still throw.
+    /// - Throws: ``TaskVectorError`` as ``read(path:)``; `.unsupported` also when the helper program is
+    ///   not installed (the message says where it was looked for).
     public static func read(path: String, skipUnsupported: Bool) throws -> HDF5Contents {
+        try read(path: path, skipUnsupported: skipUnsupported, mode: HDF5ReaderProcess.mode(for: path))
+    }
+
+    /// Reads `path` in the helper program at `mode` or in this process.
+    package static func read(path: String, skipUnsupported: Bool, mode: HDF5ReaderProcess.Mode) throws -> HDF5Contents {
+        switch mode {
+        case .inProcess:
+            return try readInProcess(path: path, skipUnsupported: skipUnsupported)
+        case .helper(let helper):
+            // Opened here, so a FIFO or device is refused without blocking and the helper reads the very
+            // file that was checked.
+            let opened = try RegularFile.openForReading(path)
+            defer { close(opened.descriptor) }
+            return try HDF5ReaderProcess.read(
+                descriptor: opened.descriptor, size: opened.size, path: path, skipUnsupported: skipUnsupported,
+                helper: helper)
+        }
+    }
+
+    /// Reads `path` with libhdf5 inside this process: what the helper program runs (and the fuzzer, to
+    /// explore libhdf5 itself). A crafted file can crash libhdf5 and so this process;
+    /// ``read(path:skipUnsupported:)`` is the safe way.
+    @_spi(InProcess) public static func readInProcess(path: String, skipUnsupported: Bool) throws -> HDF5Contents {
         // Open it ourselves first: a FIFO or device is refused without blocking, and libhdf5 then opens
         // the very file that was checked (through /proc/self/fd where there is one), not whatever the
         // path names by then.
