@@ -2,11 +2,13 @@
 # Coverage-guided fuzzing (libFuzzer) of compeft's hostile-input parsers: the safetensors reader, the
 # container reader with every payload decoder, the torch .bin reader, the gap coder, and the
 # structure-aware targets (a container changed field by field and sealed again, pickles in an archive
-# with correct CRCs, HDF5 metadata fields of libhdf5-written files). Starts from Fuzz/seeds and
+# with correct CRCs, HDF5 metadata fields of libhdf5-written files, the same files read through compeft's HDF5
+# helper process). Starts from Fuzz/seeds and
 # Fuzz/corpus (prefixed inputs; the first byte picks the target, see Fuzz/Sources/FuzzReaders) and works in
 # a scratch corpus.
-#   bash scripts/fuzz.sh [RUNS] [TARGET]   # default 1000000 executions over targets 0-6; TARGET (0-7)
+#   bash scripts/fuzz.sh [RUNS] [TARGET]   # default 1000000 executions over targets 0-6; TARGET (0-8)
 #                                         # runs that target alone, from its own seeds and corpus
+#                                         # (target 8 from target 7's)
 # Exits non-zero on a crash, hang (>10 s), or an allocation over 2 GiB; the input is left in Fuzz/crashes/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +19,16 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p Fuzz/crashes "$work/seeds"
 if [ -n "$target" ]; then
-  cp Fuzz/seeds/"$target"-* "$work/seeds/"
-  cp Fuzz/corpus/"$target"-* "$work/seeds/" 2>/dev/null || true
+  seeds="$target"
+  if [ "$target" = 8 ]; then
+    # Target 8 reads target 7's files through compeft-hdf5-reader, the helper process compeft reads HDF5 in.
+    seeds=7
+    swift build -c release --product compeft-hdf5-reader >/dev/null
+    COMPEFT_HDF5_READER="$(swift build -c release --show-bin-path)/compeft-hdf5-reader"
+    export COMPEFT_HDF5_READER
+  fi
+  cp Fuzz/seeds/"$seeds"-* "$work/seeds/"
+  cp Fuzz/corpus/"$seeds"-* "$work/seeds/" 2>/dev/null || true
   export COMPEFT_FUZZ_TARGET="$target"
 else
   # Every target but 7 (HDF5 through libhdf5, which crashes on some of its inputs: Fuzz/README.md).
@@ -29,6 +39,6 @@ rc=0
 Fuzz/.build/release/FuzzReaders "$work/corpus" "$work/seeds" -runs="$runs" -max_len=65536 -timeout=10 \
   -rss_limit_mb=2048 -malloc_limit_mb=2048 -artifact_prefix=Fuzz/crashes/ -print_final_stats=1 \
   >"$work.log" 2>&1 || rc=$?
-grep -E "^#[0-9]+ +DONE|stat::|ERROR|SUMMARY|Done [0-9]+ runs|Test unit written" "$work.log" || true
+grep -E "^#[0-9]+ +DONE|stat::|ERROR|SUMMARY|Done [0-9]+ runs|Test unit written|Fatal error" "$work.log" || true
 rm -f "$work.log"
 exit "$rc"

@@ -34,7 +34,11 @@ with compeft.open("bare.cpeft") as c:
     assert values.shape == (8, 64) and values.dtype == np.float32 and np.count_nonzero(values) == c.tensors[
         "base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight"].nonzero
 assert compeft.verify("bare.cpeft")["ok"]
-print(f"ok: compeft {compeft.__version__} from {compeft.__file__}: {report['output_bytes']} bytes, decoded without torch")
+# HDF5 is read in the wheel's compeft-hdf5-reader process, which must run without the toolchain too.
+h5 = compeft.compress(f"{repo}/Fixtures/files/formats/keras.weights.h5", "keras.cpeft", density=20)
+assert h5["input_kind"] and h5["output_bytes"] > 0, h5
+print(f"ok: compeft {compeft.__version__} from {compeft.__file__}: {report['output_bytes']} bytes, decoded without torch;"
+      f" an HDF5 file read through the helper process ({h5['output_bytes']} bytes)")
 PY
 )
 

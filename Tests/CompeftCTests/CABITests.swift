@@ -33,6 +33,9 @@ import Testing
         let counter = try #require(residual.info("step_counter"))
         try Data(residual.bytes(of: counter)).write(to: URL(fileURLWithPath: dir + "/residual.step_counter"))
         try fm.copyItem(atPath: Fixtures.path("lora-bert-seqcls"), toPath: dir + "/lora-input")
+        // An HDF5 file on which libhdf5 crashes (read in the library's helper process), and a good one.
+        try fm.copyItem(atPath: Fixtures.path("formats/crash_continuation_length_2.h5"), toPath: dir + "/crash.h5")
+        try fm.copyItem(atPath: Fixtures.path("formats/keras.weights.h5"), toPath: dir + "/keras.h5")
         let expert = try TaskVectorInput.load(path: Fixtures.path("lora-bert-seqcls"))
         _ = try AdapterCompressor.compress(expert, options: .init(density: .percent(30)), to: AtomicFileWriter(path: dir + "/lora-b.cpeft"))
 

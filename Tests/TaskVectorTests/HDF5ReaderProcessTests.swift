@@ -1,7 +1,7 @@
 import CompeftTestSupport
 import Fixtures
 import Foundation
-@testable @_spi(InProcess) import TaskVector
+@testable @_spi(InProcess) @_spi(Fuzzing) import TaskVector
 import Testing
 
 /// HDF5 is read in the helper process `compeft-hdf5-reader` (issue 16 §7: libhdf5 crashes on crafted files):
@@ -145,12 +145,21 @@ import Testing
         for header in [
             Self.tensorHeader(shape: [2], byteCount: 1 << 62),
             Self.tensorHeader(shape: [1 << 40, 1 << 40], byteCount: 0),
-            // 2^40 bytes, the most a dataset may hold, but more than this small file's datasets may expand to.
-            Self.tensorHeader(shape: [1 << 38], byteCount: 1 << 40),
         ] {
             let error = try readWithFakeHelper("printf '\(Self.hello)\(header)'; cat >/dev/null")
-            #expect(error?.code == .malformed || error?.code == .io, "\(String(describing: error))")
-            #expect(error?.message.contains("compeft's HDF5 reader process") == true, "\(String(describing: error))")
+            #expect(error?.code == .malformed, "\(String(describing: error))")
+            #expect(error?.message.contains("compeft's HDF5 reader process sent") == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test func aTensorLargerThanTheFileCouldHoldIsRefused() throws {
+        // 64 MiB: a size that could be allocated, but more than a dataset of this 31,490-byte file may expand
+        // to (1100 × its bytes); and 2^40 bytes, the most any dataset may hold.
+        for (count, bytes) in [(UInt64(16 << 20), UInt64(64 << 20)), (1 << 38, 1 << 40)] {
+            let header = Self.tensorHeader(shape: [count], byteCount: bytes)
+            let error = try readWithFakeHelper("printf '\(Self.hello)\(header)'; cat >/dev/null")
+            #expect(error?.code == .malformed)
+            #expect(error?.message.contains("more than a dataset of this file may hold (34639000)") == true, "\(String(describing: error))")
         }
     }
 
@@ -212,4 +221,23 @@ func expectAnyTaskVectorError(sourceLocation: SourceLocation = #_sourceLocation,
         Issue.record("expected a TaskVectorError, got \(error)", sourceLocation: sourceLocation)
     }
     return nil
+}
+
+/// The fuzzer's session: one helper for many files, started again after a crash.
+@Suite struct HDF5ReaderSessionTests {
+    @Test func aSessionReadsOnAfterItsHelperCrashes() throws {
+        let session = HDF5ReaderSession(helper: try HDF5ReaderProcessTests.helper())
+        let keras = FormatFixtures.path("keras.weights.h5")
+        let expected = try HDF5Reader.readInProcess(path: keras, skipUnsupported: false).tensors.map { Array($0.data.bytes) }
+        for round in 0..<3 {
+            #expect(try session.read(path: keras, skipUnsupported: false).tensors.map { Array($0.data.bytes) } == expected)
+            let error = expectAnyTaskVectorError {
+                _ = try session.read(path: FormatFixtures.path(HDF5ReaderProcessTests.crashing[round % 2]), skipUnsupported: false)
+            }
+            #expect(error?.message.contains("libhdf5 crashed") == true, "\(String(describing: error))")
+            // An error the helper reports keeps the helper.
+            let refused = expectAnyTaskVectorError { _ = try session.read(path: FormatFixtures.path("virtual.h5"), skipUnsupported: false) }
+            #expect(refused?.code == .unsupported)
+        }
+    }
 }

@@ -16,10 +16,13 @@ import TaskVector
 /// - 5: a container changed field by field in its decoded index and payloads, then sealed again
 ///   (`SealedContainer.swift`)
 /// - 6: a `torch.save` pickle in an archive built here with correct CRC-32s (`PickleArchive.swift`)
-/// - 7: an HDF5 file written by libhdf5, its checksummed metadata sealed again (`HDF5Structure.swift`); runs
-///   only with `COMPEFT_FUZZ_TARGET=7` (libhdf5 crashes on some of its inputs; see Fuzz/README.md)
+/// - 7: an HDF5 file written by libhdf5, its checksummed metadata sealed again (`HDF5Structure.swift`), read
+///   by libhdf5 in this process; runs only with `COMPEFT_FUZZ_TARGET=7` (libhdf5 crashes on some of its
+///   inputs; see Fuzz/README.md)
+/// - 8: the same files read as compeft reads them, in the helper process `compeft-hdf5-reader`: a crash of
+///   libhdf5 must come back as an error; only with `COMPEFT_FUZZ_TARGET=8` (no selector byte maps to it)
 ///
-/// Targets 6 and 7 have structure-aware mutators (``fuzzMutate(_:_:_:_:)``). `COMPEFT_FUZZ_TARGET=N` in the
+/// Targets 6–8 have structure-aware mutators (``fuzzMutate(_:_:_:_:)``). `COMPEFT_FUZZ_TARGET=N` in the
 /// environment runs target N alone, whatever the first byte says (to count one target's executions).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -54,6 +57,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         // Only when asked for: libhdf5 1.10.8 itself crashes on files this target makes within a few hundred
         // executions (Fuzz/README.md), which would stop every other target's run.
         if forcedTarget == 7 { fuzzHDF5(body) }
+    case 8:
+        fuzzHDF5Isolated(body)
     case 2:
         _ = try? TorchBinReader.load(file: MappedFile(path: "fuzz.bin", contents: body))
     default:
@@ -83,12 +88,12 @@ func readContainer(_ bytes: [UInt8]) {
 }
 
 /// The target `COMPEFT_FUZZ_TARGET` names, if any.
-let forcedTarget: UInt8? = getenv("COMPEFT_FUZZ_TARGET").flatMap { UInt8(String(cString: $0)) }.map { $0 % 8 }
+let forcedTarget: UInt8? = getenv("COMPEFT_FUZZ_TARGET").flatMap { UInt8(String(cString: $0)) }.map { $0 % 9 }
 
 @_silgen_name("LLVMFuzzerMutate")
 func libFuzzerMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int) -> Int
 
-/// libFuzzer's custom mutator: for targets 6 and 7, half the mutations change whole pickle opcodes or
+/// libFuzzer's custom mutator: for targets 6, 7 and 8, half the mutations change whole pickle opcodes or
 /// HDF5 metadata fields (the selector byte is kept); everything else is libFuzzer's own byte mutation.
 @_cdecl("LLVMFuzzerCustomMutator")
 public func fuzzMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int, _ seed: UInt32) -> Int {
@@ -96,7 +101,7 @@ public func fuzzMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSi
         let structured: Int
         switch forcedTarget ?? data[0] % 8 {
         case 6: structured = PickleMutator.mutate(data, size: size, maxSize: maxSize, seed: seed >> 1)
-        case 7: structured = HDF5Mutator.mutate(data, size: size, maxSize: maxSize, seed: seed >> 1)
+        case 7, 8: structured = HDF5Mutator.mutate(data, size: size, maxSize: maxSize, seed: seed >> 1)
         default: structured = 0
         }
         if structured > 0 { return structured }

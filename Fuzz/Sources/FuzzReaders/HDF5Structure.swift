@@ -1,5 +1,5 @@
 import Glibc
-@_spi(InProcess) import TaskVector
+@_spi(InProcess) @_spi(Fuzzing) import TaskVector
 
 /// Target 7: an HDF5 file read by compeft's HDF5 reader (through libhdf5), after its checksummed
 /// metadata (version 2 object headers, version 2/3 superblocks) has been sealed again, so that changes to
@@ -22,6 +22,72 @@ func fuzzHDF5(_ body: UnsafeBufferPointer<UInt8>) {
             v.withUnsafeMutableBufferPointer { t.data.loadFloats(from: 0, into: $0) }
         }
     }
+}
+
+/// Target 8: the files of target 7, read as compeft reads them — libhdf5 in the helper process
+/// `compeft-hdf5-reader` (`COMPEFT_HDF5_READER` names it; scripts/fuzz.sh builds it) — through a session that
+/// keeps one helper until it dies and then starts another (starting a program per input would allow ~30 runs a
+/// second; compeft itself starts one per file). Every input must give tensors or a ``TaskVectorError``; a crash
+/// of libhdf5 kills only the helper. The outcomes are counted and printed when the run ends. The helper is not
+/// instrumented, so libFuzzer's coverage sees only this side: this target is a stress test of the isolation
+/// (spawning, the wire, every way the helper ends), driven by target 7's mutator.
+func fuzzHDF5Isolated(_ body: UnsafeBufferPointer<UInt8>) {
+    var bytes = Array(body)
+    HDF5Structure.reseal(&bytes)
+    let path = hdf5ScratchPath
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    guard fd >= 0 else { return }
+    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+    guard written == bytes.count else { return }
+    IsolatedOutcomes.shared.startOnce()
+    do {
+        let contents = try isolatedSession.read(path: path, skipUnsupported: true)
+        IsolatedOutcomes.shared.count(contents.tensors.isEmpty ? "read, no tensor" : "read")
+    } catch let error as TaskVectorError {
+        if error.message.contains("is not installed") || error.message.contains("cannot start the HDF5 reader") {
+            // Without its helper this target would test nothing: stop loudly.
+            fatalError("target 8 needs compeft-hdf5-reader (scripts/fuzz.sh builds it): \(error)")
+        }
+        if error.message.contains("libhdf5 crashed") {
+            IsolatedOutcomes.shared.count("libhdf5 crashed in the helper")
+        } else if error.message.contains("more CPU time") {
+            IsolatedOutcomes.shared.count("helper out of CPU time")
+        } else if error.message.contains("compeft's HDF5 reader process") {
+            IsolatedOutcomes.shared.count("helper failed otherwise")
+        } else {
+            IsolatedOutcomes.shared.count("refused: \(error.code)")
+        }
+    } catch {
+        fatalError("HDF5Reader threw something other than a TaskVectorError: \(error)")
+    }
+}
+
+/// Target 8's helper session.
+nonisolated(unsafe) let isolatedSession: HDF5ReaderSession = {
+    guard let helper = HDF5ReaderSession.findHelper() else {
+        fatalError("target 8 needs compeft-hdf5-reader: set COMPEFT_HDF5_READER (scripts/fuzz.sh does)")
+    }
+    return HDF5ReaderSession(helper: helper)
+}()
+
+/// How target 8's reads ended, printed at exit.
+final class IsolatedOutcomes: @unchecked Sendable {
+    static let shared = IsolatedOutcomes()
+    private var counts: [String: Int] = [:]
+    private var started = false
+
+    func startOnce() {
+        guard !started else { return }
+        started = true
+        atexit {
+            let lines = IsolatedOutcomes.shared.counts.sorted { $0.key < $1.key }.map { "stat::target8 \($0.key): \($0.value)" }
+            let text = lines.joined(separator: "\n") + "\n"
+            _ = text.withCString { write(2, $0, strlen($0)) }
+        }
+    }
+
+    func count(_ outcome: String) { counts[outcome, default: 0] += 1 }
 }
 
 /// One scratch file per process, in memory where /dev/shm exists.

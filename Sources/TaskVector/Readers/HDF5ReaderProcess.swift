@@ -179,6 +179,42 @@ package enum HDF5ReaderProcess {
     }
 }
 
+/// Reads many files through one helper, started again after it dies: for the fuzzer (target 8), which
+/// reads a million files and cannot start a program for each. compeft itself starts one helper per file,
+/// so that nothing a hostile file did to the helper's memory can touch the next file.
+@_spi(Fuzzing) public final class HDF5ReaderSession {
+    private let helper: String
+    private var process: HDF5ReaderProcess.HelperProcess?
+
+    /// A session with the helper at `helper`.
+    public init(helper: String) { self.helper = helper }
+
+    /// The helper `HDF5ReaderProcess.mode(for:)` finds, or nil (in-process, or none installed).
+    public static func findHelper() -> String? {
+        if case .helper(let path)? = try? HDF5ReaderProcess.mode(for: "-") { return path }
+        return nil
+    }
+
+    /// Reads `path` as ``HDF5Reader/read(path:skipUnsupported:)`` does, in this session's helper.
+    public func read(path: String, skipUnsupported: Bool) throws -> HDF5Contents {
+        let opened = try RegularFile.openForReading(path)
+        close(opened.descriptor)
+        let process = try self.process ?? HDF5ReaderProcess.HelperProcess(helper: helper, passing: nil, file: path)
+        self.process = process
+        do {
+            try process.send(
+                HDF5ReaderProcess.Request(
+                    path: path, skipUnsupported: skipUnsupported,
+                    cpuSeconds: HDF5ReaderProcess.cpuSeconds(forFileOf: opened.size)))
+            return try process.receive(file: path, fileSize: opened.size)
+        } catch {
+            // The helper died, or sent what it should not: start another for the next file.
+            if process.broken { self.process = nil }
+            throw error
+        }
+    }
+}
+
 // MARK: - The helper process, seen from the parent
 
 extension HDF5ReaderProcess {
@@ -187,6 +223,8 @@ extension HDF5ReaderProcess {
         private(set) var pid: pid_t
         private var socket: Int32
         private var reader: WireReader
+        /// Whether the helper died or sent something it should not: it answers nothing more.
+        private(set) var broken = false
 
         /// Starts `helper` with a socket as its standard input and output, `/dev/null` as its standard error,
         /// `descriptor` (when given) as its descriptor 3, default signal handling and no blocked signal.
@@ -312,6 +350,7 @@ extension HDF5ReaderProcess {
             do {
                 return try reader.response(file: file, fileSize: fileSize)
             } catch let error as WireReader.Failure {
+                broken = true
                 throw failure(error, file: file)
             }
         }
