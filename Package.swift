@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "Fixtures", path: "Fixtures",
             exclude: ["make_fixtures.py", "make_merge_fixtures.py", "make_format_fixtures.py", "reference_compeft.py",
-                      "check_peft_load.py", "read_safetensors.py", "decode_gap.py", "README.md"],
+                      "check_peft_load.py", "read_safetensors.py", "decode_gap.py", "reference_lora_rule.py", "README.md"],
             resources: [.copy("files")], swiftSettings: strict),
         .target(name: "CompeftTestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TaskVectorTests", dependencies: ["TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "AdapterFormatTests", dependencies: ["AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ExchangeTests", dependencies: ["compeft", "Exchange", "AdapterFormat", "Quantize", "TaskVector", "Fixtures", "CompeftTestSupport"],
-            exclude: ["faultproxy.py"], swiftSettings: strict),
+            exclude: ["faultproxy.py", "tokenserver.py"], swiftSettings: strict),
         .testTarget(name: "compeftTests", dependencies: ["compeft", "Commands", "AdapterFormat", "TaskVector", "Fixtures", "CompeftTestSupport"], swiftSettings: strict),
         // Drives libCompeftC.so through its C symbols from separate processes (Tests/c/test_abi.c, the ctypes
         // example), so it does not link CompeftC; `swift build --build-tests` builds the library product anyway.

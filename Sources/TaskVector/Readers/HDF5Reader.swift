@@ -91,6 +91,16 @@ public enum HDF5Reader {
     /// explore libhdf5 itself). A crafted file can crash libhdf5 and so this process;
     /// ``read(path:skipUnsupported:)`` is the safe way.
     @_spi(InProcess) public static func readInProcess(path: String, skipUnsupported: Bool) throws -> HDF5Contents {
+        var tensors: [LoadedTensor] = []
+        let skipped = try readInProcess(path: path, skipUnsupported: skipUnsupported) { tensors.append($0) }
+        return HDF5Contents(tensors: tensors, skipped: skipped)
+    }
+
+    /// Reads `path` in this process, handing each tensor to `emit` as soon as it is read (the helper sends
+    /// it on and drops it, so it holds one dataset at a time); returns the datasets skipped.
+    static func readInProcess(
+        path: String, skipUnsupported: Bool, emit: (LoadedTensor) throws -> Void
+    ) throws -> [TaskVectorError] {
         // Open it ourselves first: a FIFO or device is refused without blocking, and libhdf5 then opens
         // the very file that was checked (through /proc/self/fd where there is one), not whatever the
         // path names by then.
@@ -99,11 +109,13 @@ public enum HDF5Reader {
         let procPath = "/proc/self/fd/\(opened.descriptor)"
         let openPath = access(procPath, F_OK) == 0 ? procPath : path
         return try HDF5Library.withExclusiveAccess {
-            try readLocked(path: path, opening: openPath, skipUnsupported: skipUnsupported)
+            try readLocked(path: path, opening: openPath, skipUnsupported: skipUnsupported, emit: emit)
         }
     }
 
-    private static func readLocked(path: String, opening openPath: String, skipUnsupported: Bool) throws -> HDF5Contents {
+    private static func readLocked(
+        path: String, opening openPath: String, skipUnsupported: Bool, emit: (LoadedTensor) throws -> Void
+    ) throws -> [TaskVectorError] {
         guard try hdf5(path, nil, { () throws(HDF5Error) in try HDF5Library.isHDF5(path: openPath) }) else {
             throw TaskVectorError(.malformed, file: path, "not an HDF5 file (no HDF5 signature found)")
         }
@@ -126,7 +138,7 @@ public enum HDF5Reader {
                 throw TaskVectorError(hdf5: failure, file: path, tensor: nil)
             }
         }
-        var contents = HDF5Contents(tensors: [], skipped: [])
+        var skipped: [TaskVectorError] = []
         var seen: [String: String] = [:]
         for datasetPath in paths {
             let name = datasetPath.split(separator: "/", omittingEmptySubsequences: true).joined(separator: ".")
@@ -135,14 +147,17 @@ public enum HDF5Reader {
                     .malformed, file: path, tensor: name,
                     "datasets '/\(earlier)' and '/\(datasetPath)' both map to this tensor name")
             }
+            let tensor: LoadedTensor
             do {
-                contents.tensors.append(try readDataset(datasetPath, name: name, in: file, path: path))
+                tensor = try readDataset(datasetPath, name: name, in: file, path: path)
             } catch let error as TaskVectorError where skipUnsupported && error.code == .unsupported {
-                contents.skipped.append(error)
+                skipped.append(error)
+                continue
             }
+            try emit(tensor)
         }
         do { try file.close() } catch { throw TaskVectorError(hdf5: error, file: path, tensor: nil) }
-        return contents
+        return skipped
     }
 
     private static func readDataset(

@@ -617,32 +617,35 @@ extension HDF5ReaderProcess {
         }
     }
 
-    /// Reads the requested file and writes the response; false when the parent is gone.
+    /// Reads the requested file and writes the response, each tensor as soon as it is read; false when the
+    /// parent is gone.
     private static func answer(_ request: Request) -> Bool {
-        let contents: HDF5Contents
+        struct ParentGone: Error {}
+        let skipped: [TaskVectorError]
         do {
-            contents = try HDF5Reader.readInProcess(path: request.path, skipUnsupported: request.skipUnsupported)
+            skipped = try HDF5Reader.readInProcess(path: request.path, skipUnsupported: request.skipUnsupported) { tensor in
+                var out = WireWriter()
+                out.byte(UInt8(ascii: "T"))
+                out.string(tensor.name)
+                out.string(tensor.dtype.rawValue)
+                out.byte(UInt8(tensor.shape.count))
+                for d in tensor.shape { out.u64(UInt64(d)) }
+                out.u64(UInt64(tensor.data.bytes.count))
+                guard writeAll(out.bytes), writeAll(tensor.data.bytes) else { throw ParentGone() }
+            }
+        } catch is ParentGone {
+            return false
         } catch {
             var out = WireWriter()
             out.byte(UInt8(ascii: "E"))
             out.error(error as? TaskVectorError ?? TaskVectorError(.io, "\(error)"))
             return writeAll(out.bytes)
         }
-        for skipped in contents.skipped {
+        for error in skipped {
             var out = WireWriter()
             out.byte(UInt8(ascii: "S"))
-            out.error(skipped)
+            out.error(error)
             guard writeAll(out.bytes) else { return false }
-        }
-        for tensor in contents.tensors {
-            var out = WireWriter()
-            out.byte(UInt8(ascii: "T"))
-            out.string(tensor.name)
-            out.string(tensor.dtype.rawValue)
-            out.byte(UInt8(tensor.shape.count))
-            for d in tensor.shape { out.u64(UInt64(d)) }
-            out.u64(UInt64(tensor.data.bytes.count))
-            guard writeAll(out.bytes), writeAll(tensor.data.bytes) else { return false }
         }
         return writeAll([UInt8(ascii: "D")])
     }
