@@ -215,6 +215,8 @@ enum HDF5Structure {
 
     /// A message's data as fields: bytes at the start (versions, flags, classes), then 4- and 8-byte words.
     static func messageData(_ at: Int, _ n: Int, _ b: [UInt8]) -> [Field] {
+        // A message whose size runs past its chunk leaves nothing (n < 0) to take apart.
+        guard n > 0 else { return [] }
         var out: [Field] = []
         for o in 0..<min(n, 8) { out.append(Field(offset: at + o, width: 1)) }
         for o in stride(from: 0, to: min(n, 64) - 3, by: 4) { out.append(Field(offset: at + o, width: 4)) }
