@@ -39,6 +39,8 @@ rc=0
 Fuzz/.build/release/FuzzReaders "$work/corpus" "$work/seeds" -runs="$runs" -max_len=65536 -timeout=10 \
   -rss_limit_mb=2048 -malloc_limit_mb=2048 -artifact_prefix=Fuzz/crashes/ -print_final_stats=1 \
   >"$work.log" 2>&1 || rc=$?
-grep -E "^#[0-9]+ +DONE|stat::|ERROR|SUMMARY|Done [0-9]+ runs|Test unit written|Fatal error" "$work.log" || true
+grep -E "^#[0-9]+ +DONE|stat::|ERROR|SUMMARY|Done [0-9]+ runs|Test unit written|Fatal error|runtime failure|crashed:" "$work.log" || true
+# A failed run keeps its whole log beside the crashing input.
+if [ "$rc" -ne 0 ]; then cp "$work.log" Fuzz/crashes/last-run.log; echo "log: Fuzz/crashes/last-run.log"; fi
 rm -f "$work.log"
 exit "$rc"

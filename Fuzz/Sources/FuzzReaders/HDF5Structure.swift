@@ -207,7 +207,8 @@ enum HDF5Structure {
         if flags & 0x20 != 0 { p += 16 }
         if flags & 0x10 != 0 { p += 4 }
         let w = sizeWidth(flags)
-        guard let size = le(b, p, w) else { return nil }
+        // An 8-byte size with its top bit set reads as a negative Int: no chunk.
+        guard let size = le(b, p, w), size >= 0 else { return nil }
         p += w
         guard size <= b.count - p - 4 else { return nil }
         return (p, p + size)
