@@ -54,7 +54,7 @@ package enum HDF5ReaderProcess {
     /// - Throws: ``TaskVectorError`` (`.unsupported`, naming `file`) when no helper is found, saying where
     ///   it was looked for and how to name it.
     package static func mode(for file: String) throws -> Mode {
-        try mode(for: file, named: getenv(environmentVariable).map { String(cString: $0) }, candidates: candidatePaths())
+        try mode(for: file, named: getenv(environmentVariable).map { String(cString: $0) }, candidates: candidates)
     }
 
     /// The mode for `file` when the environment variable says `named` and the helper may be at `candidates`.
@@ -77,6 +77,9 @@ package enum HDF5ReaderProcess {
                 + "it beside compeft, or set \(environmentVariable) to its path, or to 'in-process' to read trusted "
                 + "files inside this process")
     }
+
+    /// Where the helper may be (found once: neither the program nor the library moves).
+    static let candidates = candidatePaths()
 
     /// Where the helper may be: beside the program and beside the shared library holding this code, and in
     /// `../libexec/compeft/` from each.
