@@ -98,10 +98,26 @@ import Testing
         #expect(error?.message.contains("is not an executable file") == true)
     }
 
-    @Test func cpuAllowanceGrowsWithTheFile() {
+    @Test func cpuAndMemoryAllowancesGrowWithTheFile() {
         #expect(HDF5ReaderProcess.cpuSeconds(forFileOf: 0) == 60)
         #expect(HDF5ReaderProcess.cpuSeconds(forFileOf: 1 << 30) == 120)
         #expect(HDF5ReaderProcess.cpuSeconds(forFileOf: (1 << 30) + 1) == 121)
+        #expect(HDF5ReaderProcess.largestDataset(forFileOf: 12_236) == 16 << 20)
+        #expect(HDF5ReaderProcess.largestDataset(forFileOf: 1 << 20) == 1100 << 20)
+        #expect(HDF5ReaderProcess.largestDataset(forFileOf: 1 << 40) == 1 << 40)
+        #expect(HDF5ReaderProcess.largestDataset(forFileOf: .max) == 1 << 40)
+        #expect(HDF5ReaderProcess.memoryBytes(forFileOf: 12_236) == (512 << 20) + 3 * (16 << 20))
+        #expect(HDF5ReaderProcess.memoryBytes(forFileOf: .max) == (512 << 20) + 3 << 40)
+    }
+
+    /// A 12 KB file found by fuzz target 8 on which libhdf5 allocates without end (24 GB, until the system
+    /// killed the helper): with the helper's memory limit it fails at once, as an error naming the file.
+    @Test func aFileThatMakesLibhdf5AllocateWithoutEndFailsWithinTheHelpersMemoryLimit() throws {
+        let path = FormatFixtures.path("memory_bomb.h5")
+        let start = ContinuousClock.now
+        let error = expectTaskVectorError(.malformed) { _ = try HDF5Reader.read(path: path) }
+        #expect(error?.file == path)
+        #expect(ContinuousClock.now - start < .seconds(30), "the limit should stop it long before the CPU limit")
     }
 
     // MARK: - A helper that lies or dies

@@ -20,6 +20,10 @@ internal import Darwin
 /// - SIGPROF: the read used more CPU time than ``cpuSeconds(forFileOf:)`` allows, a file that makes
 ///   libhdf5 loop (`.malformed`); the allowance is generous for real files (60 s plus 60 s per GiB).
 ///
+/// The helper's data memory is limited too (``memoryBytes(forFileOf:)``: 512 MiB plus three times the
+/// largest dataset the file may hold), so a file that makes libhdf5 allocate without end fails in the helper
+/// rather than exhausting the machine.
+///
 /// The helper is found, in this order: the path in `COMPEFT_HDF5_READER` (or `in-process` there, which
 /// reads inside this process — for trusted files only); `compeft-hdf5-reader` beside the program or
 /// shared library that holds this code, or in `../libexec/compeft/` from there. The helper dies with the
@@ -45,6 +49,22 @@ package enum HDF5ReaderProcess {
     /// CPU time allowed for reading a file of `size` bytes: 60 s, plus 60 s per GiB.
     package static func cpuSeconds(forFileOf size: Int) -> Int {
         60 + Int((Double(max(size, 0)) / Double(1 << 30) * 60).rounded(.up))
+    }
+
+    /// The most bytes one dataset of a file of `size` bytes may hold, as ``HDF5Reader`` allows: 1100× what
+    /// the file stores (compression), at least 16 MiB (fill values), at most 2⁴⁰.
+    package static func largestDataset(forFileOf size: Int) -> Int {
+        let expanded = max(size, 0).multipliedReportingOverflow(by: HDF5Reader.maxExpansion)
+        return max(HDF5Reader.unbackedAllowance, min(HDF5Reader.maxTensorBytes, expanded.overflow ? .max : expanded.partialValue))
+    }
+
+    /// The data memory (`RLIMIT_DATA`: heap and private mappings) the helper may use for a file of `size`
+    /// bytes: 512 MiB, plus three times the largest dataset such a file may hold (the dataset, libhdf5's
+    /// buffers for decompressing it, slack). A file that makes libhdf5 allocate without end fails there,
+    /// instead of taking the machine's memory (a crafted 12 KB file took 24 GB before the system killed it).
+    package static func memoryBytes(forFileOf size: Int) -> Int {
+        let (tripled, overflow) = largestDataset(forFileOf: size).multipliedReportingOverflow(by: 3)
+        return overflow ? .max : (512 << 20) &+ min(tripled, .max - (512 << 20))
     }
 
     // MARK: - Finding the helper
@@ -159,7 +179,7 @@ package enum HDF5ReaderProcess {
     {
         let process = try HelperProcess(helper: helper, passing: descriptor, file: path)
         try process.send(
-            Request(path: "/proc/self/fd/3", skipUnsupported: skipUnsupported, cpuSeconds: cpuSeconds(forFileOf: size)))
+            Request(path: "/proc/self/fd/3", skipUnsupported: skipUnsupported, fileSize: size))
         process.finishRequests()
         let contents = try process.receive(file: path, fileSize: size)
         try process.waitForExit(file: path)
@@ -170,13 +190,14 @@ package enum HDF5ReaderProcess {
     struct Request {
         var path: String
         var skipUnsupported: Bool
-        var cpuSeconds: Int
+        /// The file's size, from which the helper sets its CPU time and memory limits for the read.
+        var fileSize: Int
 
         var encoded: [UInt8] {
             var out = WireWriter()
             out.string(path)
             out.byte(skipUnsupported ? 1 : 0)
-            out.u32(UInt32(clamping: cpuSeconds))
+            out.u64(UInt64(max(fileSize, 0)))
             return out.bytes
         }
     }
@@ -206,9 +227,7 @@ package enum HDF5ReaderProcess {
         self.process = process
         do {
             try process.send(
-                HDF5ReaderProcess.Request(
-                    path: path, skipUnsupported: skipUnsupported,
-                    cpuSeconds: HDF5ReaderProcess.cpuSeconds(forFileOf: opened.size)))
+                HDF5ReaderProcess.Request(path: path, skipUnsupported: skipUnsupported, fileSize: opened.size))
             return try process.receive(file: path, fileSize: opened.size)
         } catch {
             // The helper died, or sent what it should not: start another for the next file.
@@ -400,6 +419,12 @@ extension HDF5ReaderProcess {
                         "reading this HDF5 file used more CPU time than compeft allows for its size (60 s + 60 s per "
                             + "GiB): libhdf5 loops on it; it is malformed or crafted")
                 }
+                if signal == SIGKILL {
+                    return TaskVectorError(
+                        .malformed, file: file,
+                        "compeft's HDF5 reader process was killed (signal 9) reading this file, most likely by the "
+                            + "system for using too much memory: the file is malformed or crafted")
+                }
                 let name = strsignal(signal).map { String(cString: $0) } ?? "signal \(signal)"
                 return TaskVectorError(
                     .malformed, file: file,
@@ -527,7 +552,7 @@ struct WireReader {
     /// A tensor may hold at most what ``HDF5Reader`` allows a dataset of a file of `fileSize` bytes (its
     /// expansion limit, or 16 MiB of fill values), so a confused helper cannot make this process allocate more.
     func response(file: String, fileSize: Int) throws -> HDF5Contents {
-        let largest = max(HDF5Reader.unbackedAllowance, min(HDF5Reader.maxTensorBytes, fileSize.multipliedReportingOverflow(by: HDF5Reader.maxExpansion).partialValue))
+        let largest = HDF5ReaderProcess.largestDataset(forFileOf: fileSize)
         var contents = HDF5Contents(tensors: [], skipped: [])
         while true {
             let tag = try byte()
@@ -605,13 +630,19 @@ extension HDF5ReaderProcess {
             do {
                 let path = try input.string("path")
                 let flags = try input.byte()
-                let seconds = try input.u32()
-                request = Request(path: path, skipUnsupported: flags & 1 != 0, cpuSeconds: Int(seconds))
+                let size = try input.u64()
+                request = Request(path: path, skipUnsupported: flags & 1 != 0, fileSize: Int(clamping: size))
             } catch {
                 return 0  // no more requests
             }
+            // This read's limits: CPU time (SIGPROF ends the helper) and data memory (allocations fail).
+            var memory = rlimit()
+            getrlimit(Int32(RLIMIT_DATA.rawValue), &memory)
+            memory.rlim_cur = min(rlim_t(memoryBytes(forFileOf: request.fileSize)), memory.rlim_max)
+            setrlimit(Int32(RLIMIT_DATA.rawValue), &memory)
             var timer = itimerval(
-                it_interval: timeval(tv_sec: 0, tv_usec: 0), it_value: timeval(tv_sec: max(1, request.cpuSeconds), tv_usec: 0))
+                it_interval: timeval(tv_sec: 0, tv_usec: 0),
+                it_value: timeval(tv_sec: cpuSeconds(forFileOf: request.fileSize), tv_usec: 0))
             setitimer(Int32(ITIMER_PROF.rawValue), &timer, nil)
             let answered = answer(request)
             timer.it_value = timeval(tv_sec: 0, tv_usec: 0)
