@@ -433,8 +433,11 @@ extension HDF5ReaderProcess {
             }
             let code = (status >> 8) & 0xff
             if endedEarly || code != 0 {
+                // The helper's only input is the file: libhdf5 ended it (fuzzing found files on which it exits).
                 return TaskVectorError(
-                    .io, file: file, "compeft's HDF5 reader process ended without an answer (exit status \(code))")
+                    .malformed, file: file,
+                    "compeft's HDF5 reader process ended without an answer (exit status \(code)) reading this file: "
+                        + "it is malformed or crafted")
             }
             return TaskVectorError(.io, file: file, "compeft's HDF5 reader process failed")
         }
