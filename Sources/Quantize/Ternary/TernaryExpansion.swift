@@ -167,8 +167,8 @@ package enum TernaryExpansion {
 
 /// A value width ``TernaryExpander`` writes. Each width spells out its lane operations on its own
 /// concrete vector type: the standard library's operations generic over the scalar type compile to a
-/// loop over lanes, these to a handful of vector instructions.
-protocol ExpansionLane: FixedWidthInteger, UnsignedInteger, SIMDScalar {
+/// loop over lanes, these to a handful of vector instructions. (`Codable` because `SIMD8<Self>` is.)
+protocol ExpansionLane: FixedWidthInteger, UnsignedInteger, SIMDScalar, Codable {
     /// Lane i: `positive` where `rank[i]` is non-zero, `positive ^ flip` where also `rank[i] & signs`
     /// is, 0 elsewhere.
     static func lanes(rank: SIMD8<UInt16>, signs: UInt64, positive: SIMD8<Self>, flip: SIMD8<Self>) -> SIMD8<Self>
