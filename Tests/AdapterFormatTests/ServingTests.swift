@@ -1,4 +1,4 @@
-import AdapterFormat
+@testable import AdapterFormat
 import Dispatch
 import Fixtures
 import Foundation
@@ -113,6 +113,65 @@ import Testing
             try base.withUnsafeMutableBytes { try reader.apply(t, to: $0, as: .f32, factor: -2) }
             for i in 0..<t.count { #expect(base[i] == 0.5 - 2 * (expected[i] - 1)) }
         }
+    }
+
+    /// Tensors whose mask zstd packs smaller than the gap coder (rows of a LoRA B kept whole or not at
+    /// all) are stored as encoding 1 and decode through their own fast path: the same values as the
+    /// general path (`decodeValues`, rounded once), in every output type, including the last partial
+    /// mask byte and sign bits read to the very end.
+    @Test func ternaryBitmapTensorsDecodeAsTheGeneralPath() throws {
+        var g = GapSpecGenerator(seed: 23)
+        var tensors: [SourceTensor] = []
+        var total = 0
+        for (name, rows, width) in [("b.weight", 4096, 16), ("odd.weight", 1001, 13), ("small.weight", 37, 7)] {
+            let plan = GapSpecGenerator.Plan(shape: [rows, width]) { i in (i / width) % 5 < 2 ? 0.9 : 0.01 }
+            let (bytes, _) = g.values(plan)
+            total += plan.count
+            tensors.append(SourceTensor(name: name, dtype: .f32, shape: plan.shape, fileName: "x.safetensors", role: .residual,
+                                        initRule: .zero, data: TensorData(dtype: .f32, copying: bytes)))
+        }
+        let input = TaskVectorInput(kind: .residual, tensors: tensors, fileMetadata: [:], auxiliaryFiles: [], adapterConfig: nil,
+                                    sourceFiles: [], inputBytes: total * 4)
+        let path = scratchDirectory("serve-bitmap") + "/c.cpeft"
+        _ = try AdapterCompressor.compress(input, options: .init(density: .percent(30)), to: AtomicFileWriter(path: path))
+        let reader = try ContainerReader(path: path)
+        let bitmaps = reader.index.tensors.filter { $0.encoding == PayloadEncoding.ternaryBitmap.rawValue }
+        #expect(bitmaps.count >= 2, "encodings: \(reader.index.tensors.map(\.encoding))")
+        for t in bitmaps {
+            var values = [Float](repeating: .nan, count: t.count)
+            try values.withUnsafeMutableBufferPointer { try reader.decodeValues(t, base: nil, into: $0) }
+            #expect(values.contains { $0 < 0 } && values.contains { $0 > 0 } && values.contains(0), "\(t.name)")
+            for dtype in [DType.f32, .f16, .bf16] {
+                var expected: [UInt8] = []
+                for v in values {
+                    switch dtype {
+                    case .f32: withUnsafeBytes(of: v.bitPattern.littleEndian) { expected += $0 }
+                    case .f16: withUnsafeBytes(of: FloatConversion.f16(from: v).littleEndian) { expected += $0 }
+                    default: withUnsafeBytes(of: FloatConversion.bf16(from: v).littleEndian) { expected += $0 }
+                    }
+                }
+                #expect(try decode(reader, t, as: dtype) == expected, "\(t.name) as \(dtype)")
+            }
+        }
+    }
+
+    /// The checks the encoding-1 fast path makes on a decoded payload before it writes a value.
+    @Test func corruptBitmapPayloadsAreRefused() {
+        func problem(_ raw: [UInt8]) -> String? {
+            raw.withUnsafeBytes {
+                switch PayloadEncoding.bitmap($0, count: 13, nonzero: 3) {
+                case .success: nil
+                case .failure(let p): p.message
+                }
+            }
+        }
+        #expect(problem([0b0000_0101, 0b0001_0000, 0b0000_0010]) == nil)
+        #expect(problem([0b0000_0111, 0b0001_0000, 0b0000_0010])?.contains("4 set bits") == true)
+        #expect(problem([0b0000_0011, 0b0010_0000, 0b0000_0010])?.contains("past the last value") == true)
+        #expect(problem([0b0000_0101, 0b0001_0000, 0b0000_1010])?.contains("sign bits set past") == true)
+        #expect(problem([0b0000_0101])?.contains("shorter than its mask") == true)
+        #expect(problem([0b0000_0101, 0b0001_0000, 0b0000_0010, 0])?.contains("sign bytes 2") == true)
+        #expect(problem([0b0000_0101, 0b0001_0000])?.contains("sign bytes 0") == true)
     }
 
     @Test func badArgumentsGetClearErrors() throws {

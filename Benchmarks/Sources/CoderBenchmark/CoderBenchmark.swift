@@ -10,7 +10,8 @@ import Darwin
 /// Sizes and speeds of ``GapCoder`` beside zstd -19 on the v1 packing and on a 2-bit packing.
 ///
 /// Usage: `swift run -c release --package-path Benchmarks CoderBenchmark [--large] [--quick]`
-/// (`--decode-container FILE` times the serving decode of every tensor of a container into bf16;
+/// (`--decode-container FILE… [--rounds N]` times the serving decode of every tensor of each container into bf16
+/// in CPU time, best of N (5), also per payload encoding;
 /// `--fixtures ADAPTER…` prints the size table for real adapters instead; `--coder-only` skips the zstd baselines; `--large` adds 10⁸ values; `--quick` runs 10⁵ and 10⁶ only; `--size N` runs d = N only; `--density P` runs p = P only).
 @main
 struct CoderBenchmark {
@@ -21,7 +22,10 @@ struct CoderBenchmark {
     static func main() {
         let arguments = CommandLine.arguments
         if let i = arguments.firstIndex(of: "--decode-container"), i + 1 < arguments.count {
-            ContainerDecode.run(path: arguments[i + 1])
+            var rounds = 5
+            if let r = arguments.firstIndex(of: "--rounds"), r + 1 < arguments.count, let n = Int(arguments[r + 1]) { rounds = n }
+            let paths = arguments[(i + 1)...].prefix { !$0.hasPrefix("--") }
+            ContainerDecode.run(paths: Array(paths), rounds: rounds)
             return
         }
         if let i = arguments.firstIndex(of: "--fixtures") {

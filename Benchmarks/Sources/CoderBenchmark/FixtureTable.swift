@@ -21,7 +21,7 @@ enum FixtureTable {
             }
             for density in [1.0, 2, 5, 10, 20, 30, 50] {
                 // The paper's rule (kind .other), whose single global group this table measures.
-                guard let plan = try? Planner.plan(input.tensors, options: .init(density: density), kind: .other), let g = plan.global else { continue }
+                guard let plan = try? Planner.plan(input.tensors, options: .init(density: .percent(density)), kind: .other), let g = plan.global else { continue }
                 var gap = 0, container = 0, v1 = 0, twoBit = 0, n = 0
                 let chunks = ResidualChunks()
                 for (t, tp) in zip(input.tensors, plan.tensors) where tp.storage == .ternary {

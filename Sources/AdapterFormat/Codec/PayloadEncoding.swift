@@ -56,33 +56,71 @@ public enum PayloadEncoding: Int, Sendable, CaseIterable, CustomStringConvertibl
     /// Parses a decoded ternary or sparse payload, checking every count against the index.
     static func code(from raw: UnsafeRawBufferPointer, encoding: PayloadEncoding, count: Int, kept: Int,
                      nonzero: Int) -> (TernaryCode?, String?) {
-        let maskBytes = (count + 7) / 8
-        guard raw.count >= maskBytes else { return (nil, "payload shorter than its mask") }
-        let mask = [UInt8](raw[0..<maskBytes])
-        var ones = 0
-        for b in mask { ones += b.nonzeroBitCount }
-        guard ones == nonzero else { return (nil, "mask has \(ones) set bits, the index says \(nonzero)") }
-        if count % 8 != 0, let last = mask.last, last &>> UInt8(count % 8) != 0 {
-            return (nil, "mask has bits set past the last value")
-        }
         switch encoding {
         case .ternaryBitmap:
-            let signs = [UInt8](raw[maskBytes...])
-            guard signs.count == (nonzero + 7) / 8 else { return (nil, "sign bytes \(signs.count), expected \((nonzero + 7) / 8)") }
-            if nonzero % 8 != 0, let last = signs.last, last &>> UInt8(nonzero % 8) != 0 {
-                return (nil, "sign bits set past the last kept value")
+            switch bitmap(raw, count: count, nonzero: nonzero) {
+            case .success(let parts):
+                return (TernaryCode(count: count, keptCount: kept, nonzeroCount: nonzero, mask: Array(parts.mask),
+                                    signs: Array(parts.signs)), nil)
+            case .failure(let problem): return (nil, problem.message)
             }
-            return (TernaryCode(count: count, keptCount: kept, nonzeroCount: nonzero, mask: mask, signs: signs), nil)
         case .sparseFloat:
+            let maskBytes = (count + 7) / 8
+            if let problem = checkMask(raw, count: count, nonzero: nonzero) { return (nil, problem) }
             guard raw.count - maskBytes == nonzero * 4 else { return (nil, "value bytes do not match the kept count") }
             var values = [Float](repeating: 0, count: nonzero)
             for i in 0..<nonzero {
                 values[i] = Float(bitPattern: raw.readLE(UInt32.self, at: maskBytes + 4 * i)!)
             }
             guard values.allSatisfy({ $0.isFinite }) else { return (nil, "stored value is NaN or Inf") }
-            return (TernaryCode(count: count, keptCount: kept, nonzeroCount: nonzero, mask: mask, signs: [], values: values), nil)
+            return (TernaryCode(count: count, keptCount: kept, nonzeroCount: nonzero, mask: Array(raw[0..<maskBytes]), signs: [],
+                                values: values), nil)
         case .raw, .ternaryGap:
             return (nil, "payload is not a mask-and-signs code")
         }
+    }
+
+    /// A problem with a decoded payload, in words.
+    struct Problem: Error {
+        let message: String
+    }
+
+    /// The mask and signs of a decoded `ternary-bitmap` payload, checked against the index's counts,
+    /// without copying them.
+    static func bitmap(_ raw: UnsafeRawBufferPointer, count: Int, nonzero: Int)
+        -> Result<(mask: UnsafeRawBufferPointer, signs: UnsafeRawBufferPointer), Problem>
+    {
+        if let problem = checkMask(raw, count: count, nonzero: nonzero) { return .failure(Problem(message: problem)) }
+        let maskBytes = (count + 7) / 8
+        let signs = UnsafeRawBufferPointer(rebasing: raw[maskBytes...])
+        guard signs.count == (nonzero + 7) / 8 else {
+            return .failure(Problem(message: "sign bytes \(signs.count), expected \((nonzero + 7) / 8)"))
+        }
+        if nonzero % 8 != 0, let last = signs.last, last &>> UInt8(nonzero % 8) != 0 {
+            return .failure(Problem(message: "sign bits set past the last kept value"))
+        }
+        return .success((UnsafeRawBufferPointer(rebasing: raw[0..<maskBytes]), signs))
+    }
+
+    /// Checks that `raw` starts with a mask of `count` bits with exactly `nonzero` set, none past
+    /// `count`; returns the problem, or nil.
+    static func checkMask(_ raw: UnsafeRawBufferPointer, count: Int, nonzero: Int) -> String? {
+        let maskBytes = (count + 7) / 8
+        guard raw.count >= maskBytes else { return "payload shorter than its mask" }
+        var ones = 0
+        var i = 0
+        while i &+ 8 <= maskBytes {
+            ones &+= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self).nonzeroBitCount
+            i &+= 8
+        }
+        while i < maskBytes {
+            ones &+= raw[i].nonzeroBitCount
+            i &+= 1
+        }
+        guard ones == nonzero else { return "mask has \(ones) set bits, the index says \(nonzero)" }
+        if count % 8 != 0, raw[maskBytes - 1] &>> UInt8(count % 8) != 0 {
+            return "mask has bits set past the last value"
+        }
+        return nil
     }
 }

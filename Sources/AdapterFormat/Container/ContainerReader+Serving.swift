@@ -52,6 +52,22 @@ extension ContainerReader {
             }
             return
         }
+        if try decodableEncoding(t) == .ternaryBitmap && (residualOnly || t.initRule == .zero) {
+            // The same for a zstd-framed mask and signs: 0 + (±scale), rounded once, eight values at a time.
+            let raw = try decompressed(offset: t.offset, length: t.length, rawLength: t.rawLength, xxh64: t.xxh64, tensor: t.name)
+            try raw.withUnsafeBytes { raw in
+                switch PayloadEncoding.bitmap(raw, count: t.count, nonzero: t.nonzero) {
+                case .success(let parts):
+                    let scale = Float(bitPattern: t.scaleBits)
+                    let type: GapCoder.OutputType = dtype == .f32 ? .f32 : dtype == .f16 ? .f16 : .bf16
+                    TernaryExpansion.write(mask: parts.mask, signs: parts.signs, count: t.count, positive: 0 + scale,
+                                           negative: 0 + -scale, into: destination, as: type)
+                case .failure(let problem):
+                    throw FormatError(.malformed, file: path, tensor: t.name, problem.message)
+                }
+            }
+            return
+        }
         let decoded = try payload(t)
         if case .code(let code) = decoded, residualOnly || t.initRule != .base || base!.dtype == dtype {
             // Fast path: write the init straight into the output type, then touch only kept positions

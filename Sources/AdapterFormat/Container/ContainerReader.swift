@@ -207,7 +207,7 @@ public final class ContainerReader: Sendable {
         return bytes
     }
 
-    private func decompressed(offset: Int, length: Int, rawLength: Int, xxh64: String, tensor: String?) throws -> [UInt8] {
+    func decompressed(offset: Int, length: Int, rawLength: Int, xxh64: String, tensor: String?) throws -> [UInt8] {
         let stored = try stored(offset: offset, length: length, xxh64: xxh64, tensor: tensor)
         var out = [UInt8](repeating: 0, count: 0)
         do {

@@ -19,7 +19,7 @@ extension GapCoder {
         let layout = try split(bytes, count: count, nonzero: nonzero)
         var mask = [UInt8](repeating: 0, count: (count + 7) / 8)
         try mask.withUnsafeMutableBufferPointer { mask in
-            var sink = MaskSink(mask: mask.baseAddress!)
+            var sink = MaskSink(mask: mask.baseAddress!, bytes: mask.count)
             try decodeRuns(layout.stream, count: count, nonzero: nonzero, blockShift: layout.blockShift, into: &sink)
         }
         return TernaryCode(count: count, keptCount: nonzero, nonzeroCount: nonzero, mask: mask, signs: Array(layout.signs))
@@ -48,22 +48,43 @@ extension GapCoder {
                      "destination has \(destination.count) bytes for \(count) values of \(type)")
         let layout = try split(bytes, count: count, nonzero: nonzero)
         guard let base = destination.baseAddress else { return }
-        let signs = layout.signs.baseAddress ?? UnsafeRawPointer(base)
         switch type {
         case .f32:
-            var sink = FloatSink<UInt32>(destination: base, count: count, signs: signs, positive: scale.bitPattern,
-                                         negative: (-scale).bitPattern)
-            try decodeRuns(layout.stream, count: count, nonzero: nonzero, blockShift: layout.blockShift, into: &sink)
+            try decodeRuns(layout, count: count, nonzero: nonzero, into: base, positive: scale.bitPattern,
+                           negative: (-scale).bitPattern)
         case .f16:
             let bits = FloatConversion.f16(from: scale)
-            var sink = FloatSink<UInt16>(destination: base, count: count, signs: signs, positive: bits, negative: bits ^ 0x8000)
-            try decodeRuns(layout.stream, count: count, nonzero: nonzero, blockShift: layout.blockShift, into: &sink)
+            try decodeRuns(layout, count: count, nonzero: nonzero, into: base, positive: bits, negative: bits ^ 0x8000)
         case .bf16:
             let bits = FloatConversion.bf16(from: scale)
-            var sink = FloatSink<UInt16>(destination: base, count: count, signs: signs, positive: bits, negative: bits ^ 0x8000)
-            try decodeRuns(layout.stream, count: count, nonzero: nonzero, blockShift: layout.blockShift, into: &sink)
+            try decodeRuns(layout, count: count, nonzero: nonzero, into: base, positive: bits, negative: bits ^ 0x8000)
         }
     }
+
+    /// Decodes the runs into `count` values of `Bits` at `destination`: sparse tensors by a scatter of
+    /// the kept values into zeroed memory, denser ones through mask chunks that a ``TernaryExpander``
+    /// writes eight values at a time.
+    static func decodeRuns<Bits: ExpansionLane>(
+        _ layout: (blockShift: Int, signs: UnsafeRawBufferPointer, stream: UnsafeRawBufferPointer), count: Int,
+        nonzero: Int, into destination: UnsafeMutableRawPointer, positive: Bits, negative: Bits) throws {
+        if nonzero < count / expansionDensityDivisor {
+            let signs = layout.signs.baseAddress ?? UnsafeRawPointer(destination)
+            var sink = FloatSink<Bits>(destination: destination, count: count, signs: signs, positive: positive, negative: negative)
+            try decodeRuns(layout.stream, count: count, nonzero: nonzero, blockShift: layout.blockShift, into: &sink)
+            return
+        }
+        let chunkBytes = ExpandingSink<Bits>.chunkBytes
+        let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: chunkBytes)
+        defer { chunk.deallocate() }
+        chunk.initialize(repeating: 0, count: chunkBytes)
+        let expander = TernaryExpander(destination: destination, count: count, signs: layout.signs, positive: positive,
+                                       negative: negative)
+        var sink = ExpandingSink(expander: expander, chunk: chunk)
+        try decodeRuns(layout.stream, count: count, nonzero: nonzero, blockShift: layout.blockShift, into: &sink)
+    }
+
+    /// Tensors with fewer than count / this many kept values are decoded by a scatter.
+    static let expansionDensityDivisor = 16
 
     /// Checks the header and the sign bytes and splits off the run stream.
     static func split(_ bytes: UnsafeRawBufferPointer, count: Int, nonzero: Int) throws
@@ -153,7 +174,27 @@ extension GapCoder {
         defer { decoded = k }
         // A code word of q + 1 + b ≤ 57 bits is read from one 64-bit load.
         let fastQuotients = min(32, 56 - golomb.shortWidth)
+        let table = GolombTable.table(golomb.index)
+        let windowMask: UInt64 = (1 &<< UInt64(GolombTable.windowBits)) &- 1
         while true {
+            if let table {
+                // Every code word inside the next window at once, while they stay inside the run and
+                // within the kept count; the last gap of a run (its terminator) goes the single way.
+                let entry = table[Int(truncatingIfNeeded: reader.peek() & windowMask)]
+                let advance = Int(truncatingIfNeeded: (entry &>> 54) & 63)
+                let pattern = entry & ((1 &<< 48) &- 1)
+                let n = Int(truncatingIfNeeded: (entry &>> 48) & 63)
+                if advance != 0 && next &+ advance <= end && k &+ n <= nonzero {
+                    sink.put(pattern: pattern, at: next, keptIndex: k)
+                    reader.position &+= Int(truncatingIfNeeded: entry &>> 60)
+                    guard !reader.isOverrun else {
+                        throw QuantizeError("gap stream: truncated in a gap at bit \(reader.position)")
+                    }
+                    k &+= n
+                    next &+= advance
+                    continue
+                }
+            }
             var word = reader.peek()
             var quotient = (~word).trailingZeroBitCount
             if quotient < fastQuotients {
@@ -211,6 +252,7 @@ extension GapCoder {
                                                     into sink: inout Sink) throws {
         var k = decoded
         defer { decoded = k }
+        let popcounts = TernaryExpansion.popcounts
         try code.fastTable.withUnsafeBufferPointer { table in
             let fastMask = UInt64(table.count - 1)
             for byteIndex in (start >> 3)..<((end + 7) >> 3) {
@@ -226,14 +268,15 @@ extension GapCoder {
                     throw QuantizeError("gap stream: truncated in a mask byte at bit \(reader.position)")
                 }
                 guard byte != 0 else { continue }
-                guard k &+ byte.nonzeroBitCount <= nonzero else {
+                let kept = Int(popcounts[Int(byte)])
+                guard k &+ kept <= nonzero else {
                     throw QuantizeError("gap stream: more than \(nonzero) kept values at bit \(reader.position)")
                 }
                 if byteIndex == count >> 3 && byte >> UInt8(count & 7) != 0 {
                     throw QuantizeError("gap stream: mask bits past the last value at bit \(reader.position)")
                 }
                 sink.put(byte: byte, at: byteIndex, keptIndex: k)
-                k &+= byte.nonzeroBitCount
+                k &+= kept
             }
         }
     }
