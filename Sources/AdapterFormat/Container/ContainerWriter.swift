@@ -82,7 +82,7 @@ public final class ContainerWriter {
     ///   (bytewise): the index lists tensors, and their payloads lie, in name order; or when its shape,
     ///   encoding or counts are negative (the rest is checked when the index is read back by ``finish(index:)``).
     public func addTensor(_ entry: ContainerIndex.Tensor, stored: [UInt8], rawLength: Int) throws {
-        if let last = tensors.last, !last.name.utf8.lexicographicallyPrecedes(entry.name.utf8) {
+        if let last = tensors.last, !last.name.utf8Precedes(entry.name) {
             throw FormatError(.malformed, file: out.name, tensor: entry.name,
                               "tensors must be added in increasing name order (bytewise); it comes after '\(last.name)'")
         }

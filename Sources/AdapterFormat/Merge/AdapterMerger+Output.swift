@@ -57,7 +57,7 @@ extension AdapterMerger {
             bytes = report.outputBytes
             compression = report
         }
-        let byName = tensorReports.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let byName = tensorReports.sorted { $0.name.utf8Precedes($1.name) }
         return Report(outputPath: path, files: files, bytesWritten: bytes, tensors: byName, modules: moduleReports,
                       compression: compression)
     }
@@ -101,7 +101,7 @@ extension AdapterMerger {
     func mergedInput(store: MergedTensorStore, progress: ((Int, Int) -> Void)?) throws -> TaskVectorInput {
         var entries: [Checkpoint.Entry] = []
         var tensorBytes = 0
-        let bytewise = { (a: OutputTensor, b: OutputTensor) in a.name.utf8.lexicographicallyPrecedes(b.name.utf8) }
+        let bytewise = { (a: OutputTensor, b: OutputTensor) in a.name.utf8Precedes(b.name) }
         for o in outputs.sorted(by: bytewise) {
             let data = try store.tensor(dtype: o.dtype, byteCount: o.byteCount) { fill in try produce(o, sink: fill) }
             tensorBytes += o.byteCount

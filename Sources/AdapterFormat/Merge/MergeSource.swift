@@ -118,7 +118,7 @@ public final class MergeSource {
         }
         let tensors = index.tensors
             .map { Tensor(name: $0.name, dtype: $0.dtype, shape: $0.shape, file: $0.file, count: $0.count) }
-            .sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+            .sorted { $0.name.utf8Precedes($1.name) }
         let byName = Dictionary(uniqueKeysWithValues: index.tensors.map { ($0.name, $0) })
         return MergeSource(path: path, format: .container, kind: kind, peftType: index.peftType, adapterConfig: config,
                            tensors: tensors, fileMetadata: index.fileMetadata, auxiliaryFiles: auxiliary,

@@ -60,6 +60,9 @@ public struct LoRAModule: Sendable, Equatable {
 
     /// For a `lora_A` name, its prefix and the name of its `lora_B` partner; `nil` for any other name.
     static func partnerName(ofA name: String) -> (prefix: Substring, partner: String)? {
+        // An ASCII name is a factor only when it ends in the token or the token and `.weight`: most names
+        // are ruled out bytewise, without Foundation's search (this runs for every tensor).
+        if name.isASCIIOnly, !name.utf8HasSuffix("_A"), !name.utf8HasSuffix("_A.weight") { return nil }
         for (tokenA, tokenB) in [("lora_embedding_A", "lora_embedding_B"), ("lora_A", "lora_B")] {
             guard let r = name.range(of: tokenA, options: .backwards) else { continue }
             let prefix = name[..<r.lowerBound]

@@ -28,7 +28,7 @@ public enum SafeTensorsWriter {
     public static func layoutOrder(_ entries: [Entry]) -> [Entry] {
         entries.sorted { a, b in
             if a.dtype != b.dtype { return a.dtype > b.dtype }
-            return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
+            return a.name.utf8Precedes(b.name)
         }
     }
 
@@ -39,7 +39,7 @@ public enum SafeTensorsWriter {
         if !metadata.isEmpty {
             json += Array("\"__metadata__\":{".utf8)
             var firstKey = true
-            for key in metadata.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            for key in metadata.keys.sorted(by: { $0.utf8Precedes($1) }) {
                 if !firstKey { json.append(UInt8(ascii: ",")) }
                 firstKey = false
                 appendJSONString(key, to: &json)
