@@ -37,11 +37,16 @@ public struct LoRAModule: Sendable, Equatable {
     ///
     /// - Complexity: O(n) dictionary lookups for n tensors.
     public static func pairs(in tensors: [SourceTensor]) -> [LoRAModule] {
+        // The names of the lora_A candidates first: an input without any needs no index of every name.
+        let candidates = tensors.indices.compactMap { i in partnerName(ofA: tensors[i].name).map { (i, $0.prefix, $0.partner) } }
+        guard !candidates.isEmpty else { return [] }
         var index: [String: Int] = [:]
+        index.reserveCapacity(tensors.count)
         for (i, t) in tensors.enumerated() { index[t.name] = i }
         var modules: [LoRAModule] = []
-        for (i, t) in tensors.enumerated() {
-            guard let (prefix, partner) = partnerName(ofA: t.name), let j = index[partner] else { continue }
+        for (i, prefix, partner) in candidates {
+            let t = tensors[i]
+            guard let j = index[partner] else { continue }
             let a = t
             let b = tensors[j]
             guard isFactor(a), isFactor(b), a.shape.count >= 2, b.shape.count >= 2,
