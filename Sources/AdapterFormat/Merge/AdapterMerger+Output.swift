@@ -39,7 +39,7 @@ extension AdapterMerger {
             try folder.commit()
         case .file:
             let writer = try AtomicFileWriter(path: path, overwrite: overwrite)
-            try SafeTensorsWriter.write(entries(outputs, progress: progress), metadata: singleFileMetadata, to: writer)
+            try write(outputs, metadata: singleFileMetadata, to: writer, progress: progress)
             try writer.commit()
             files = [path]
             bytes = writer.bytesWritten
@@ -82,10 +82,10 @@ extension AdapterMerger {
         var done = 0
         for file in byFile.keys.sorted() {
             try put(file) { w in
-                try SafeTensorsWriter.write(entries(byFile[file]!, progress: { _, _ in
+                try write(byFile[file]!, metadata: sources[0].fileMetadata[file] ?? [:], to: w, progress: { _, _ in
                     done += 1
                     progress?(done, self.outputs.count)
-                }), metadata: sources[0].fileMetadata[file] ?? [:], to: w)
+                })
             }
         }
         return (names, bytes)
@@ -147,14 +147,14 @@ extension AdapterMerger {
     }
 
     /// Writer entries whose producers merge their tensor when the writer asks for its bytes.
-    func entries(_ list: [OutputTensor], progress: ((Int, Int) -> Void)?) -> [SafeTensorsWriter.Entry] {
+    /// Writes `list` as one safetensors file, merging each tensor as its bytes are written.
+    func write(_ list: [OutputTensor], metadata: [String: String], to writer: AtomicFileWriter,
+               progress: ((Int, Int) -> Void)?) throws {
         var done = 0
-        return list.map { o in
-            SafeTensorsWriter.Entry(name: o.name, dtype: o.dtype, shape: o.shape) { sink in
-                try self.produce(o, sink: sink)
-                done += 1
-                progress?(done, list.count)
-            }
+        try SafeTensorsWriter.write(list.lazy.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata, to: writer) { i, sink in
+            try produce(list[i], sink: sink)
+            done += 1
+            progress?(done, list.count)
         }
     }
 

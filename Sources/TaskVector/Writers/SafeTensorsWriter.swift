@@ -116,18 +116,32 @@ public enum SafeTensorsWriter {
     }
 
     public static func write(_ entries: [Entry], metadata: [String: String] = [:], to writer: AtomicFileWriter) throws {
-        try validate(entries, file: writer.path)
-        let ordered = layoutOrder(entries)
-        try writer.write(header(for: ordered, metadata: metadata))
-        for entry in ordered {
+        try write(entries.lazy.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata, to: writer) { i, sink in
+            try entries[i].produce(sink)
+        }
+    }
+
+    /// Writes a complete safetensors file of `tensors` (name, dtype, shape) to `writer` (not committed),
+    /// as ``write(_:metadata:to:)`` does, with one producer for all of them: `produce(i, sink)` streams
+    /// exactly the bytes of `tensors[i]`. No closure or copy per tensor (a file may hold a million).
+    public static func write<C: RandomAccessCollection<(String, DType, [Int])>>(
+        _ tensors: C, metadata: [String: String] = [:], to writer: AtomicFileWriter,
+        produce: (Int, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws where C.Index == Int {
+        try validate(tensors.lazy.map { ($0.0, $0.2) }, file: writer.path)
+        let order = layoutOrder(tensors.lazy.map { ($0.0, $0.1) })
+        try writer.write(header(for: order.lazy.map { tensors[$0] }, metadata: metadata))
+        for i in order {
+            let (name, dtype, shape) = tensors[i]
+            let byteCount = (checkedElementCount(shape) ?? 0) * dtype.byteSize
             var produced = 0
-            try entry.produce { chunk in
+            try produce(i) { chunk in
                 produced += chunk.count
                 try writer.write(chunk)
             }
-            guard produced == entry.byteCount else {
-                throw TaskVectorError(.malformed, file: writer.path, tensor: entry.name,
-                                      "internal: produced \(produced) bytes, expected \(entry.byteCount)")
+            guard produced == byteCount else {
+                throw TaskVectorError(.malformed, file: writer.path, tensor: name,
+                                      "internal: produced \(produced) bytes, expected \(byteCount)")
             }
         }
     }
