@@ -11,7 +11,8 @@ public final class ContainerWriter {
     private let level: Int32
     private var offset: Int
     private let preamble: [UInt8]
-    /// The tensors and verbatim files added so far, in the JSON form (offsets absolute).
+    /// The tensors and verbatim files added so far, in the JSON form (offsets absolute); ``finish(index:)``
+    /// lets the tensors go.
     public private(set) var tensors: [ContainerIndex.Tensor] = []
     public private(set) var files: [ContainerIndex.File] = []
     /// Contents of the files kept for the index.
@@ -110,10 +111,16 @@ public final class ContainerWriter {
         guard alpha == "auto" || Double(alpha).map({ $0.isFinite && $0 > 0 }) == true else {
             throw FormatError(.malformed, file: out.name, "requested α '\(alpha)' is neither \"auto\" nor a positive number")
         }
-        var index = template
-        index.tensors = tensors
-        index.files = files
-        let body = index.binaryBody(inlineFiles: inlineFiles)
+        // The entries are let go once the body is made (the writer is done): the index read back below is
+        // a second copy of them, and with a million tensors each copy is hundreds of MB.
+        let body: [UInt8]
+        do {
+            var index = template
+            index.tensors = tensors
+            index.files = files
+            tensors = []
+            body = index.binaryBody(inlineFiles: inlineFiles)
+        }
         let written: ContainerIndex
         do {
             written = try ContainerIndex.decodeBinary(body, payloadArea: preamble.count..<offset).index
