@@ -26,6 +26,7 @@ extension AdapterMerger {
     public func write(to path: String, as destination: Destination, overwrite: Bool = false,
                       progress: ((Int, Int) -> Void)? = nil) throws -> Report {
         tensorReports = []
+        tensorReports.reserveCapacity(outputs.count)
         moduleReports = []
         moduleCache = [:]
         thresholds = try findThresholds()
@@ -57,7 +58,8 @@ extension AdapterMerger {
             bytes = report.outputBytes
             compression = report
         }
-        let byName = tensorReports.sorted { $0.name.utf8Precedes($1.name) }
+        tensorReports.sort { $0.name.utf8Precedes($1.name) }  // in place: one array of reports, not two
+        let byName = tensorReports
         return Report(outputPath: path, files: files, bytesWritten: bytes, tensors: byName, modules: moduleReports,
                       compression: compression)
     }

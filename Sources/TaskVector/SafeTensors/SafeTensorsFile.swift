@@ -127,6 +127,9 @@ public struct SafeTensorsFile: Sendable {
         guard cursor == dataLength else {
             throw fail("data section has \(dataLength) bytes but the tensors cover \(cursor)")
         }
+        // Everything the header says is parsed: its pages can go (a header of a million tensors is ~70 MB,
+        // held for as long as any tensor of the file is).
+        file.release(range: 8..<dataStart)
         self.tensors = tensors
         self.metadata = metadata
         var byName: [String: Int] = [:]
