@@ -54,13 +54,16 @@ enum TextFormat {
         return out
     }
 
-    /// `line` without the white space (`CharacterSet.whitespaces`: tab and the space separators) at its
-    /// ends, as `trimmingCharacters(in: .whitespaces)` gives it.
+    /// `line` without the white space at its ends, as `trimmingCharacters(in: .whitespaces)` gives it.
+    ///
+    /// Lines whose ends are ASCII (every table row of ASCII names) are trimmed of spaces and tabs here, the
+    /// only ASCII characters in that set; any other line is left to Foundation, whose set it is.
     static func trimmingWhitespace(_ line: String) -> Substring {
-        let scalars = line.unicodeScalars
-        let isBlank = { (s: Unicode.Scalar) in s == "\t" || s.properties.generalCategory == .spaceSeparator }
-        guard let first = scalars.firstIndex(where: { !isBlank($0) }) else { return "" }
-        let last = scalars.lastIndex(where: { !isBlank($0) })!
+        let u = line.utf8
+        func isBlank(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
+        guard let first = u.firstIndex(where: { !isBlank($0) }) else { return "" }
+        let last = u.lastIndex(where: { !isBlank($0) })!
+        guard u[first] < 0x80, u[last] < 0x80 else { return Substring(line.trimmingCharacters(in: .whitespaces)) }
         return line[first...last]
     }
 }
