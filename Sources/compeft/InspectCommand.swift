@@ -26,10 +26,10 @@ struct InspectCommand: ParsableCommand {
         let reader = try ContainerInput.open(input, remote: remote, whole: false)
         let index = reader.index
         let size = reader.size
-        let residual = index.tensors.filter { $0.role == .residual }
+        let residualCount = index.tensors.reduce(0) { $0 + ($1.role == .residual ? 1 : 0) }
         let originalBytes = index.tensors.reduce(0) { $0 + $1.count * $1.dtype.byteSize }
         if common.json {
-            Terminal.out(Terminal.json(CommandReports.inspect(reader, file: input)))
+            Terminal.outJSON(CommandReports.inspectStreamed(reader, file: input))
             return
         }
         let dropped = DroppedLoRAModule.all(in: index)
@@ -44,7 +44,7 @@ struct InspectCommand: ParsableCommand {
                                 sigma, Double(s), a, kept, total, total > 0 ? 100 * Double(kept) / Double(total) : 0, Double(c.threshold ?? 0)))
         }
         if let rule = c.ruleSummary { lines.append("             \(rule)") }
-        lines.append("tensors:     \(index.tensors.count) (\(residual.count) compressed, \(index.tensors.count - residual.count) stored exactly); \(TextFormat.bytes(originalBytes)) of tensor data → \(TextFormat.bytes(size)) (\(TextFormat.ratio(Double(originalBytes), Double(size))))")
+        lines.append("tensors:     \(index.tensors.count) (\(residualCount) compressed, \(index.tensors.count - residualCount) stored exactly); \(TextFormat.bytes(originalBytes)) of tensor data → \(TextFormat.bytes(size)) (\(TextFormat.ratio(Double(originalBytes), Double(size))))")
         if !index.files.isEmpty {
             lines.append("files:       " + index.files.map { "\($0.name) (\($0.rawLength) B)" }.joined(separator: ", "))
         }
@@ -54,7 +54,7 @@ struct InspectCommand: ParsableCommand {
             let storage = t.role == .exact ? "exact" : (PayloadEncoding(rawValue: t.encoding)?.description ?? "?")
             let kept = t.role == .exact ? "–" : TextFormat.percent(t.count > 0 ? Double(t.nonzero) / Double(t.count) : 0)
             return [t.name, t.shape.map(String.init).joined(separator: "×"), t.dtype.rawValue, t.initRule.rawValue, storage,
-                    kept, t.role == .exact ? "–" : String(format: "%.4g", Double(t.scale)), TextFormat.bytes(t.length),
+                    kept, t.role == .exact ? "–" : TextFormat.printf("%.4g", Double(t.scale)), TextFormat.bytes(t.length),
                     Self.note(t)]
         }
         Terminal.out(TextFormat.table(["tensor", "shape", "dtype", "init", "stored as", "kept", "scale", "bytes", "note"], rows,

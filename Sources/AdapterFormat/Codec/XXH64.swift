@@ -78,7 +78,19 @@ public struct XXH64: Sendable {
 
     /// The hash as 16 lowercase hex digits, as the index stores it.
     public static func hex(_ value: UInt64) -> String {
-        let s = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
+        hex(value, digits: 16)
+    }
+
+    /// The low `digits` hex digits of `value`, lowercase, zero-padded (one small string, no temporaries:
+    /// this runs for every payload of every container opened).
+    static func hex(_ value: UInt64, digits: Int) -> String {
+        precondition(digits > 0 && digits <= 16)
+        return String(unsafeUninitializedCapacity: digits) { out in
+            for i in 0..<digits {
+                let nibble = UInt8(truncatingIfNeeded: value >> (4 * UInt64(digits - 1 - i))) & 0xF
+                out[i] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+            }
+            return digits
+        }
     }
 }

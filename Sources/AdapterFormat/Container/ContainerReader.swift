@@ -136,7 +136,7 @@ public final class ContainerReader: Sendable {
         }
         func isPlainName(_ name: String) -> Bool { !name.isEmpty && !name.contains("/") && name != "." && name != ".." }
         func checkChecksum(_ hex: String?, _ what: String, tensor: String?) throws {
-            guard let hex, hex.count == 8 || hex.count == 16, hex.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+            guard let hex, hex.utf8.count == 8 || hex.utf8.count == 16, hex.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
                 throw FormatError(.malformed, file: path, tensor: tensor, "\(what) has no valid checksum")
             }
         }
@@ -150,12 +150,18 @@ public final class ContainerReader: Sendable {
                 try checkChecksum(f.xxh64, "file '\(f.name)'", tensor: nil)
             }
         }
+        // Names in strictly increasing order (every 1.1 index) are distinct without a set of them.
+        let increasing = zip(index.tensors, index.tensors.dropFirst()).allSatisfy { $0.name.utf8Precedes($1.name) }
+        var plainFile: String?
         for t in index.tensors {
-            guard !t.name.isEmpty, names.insert(t.name).inserted else {
+            guard !t.name.isEmpty, increasing || names.insert(t.name).inserted else {
                 throw FormatError(.malformed, file: path, tensor: t.name, "empty or duplicate tensor name")
             }
-            guard isPlainName(t.file) else {
-                throw FormatError(.malformed, file: path, tensor: t.name, "output file name '\(t.file)' is not a plain file name")
+            if t.file != plainFile {
+                guard isPlainName(t.file) else {
+                    throw FormatError(.malformed, file: path, tensor: t.name, "output file name '\(t.file)' is not a plain file name")
+                }
+                plainFile = t.file
             }
             guard let count = checkedElementCount(t.shape), count == t.count else {
                 throw FormatError(.malformed, file: path, tensor: t.name, "shape \(t.shape) does not hold \(t.count) values")
@@ -199,9 +205,9 @@ public final class ContainerReader: Sendable {
         } catch let error as TaskVectorError {
             throw FormatError(.io, file: path, tensor: tensor, error.message)
         }
-        let hex = XXH64.hex(bytes.withUnsafeBytes { XXH64.hash($0) })
         // Format 1.0 stores all 16 hex digits, 1.1 the low 8 (validated on open).
-        guard hex == xxh64 || (xxh64.count == 8 && hex.hasSuffix(xxh64)) else {
+        let hash = bytes.withUnsafeBytes { XXH64.hash($0) }
+        guard XXH64.hex(hash, digits: xxh64.utf8.count == 8 ? 8 : 16) == xxh64 else {
             throw FormatError(.checksum, file: path, tensor: tensor, "checksum mismatch: the payload is corrupt")
         }
         return bytes

@@ -11,7 +11,8 @@ public final class ContainerWriter {
     private let level: Int32
     private var offset: Int
     private let preamble: [UInt8]
-    /// The tensors and verbatim files added so far, in the JSON form (offsets absolute).
+    /// The tensors and verbatim files added so far, in the JSON form (offsets absolute); ``finish(index:)``
+    /// lets the tensors go.
     public private(set) var tensors: [ContainerIndex.Tensor] = []
     public private(set) var files: [ContainerIndex.File] = []
     /// Contents of the files kept for the index.
@@ -82,7 +83,7 @@ public final class ContainerWriter {
     ///   (bytewise): the index lists tensors, and their payloads lie, in name order; or when its shape,
     ///   encoding or counts are negative (the rest is checked when the index is read back by ``finish(index:)``).
     public func addTensor(_ entry: ContainerIndex.Tensor, stored: [UInt8], rawLength: Int) throws {
-        if let last = tensors.last, !last.name.utf8.lexicographicallyPrecedes(entry.name.utf8) {
+        if let last = tensors.last, !last.name.utf8Precedes(entry.name) {
             throw FormatError(.malformed, file: out.name, tensor: entry.name,
                               "tensors must be added in increasing name order (bytewise); it comes after '\(last.name)'")
         }
@@ -110,10 +111,16 @@ public final class ContainerWriter {
         guard alpha == "auto" || Double(alpha).map({ $0.isFinite && $0 > 0 }) == true else {
             throw FormatError(.malformed, file: out.name, "requested α '\(alpha)' is neither \"auto\" nor a positive number")
         }
-        var index = template
-        index.tensors = tensors
-        index.files = files
-        let body = index.binaryBody(inlineFiles: inlineFiles)
+        // The entries are let go once the body is made (the writer is done): the index read back below is
+        // a second copy of them, and with a million tensors each copy is hundreds of MB.
+        let body: [UInt8]
+        do {
+            var index = template
+            index.tensors = tensors
+            index.files = files
+            tensors = []
+            body = index.binaryBody(inlineFiles: inlineFiles)
+        }
         let written: ContainerIndex
         do {
             written = try ContainerIndex.decodeBinary(body, payloadArea: preamble.count..<offset).index

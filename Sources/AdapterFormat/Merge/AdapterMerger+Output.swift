@@ -26,6 +26,7 @@ extension AdapterMerger {
     public func write(to path: String, as destination: Destination, overwrite: Bool = false,
                       progress: ((Int, Int) -> Void)? = nil) throws -> Report {
         tensorReports = []
+        tensorReports.reserveCapacity(outputs.count)
         moduleReports = []
         moduleCache = [:]
         thresholds = try findThresholds()
@@ -39,7 +40,7 @@ extension AdapterMerger {
             try folder.commit()
         case .file:
             let writer = try AtomicFileWriter(path: path, overwrite: overwrite)
-            try SafeTensorsWriter.write(entries(outputs, progress: progress), metadata: singleFileMetadata, to: writer)
+            try write(outputs, metadata: singleFileMetadata, to: writer, progress: progress)
             try writer.commit()
             files = [path]
             bytes = writer.bytesWritten
@@ -57,7 +58,8 @@ extension AdapterMerger {
             bytes = report.outputBytes
             compression = report
         }
-        let byName = tensorReports.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        tensorReports.sort { $0.name.utf8Precedes($1.name) }  // in place: one array of reports, not two
+        let byName = tensorReports
         return Report(outputPath: path, files: files, bytesWritten: bytes, tensors: byName, modules: moduleReports,
                       compression: compression)
     }
@@ -82,10 +84,10 @@ extension AdapterMerger {
         var done = 0
         for file in byFile.keys.sorted() {
             try put(file) { w in
-                try SafeTensorsWriter.write(entries(byFile[file]!, progress: { _, _ in
+                try write(byFile[file]!, metadata: sources[0].fileMetadata[file] ?? [:], to: w, progress: { _, _ in
                     done += 1
                     progress?(done, self.outputs.count)
-                }), metadata: sources[0].fileMetadata[file] ?? [:], to: w)
+                })
             }
         }
         return (names, bytes)
@@ -101,7 +103,7 @@ extension AdapterMerger {
     func mergedInput(store: MergedTensorStore, progress: ((Int, Int) -> Void)?) throws -> TaskVectorInput {
         var entries: [Checkpoint.Entry] = []
         var tensorBytes = 0
-        let bytewise = { (a: OutputTensor, b: OutputTensor) in a.name.utf8.lexicographicallyPrecedes(b.name.utf8) }
+        let bytewise = { (a: OutputTensor, b: OutputTensor) in a.name.utf8Precedes(b.name) }
         for o in outputs.sorted(by: bytewise) {
             let data = try store.tensor(dtype: o.dtype, byteCount: o.byteCount) { fill in try produce(o, sink: fill) }
             tensorBytes += o.byteCount
@@ -147,14 +149,14 @@ extension AdapterMerger {
     }
 
     /// Writer entries whose producers merge their tensor when the writer asks for its bytes.
-    func entries(_ list: [OutputTensor], progress: ((Int, Int) -> Void)?) -> [SafeTensorsWriter.Entry] {
+    /// Writes `list` as one safetensors file, merging each tensor as its bytes are written.
+    func write(_ list: [OutputTensor], metadata: [String: String], to writer: AtomicFileWriter,
+               progress: ((Int, Int) -> Void)?) throws {
         var done = 0
-        return list.map { o in
-            SafeTensorsWriter.Entry(name: o.name, dtype: o.dtype, shape: o.shape) { sink in
-                try self.produce(o, sink: sink)
-                done += 1
-                progress?(done, list.count)
-            }
+        try SafeTensorsWriter.write(list.lazy.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata, to: writer) { i, sink in
+            try produce(list[i], sink: sink)
+            done += 1
+            progress?(done, list.count)
         }
     }
 

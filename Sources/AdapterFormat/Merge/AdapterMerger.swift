@@ -96,7 +96,8 @@ public final class AdapterMerger {
         case residual(name: String, expected: InitRule?)
         /// Not a residual: copied when identical, else merged as values.
         case kept(name: String)
-        case lora(LoRAModule)
+        /// Boxed: a module is ten times the size of the other cases, and there is a unit per tensor.
+        indirect case lora(LoRAModule)
     }
 
     struct LoRAModule {

@@ -32,8 +32,20 @@ public final class MergeSource {
     }
 
     enum Storage {
-        case input([String: SourceTensor])
-        case container(ContainerReader, [String: ContainerIndex.Tensor])
+        case input(Lookup<SourceTensor>)
+        case container(ContainerReader, Lookup<ContainerIndex.Tensor>)
+    }
+
+    /// A source's own tensor entries by name, through the positions of ``tensors`` (one dictionary of
+    /// names per source, not another of copies: a source may hold a million tensors).
+    struct Lookup<Item> {
+        /// The entries, in their own order.
+        let items: [Item]
+        /// For each of ``MergeSource/tensors``, the position of its entry in ``items``.
+        let order: [Int]
+        let positions: [String: Int]
+
+        subscript(name: String) -> Item? { positions[name].map { items[order[$0]] } }
     }
 
     /// The path as the user gave it.
@@ -62,7 +74,7 @@ public final class MergeSource {
 
     init(path: String, format: Format, kind: TaskVectorInput.Kind, peftType: String?, adapterConfig: [UInt8]?,
          tensors: [Tensor], fileMetadata: [String: [String: String]], auxiliaryFiles: [(name: String, bytes: [UInt8])],
-         storage: Storage) {
+         storage: (_ positions: [String: Int]) -> Storage) {
         self.path = path
         self.format = format
         self.kind = kind
@@ -71,8 +83,13 @@ public final class MergeSource {
         self.tensors = tensors
         self.fileMetadata = fileMetadata
         self.auxiliaryFiles = auxiliaryFiles
-        self.storage = storage
-        positions = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
+        var positions: [String: Int] = [:]
+        positions.reserveCapacity(tensors.count)
+        for (i, t) in tensors.enumerated() {
+            precondition(positions.updateValue(i, forKey: t.name) == nil, "tensor '\(t.name)' listed twice")
+        }
+        self.positions = positions
+        self.storage = storage(positions)
     }
 
     /// Opens `path`: a `.cpeft` container (recognized by its magic bytes), a PEFT adapter folder, or a
@@ -87,11 +104,10 @@ public final class MergeSource {
         let tensors = input.tensors.map {
             Tensor(name: $0.name, dtype: $0.dtype, shape: $0.shape, file: $0.fileName, count: $0.count)
         }
-        let byName = Dictionary(uniqueKeysWithValues: input.tensors.map { ($0.name, $0) })
         return MergeSource(path: path, format: format, kind: input.kind, peftType: input.adapterConfig?.peftType,
                            adapterConfig: input.adapterConfig?.raw, tensors: tensors, fileMetadata: input.fileMetadata,
                            auxiliaryFiles: input.auxiliaryFiles.filter { $0.name != "adapter_config.json" },
-                           storage: .input(byName))
+                           storage: { .input(Lookup(items: input.tensors, order: Array(input.tensors.indices), positions: $0)) })
     }
 
     /// Whether `path` is a file that starts with the container magic.
@@ -116,13 +132,14 @@ public final class MergeSource {
             let bytes = try reader.contents(of: f)
             if f.name == "adapter_config.json" { config = bytes } else { auxiliary.append((f.name, bytes)) }
         }
-        let tensors = index.tensors
-            .map { Tensor(name: $0.name, dtype: $0.dtype, shape: $0.shape, file: $0.file, count: $0.count) }
-            .sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
-        let byName = Dictionary(uniqueKeysWithValues: index.tensors.map { ($0.name, $0) })
+        let entries = index.tensors
+        let order = entries.indices.sorted { entries[$0].name.utf8Precedes(entries[$1].name) }
+        let tensors = order.map { i in
+            Tensor(name: entries[i].name, dtype: entries[i].dtype, shape: entries[i].shape, file: entries[i].file, count: entries[i].count)
+        }
         return MergeSource(path: path, format: .container, kind: kind, peftType: index.peftType, adapterConfig: config,
                            tensors: tensors, fileMetadata: index.fileMetadata, auxiliaryFiles: auxiliary,
-                           storage: .container(reader, byName))
+                           storage: { .container(reader, Lookup(items: entries, order: order, positions: $0)) })
     }
 
     /// The tensor called `name`.

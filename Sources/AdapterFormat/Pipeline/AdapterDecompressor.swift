@@ -45,7 +45,20 @@ public enum AdapterDecompressor {
                                   progress: ((Int, Int) -> Void)? = nil) throws -> Report {
         _ = try reader.checkedAdapterConfig()
         let index = reader.index
-        let byFile = Dictionary(grouping: index.tensors, by: \.file)
+        // Tensors by output file, as positions in the index (a copy of every entry per file would be a
+        // few hundred bytes a tensor).
+        var byFile: [String: [Int]] = [:]
+        var lastFile: String?
+        var lastPositions: [Int] = []
+        for (i, t) in index.tensors.enumerated() {
+            if t.file != lastFile {
+                if let lastFile { byFile[lastFile, default: []] += lastPositions }
+                lastFile = t.file
+                lastPositions = []
+            }
+            lastPositions.append(i)
+        }
+        if let lastFile { byFile[lastFile, default: []] += lastPositions }
         let fileNames = byFile.keys.sorted()
         let residualOnly = index.tensors.contains { $0.initRule == .base && $0.role == .residual } && base == nil
         if let base {
@@ -58,27 +71,29 @@ public enum AdapterDecompressor {
                 }
             }
         }
-        // Each tensor as a producer that fills exactly its bytes of the output.
-        func tensorsOf(_ tensors: [ContainerIndex.Tensor]) -> [OutputTensor] {
-            tensors.map { t in
-                let outType = (override != nil && t.dtype.isFloatingPoint) ? override! : t.dtype
-                return OutputTensor(name: t.name, dtype: outType, shape: t.shape) { out in
-                    if ContainerReader.decodableTypes.contains(outType), t.dtype.isFloatingPoint {
-                        try reader.decode(t, as: outType, into: out, base: base?.data(t.name), residualOnly: t.initRule == .base && base == nil)
-                    } else if case .exact(let raw) = try reader.payload(t), outType == t.dtype {
-                        raw.withUnsafeBytes { out.copyMemory(from: $0) }
-                    } else {
-                        let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.count)
-                        defer { values.deallocate() }
-                        try reader.decodeValues(t, base: base?.data(t.name), into: values)
-                        FloatEncoding.store(UnsafeBufferPointer(values), as: outType, into: out)
-                    }
-                }
+        // Each tensor's header fields, and one producer that fills exactly the bytes of the tensor at a position.
+        let tensors = index.tensors
+        @Sendable func outType(_ t: ContainerIndex.Tensor) -> DType { (override != nil && t.dtype.isFloatingPoint) ? override! : t.dtype }
+        let fill: @Sendable (Int, UnsafeMutableRawBufferPointer) throws -> Void = { i, out in
+            let t = tensors[i]
+            let outType = outType(t)
+            if ContainerReader.decodableTypes.contains(outType), t.dtype.isFloatingPoint {
+                try reader.decode(t, as: outType, into: out, base: base?.data(t.name), residualOnly: t.initRule == .base && base == nil)
+            } else if case .exact(let raw) = try reader.payload(t), outType == t.dtype {
+                raw.withUnsafeBytes { out.copyMemory(from: $0) }
+            } else {
+                let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.count)
+                defer { values.deallocate() }
+                try reader.decodeValues(t, base: base?.data(t.name), into: values)
+                FloatEncoding.store(UnsafeBufferPointer(values), as: outType, into: out)
             }
         }
+        func tensorsOf(_ positions: [Int]) -> [OutputTensor] {
+            positions.map { i in OutputTensor(name: tensors[i].name, dtype: outType(tensors[i]), shape: tensors[i].shape, source: i) }
+        }
         let counter = ProgressCounter(total: index.tensors.count, report: progress)
-        func write(_ tensors: [ContainerIndex.Tensor], metadata: [String: String], to w: AtomicFileWriter) throws {
-            try writeSafeTensors(tensorsOf(tensors), metadata: metadata, to: w, threads: threads, progress: counter)
+        func write(_ positions: [Int], metadata: [String: String], to w: AtomicFileWriter) throws {
+            try writeSafeTensors(tensorsOf(positions), fill: fill, metadata: metadata, to: w, threads: threads, progress: counter)
         }
         var written: UInt64 = 0
         if (layout ?? (writesFolder(index) ? .folder : .file)) == .folder {
@@ -105,7 +120,7 @@ public enum AdapterDecompressor {
         // One file: every tensor, with the `__metadata__` of the tensor file when there is only one.
         let w = try AtomicFileWriter(path: path, overwrite: overwrite)
         let metadata = fileNames.count == 1 ? index.fileMetadata[fileNames[0]] ?? [:] : [:]
-        try write(index.tensors, metadata: metadata, to: w)
+        try write(Array(index.tensors.indices), metadata: metadata, to: w)
         try w.commit()
         return Report(outputPath: path, isFolder: false, files: [path], tensorCount: index.tensors.count,
                       bytesWritten: w.bytesWritten, residualOnly: residualOnly, filesLeftOut: index.files.map(\.name))
@@ -139,13 +154,15 @@ extension AdapterDecompressor {
     }
 }
 
-/// One tensor of a safetensors output: its header fields and a producer that writes exactly its
-/// `byteCount` bytes into the buffer it is given.
-struct OutputTensor: @unchecked Sendable {
+/// One tensor of a safetensors output: its header fields, and which tensor the producer fills it with.
+struct OutputTensor {
     var name: String
     var dtype: DType
     var shape: [Int]
-    var fill: (UnsafeMutableRawBufferPointer) throws -> Void
+    /// What the producer of ``writeSafeTensors(_:fill:metadata:to:threads:progress:)`` is given for it.
+    var source: Int
+
+    var byteCount: Int { (checkedElementCount(shape) ?? 0) * dtype.byteSize }
 }
 
 /// Counts finished tensors for a progress callback that may be called from any worker, one call at a time.
@@ -180,49 +197,55 @@ private struct SharedRegion: @unchecked Sendable {
 /// tensor's pages are handed back once written, so the resident set stays near the tensors in flight.
 /// Standard output (or a file system that cannot reserve space) streams the tensors in order through
 /// ``SafeTensorsWriter``, each from a buffer of its own size.
-func writeSafeTensors(_ tensors: [OutputTensor], metadata: [String: String], to w: AtomicFileWriter,
-                      threads: Int, progress: ProgressCounter) throws {
-    let entries = tensors.map { t in
-        SafeTensorsWriter.Entry(name: t.name, dtype: t.dtype, shape: t.shape) { sink in
-            // The shape was validated before any tensor is produced.
-            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: (checkedElementCount(t.shape) ?? 0) * t.dtype.byteSize,
-                                                             alignment: 64)
-            defer { out.deallocate() }
-            try t.fill(out)
-            try sink(UnsafeRawBufferPointer(out))
-            progress.finished()
-        }
-    }
-    try SafeTensorsWriter.validate(entries, file: w.path)
-    let ordered = SafeTensorsWriter.layoutOrder(entries)
-    let header = SafeTensorsWriter.header(for: ordered, metadata: metadata)
-    let size = ordered.reduce(header.count) { $0 + $1.byteCount }
+///
+/// - Parameter fill: writes exactly the bytes of a tensor (given its ``OutputTensor/source``) into the
+///   buffer; one closure for all tensors, so that a million tensors are not a million closures.
+func writeSafeTensors(_ tensors: [OutputTensor], fill: @escaping @Sendable (Int, UnsafeMutableRawBufferPointer) throws -> Void,
+                      metadata: [String: String], to w: AtomicFileWriter, threads: Int, progress: ProgressCounter) throws {
+    try SafeTensorsWriter.validate(tensors.lazy.map { ($0.name, $0.shape) }, file: w.path)
+    let order = SafeTensorsWriter.layoutOrder(tensors.lazy.map { ($0.name, $0.dtype) })
+    let header = SafeTensorsWriter.header(for: order.lazy.map { (tensors[$0].name, tensors[$0].dtype, tensors[$0].shape) },
+                                          metadata: metadata)
+    let size = tensors.reduce(header.count) { $0 + $1.byteCount }
     // Zero-byte tensors have no place to map; they and standard output take the streaming path.
-    guard entries.allSatisfy({ $0.byteCount > 0 }), let region = try w.mapForWriting(size: size) else {
+    guard tensors.allSatisfy({ $0.byteCount > 0 }), let region = try w.mapForWriting(size: size) else {
+        let entries = tensors.map { t in
+            SafeTensorsWriter.Entry(name: t.name, dtype: t.dtype, shape: t.shape) { sink in
+                // The shape was validated before any tensor is produced.
+                let out = UnsafeMutableRawBufferPointer.allocate(byteCount: t.byteCount, alignment: 64)
+                defer { out.deallocate() }
+                try fill(t.source, out)
+                try sink(UnsafeRawBufferPointer(out))
+                progress.finished()
+            }
+        }
         try SafeTensorsWriter.write(entries, metadata: metadata, to: w)
         return
     }
     header.withUnsafeBytes { region.copyMemory(from: $0) }
-    let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0) })
-    var offsets: [(tensor: OutputTensor, range: Range<Int>)] = []
+    // Where each tensor (in layout order) starts; it ends where the next starts.
+    var starts: [Int] = []
+    starts.reserveCapacity(order.count + 1)
     var offset = header.count
-    for entry in ordered {
-        offsets.append((byName[entry.name]!, offset..<(offset + entry.byteCount)))
-        offset += entry.byteCount
+    for i in order {
+        starts.append(offset)
+        offset += tensors[i].byteCount
     }
-    let order = offsets.indices.sorted { offsets[$0].range.count > offsets[$1].range.count }
+    starts.append(offset)
+    let largestFirst = order.indices.sorted { starts[$0 + 1] - starts[$0] > starts[$1 + 1] - starts[$1] }
     let shared = SharedRegion(bytes: region, writer: w)
-    let failures = UnsafeSlots<(any Error)?>(repeating: nil, count: offsets.count)
-    let jobs = offsets
-    parallelFor(count: order.count, threads: threads) { _, item in
-        let (tensor, range) = jobs[order[item]]
+    let failures = UnsafeSlots<(any Error)?>(repeating: nil, count: order.count)
+    let (jobs, layout, positions) = (tensors, order, starts)
+    parallelFor(count: largestFirst.count, threads: threads) { _, item in
+        let k = largestFirst[item]
+        let range = positions[k]..<positions[k + 1]
         do {
-            try tensor.fill(UnsafeMutableRawBufferPointer(rebasing: shared.bytes[range]))
+            try fill(jobs[layout[k]].source, UnsafeMutableRawBufferPointer(rebasing: shared.bytes[range]))
             shared.writer.releaseMapped(range)
             progress.finished()
         } catch {
-            failures[order[item]] = error
+            failures[k] = error
         }
     }
-    if let error = (0..<offsets.count).lazy.compactMap({ failures[$0] }).first { throw error }
+    if let error = (0..<order.count).lazy.compactMap({ failures[$0] }).first { throw error }
 }

@@ -58,6 +58,18 @@ public enum CommandReports {
     ///
     /// - Parameter file: the container's name as the caller gave it.
     public static func inspect(_ reader: ContainerReader, file: String) -> [String: Any] {
+        inspect(reader, file: file, tensors: reader.index.tensors.map(tensor))
+    }
+
+    /// `inspect` with its tensors made one at a time as ``JSONText/write(_:pretty:to:)`` writes them (the
+    /// command line's `--json`: a container may hold a million tensors, whose report would be gigabytes
+    /// as one tree). The text is the same.
+    package static func inspectStreamed(_ reader: ContainerReader, file: String) -> [String: Any] {
+        let tensors = reader.index.tensors
+        return inspect(reader, file: file, tensors: JSONText.Elements(count: tensors.count) { tensor(tensors[$0]) })
+    }
+
+    private static func inspect(_ reader: ContainerReader, file: String, tensors: Any) -> [String: Any] {
         let index = reader.index
         let dropped = DroppedLoRAModule.all(in: index)
         var o: [String: Any] = [
@@ -66,7 +78,7 @@ public enum CommandReports {
             "compression": compression(index.compression),
             "tensor_bytes_original": index.tensors.reduce(0) { $0 + $1.count * $1.dtype.byteSize },
             "files": index.files.map { ["name": $0.name, "bytes": $0.rawLength] as [String: Any] },
-            "tensors": index.tensors.map(tensor),
+            "tensors": tensors,
             "lora_modules_dropped": dropped.map(\.json),
             "warnings": DroppedLoRAModule.warning(dropped).map { [$0] } ?? [],
         ]

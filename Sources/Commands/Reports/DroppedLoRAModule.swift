@@ -35,13 +35,28 @@ public struct DroppedLoRAModule: Sendable, Equatable {
     /// The module and factor a PEFT LoRA tensor name belongs to (`….q_proj.lora_B.weight` →
     /// (`….q_proj`, `lora_B`)); `nil` for other names.
     public static func factor(of name: String) -> (module: String, factor: String)? {
-        for factor in ["lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B"] {
+        // An ASCII name (every PEFT name) is searched bytewise, which finds what Foundation's search finds:
+        // this runs for every tensor of inspect, compress and merge.
+        if name.isASCIIOnly {
+            for factor in factors {
+                guard let at = name.utf8Offset(of: "." + factor) else { continue }
+                let end = at + 1 + factor.utf8.count
+                let utf8 = name.utf8
+                if end == utf8.count || utf8[utf8.index(utf8.startIndex, offsetBy: end)] == UInt8(ascii: ".") {
+                    return (String(name.utf8.prefix(at))!, factor)
+                }
+            }
+            return nil
+        }
+        for factor in factors {
             if let range = name.range(of: "." + factor), name[range.upperBound...].isEmpty || name[range.upperBound...].hasPrefix(".") {
                 return (String(name[..<range.lowerBound]), factor)
             }
         }
         return nil
     }
+
+    private static let factors = ["lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B"]
 
     /// The report entry: `{"module", "factors"}`.
     public var json: [String: Any] { ["module": module, "factors": factors] }

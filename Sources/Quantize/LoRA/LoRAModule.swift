@@ -37,11 +37,16 @@ public struct LoRAModule: Sendable, Equatable {
     ///
     /// - Complexity: O(n) dictionary lookups for n tensors.
     public static func pairs(in tensors: [SourceTensor]) -> [LoRAModule] {
+        // The names of the lora_A candidates first: an input without any needs no index of every name.
+        let candidates = tensors.indices.compactMap { i in partnerName(ofA: tensors[i].name).map { (i, $0.prefix, $0.partner) } }
+        guard !candidates.isEmpty else { return [] }
         var index: [String: Int] = [:]
+        index.reserveCapacity(tensors.count)
         for (i, t) in tensors.enumerated() { index[t.name] = i }
         var modules: [LoRAModule] = []
-        for (i, t) in tensors.enumerated() {
-            guard let (prefix, partner) = partnerName(ofA: t.name), let j = index[partner] else { continue }
+        for (i, prefix, partner) in candidates {
+            let t = tensors[i]
+            guard let j = index[partner] else { continue }
             let a = t
             let b = tensors[j]
             guard isFactor(a), isFactor(b), a.shape.count >= 2, b.shape.count >= 2,
@@ -60,6 +65,9 @@ public struct LoRAModule: Sendable, Equatable {
 
     /// For a `lora_A` name, its prefix and the name of its `lora_B` partner; `nil` for any other name.
     static func partnerName(ofA name: String) -> (prefix: Substring, partner: String)? {
+        // An ASCII name is a factor only when it ends in the token or the token and `.weight`: most names
+        // are ruled out bytewise, without Foundation's search (this runs for every tensor).
+        if name.isASCIIOnly, !name.utf8HasSuffix("_A"), !name.utf8HasSuffix("_A.weight") { return nil }
         for (tokenA, tokenB) in [("lora_embedding_A", "lora_embedding_B"), ("lora_A", "lora_B")] {
             guard let r = name.range(of: tokenA, options: .backwards) else { continue }
             let prefix = name[..<r.lowerBound]

@@ -29,8 +29,8 @@ extension TaskVectorInput {
             default: return .other
             }
         case .residual:
-            let residuals = tensors.filter { $0.role == .residual }
             if !LoRAModule.pairs(in: tensors).isEmpty { return .lora }
+            let residuals = tensors.lazy.filter { $0.role == .residual }
             if !residuals.isEmpty && residuals.allSatisfy({ $0.initRule == .one }) { return .ia3 }
             return .other
         }

@@ -12,16 +12,41 @@ package enum JSONText {
     /// The text of `value`.
     ///
     /// - Precondition: `value` holds only `String`, `Bool`, fixed-width integers, finite `Float` and
-    ///   `Double`, `NSNull`, arrays and `String`-keyed dictionaries of these.
+    ///   `Double`, `NSNull`, arrays (and ``Elements``) and `String`-keyed dictionaries of these.
     package static func serialize(_ value: Any, pretty: Bool) -> String {
         var writer = Writer(pretty: pretty)
         writer.value(value)
         return String(decoding: writer.out, as: UTF8.self)
     }
 
+    /// Writes the text of `value` to `sink` in pieces of about a MiB, as it is made: a report of a
+    /// million tensors is never held whole (with ``Elements`` for its long arrays, nor is its tree).
+    package static func write(_ value: Any, pretty: Bool, to sink: (UnsafeRawBufferPointer) -> Void) {
+        withoutActuallyEscaping(sink) { sink in
+            var writer = Writer(pretty: pretty)
+            writer.sink = sink
+            writer.value(value)
+            writer.flush()
+        }
+    }
+
+    /// An array whose elements are made one at a time as the text is written (by ``write(_:pretty:to:)``
+    /// or ``serialize(_:pretty:)``), so that they are never all in memory together.
+    package struct Elements {
+        package var count: Int
+        package var element: (Int) -> Any
+
+        package init(count: Int, element: @escaping (Int) -> Any) {
+            self.count = count
+            self.element = element
+        }
+    }
+
     private struct Writer {
         let pretty: Bool
         var out: [UInt8] = []
+        /// Where full pieces of ``out`` go; `nil`: it is kept whole.
+        var sink: ((UnsafeRawBufferPointer) -> Void)?
         var indent = 0
         /// Foundation's key order for each set of keys seen (keyed by the keys in byte order).
         var orders: [[String]: [String]] = [:]
@@ -37,6 +62,7 @@ package enum JSONText {
             case let d as Double: float(d)
             case let o as [String: Any]: object(o)
             case let a as [Any]: array(a)
+            case let a as Elements: array(count: a.count, a.element)
             case let f as Float: float(f)
             case let n as Int64: append(n.description)
             case let n as UInt64: append(n.description)
@@ -89,14 +115,26 @@ package enum JSONText {
             out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent))
         }
 
+        /// Hands ``out`` to the sink, if there is one.
+        mutating func flush() {
+            guard let sink else { return }
+            out.withUnsafeBytes(sink)
+            out.removeAll(keepingCapacity: true)
+        }
+
         mutating func array(_ a: [Any]) {
+            array(count: a.count) { a[$0] }
+        }
+
+        mutating func array(count: Int, _ element: (Int) -> Any) {
             out.append(UInt8(ascii: "["))
             if pretty { indent += 2 }
-            if pretty && a.isEmpty { out.append(0x0A) }
-            for (i, element) in a.enumerated() {
+            if pretty && count == 0 { out.append(0x0A) }
+            for i in 0..<count {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 if pretty { newline() }
-                value(element)
+                value(element(i))
+                if sink != nil, out.count >= 1 << 20 { flush() }
             }
             if pretty {
                 indent -= 2
@@ -125,7 +163,7 @@ package enum JSONText {
 
         /// The keys in `JSONSerialization`'s `.sortedKeys` order.
         mutating func sortedKeys(_ o: [String: Any]) -> [String] {
-            let bytewise = o.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            let bytewise = o.keys.sorted { $0.utf8Precedes($1) }
             guard bytewise.count <= 64 else { return bytewise.sorted(by: Self.foundationOrder) }
             if let known = orders[bytewise] { return known }
             let order = bytewise.sorted(by: Self.foundationOrder)

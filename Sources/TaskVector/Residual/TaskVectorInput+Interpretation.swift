@@ -27,17 +27,33 @@ extension TaskVectorInput {
     }
 
     static func isLoRAFactorName(_ name: String) -> Bool {
-        hasComponent(name) { $0 == "lora_A" || $0 == "lora_B" || $0 == "lora_embedding_A" || $0 == "lora_embedding_B" }
+        hasComponent(name, loraFactorParts)
     }
+
+    private static let loraFactorParts = ["lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B"]
+    private static let ia3VectorParts = ["ia3_l"]
 
     static func isIA3VectorName(_ name: String) -> Bool {
-        hasComponent(name) { $0 == "ia3_l" }
+        hasComponent(name, ia3VectorParts)
     }
 
-    /// Whether one of the dot-separated parts of `name` matches (without splitting it into an array:
-    /// this runs once per tensor, and a checkpoint may hold a million).
-    private static func hasComponent(_ name: String, _ matches: (Substring) -> Bool) -> Bool {
+    /// Whether one of the dot-separated parts of `name` is one of `components` (without splitting it into
+    /// an array: this runs once per tensor, and a checkpoint may hold a million). An ASCII name is
+    /// compared bytewise, which gives `String`'s answer for it.
+    private static func hasComponent(_ name: String, _ components: [String]) -> Bool {
+        if name.isASCIIOnly, let found = name.utf8.withContiguousStorageIfAvailable({ bytes -> Bool in
+            var start = 0
+            for end in 0...bytes.count where end == bytes.count || bytes[end] == UInt8(ascii: ".") {
+                let part = UnsafeBufferPointer(rebasing: bytes[start..<end])
+                if components.contains(where: { $0.utf8.elementsEqual(part) }) { return true }
+                start = end + 1
+            }
+            return false
+        }) {
+            return found
+        }
         var rest = name[...]
+        let matches = { (part: Substring) in components.contains { part == $0 } }
         while let dot = rest.firstIndex(of: ".") {
             if matches(rest[..<dot]) { return true }
             rest = rest[rest.index(after: dot)...]
@@ -68,6 +84,8 @@ extension TaskVectorInput {
     }
 
     static func isNormalisationWeight(_ name: String) -> Bool {
+        // Only a name holding "weight" can end in that part (most names are ruled out without splitting them).
+        guard name.utf8Offset(of: "weight") != nil else { return false }
         let parts = name.split(separator: ".")
         guard parts.count >= 2, parts.last == "weight" else { return false }
         let module = parts[parts.count - 2].lowercased()

@@ -74,31 +74,41 @@ public struct TaskVectorInput: Sendable {
             }
             return try loadAdapter(folder: path, options: options)
         }
-        let checkpoint = try Checkpoint(path: path)
         let folder = isDirectory.boolValue ? path : nil
-        var aux: [(name: String, bytes: [UInt8])] = checkpoint.index.map { [($0.name, $0.bytes)] } ?? []
+        var aux: [(name: String, bytes: [UInt8])] = []
         var notes: [String] = []
-        if let folder {
-            let files = try verbatimFiles(inFolder: folder, checkpoint: checkpoint)
-            aux += files.carried
-            if !files.carried.isEmpty { notes.append("carried verbatim: \(files.carried.map(\.name).joined(separator: ", "))") }
-            if !files.skipped.isEmpty { notes.append("not carried (not weights, config or tokenizer files): \(files.skipped.joined(separator: ", "))") }
+        let entries: [Checkpoint.Entry]
+        let fileMetadata: [String: [String: String]]
+        let sourcePaths: [String]
+        let byteCount: Int
+        // The checkpoint's own lookup of its tensors is let go at the end of this block, before the tensors
+        // are classified: with a million tensors it is a few hundred MB.
+        do {
+            let checkpoint = try Checkpoint(path: path)
+            aux = checkpoint.index.map { [($0.name, $0.bytes)] } ?? []
+            if let folder {
+                let files = try verbatimFiles(inFolder: folder, checkpoint: checkpoint)
+                aux += files.carried
+                if !files.carried.isEmpty { notes.append("carried verbatim: \(files.carried.map(\.name).joined(separator: ", "))") }
+                if !files.skipped.isEmpty { notes.append("not carried (not weights, config or tokenizer files): \(files.skipped.joined(separator: ", "))") }
+            }
+            entries = checkpoint.names.map { name in
+                var e = checkpoint.entry(name)!
+                if checkpoint.format != .safetensors { e.fileName = safetensorsName(for: e.fileName) }
+                return e
+            }
+            // A model given without --base is refused (unless its names say it is adapter weights, or --init says
+            // what its tensors are): the folder's config.json and the tensors' values tell.
+            if basePath == nil, options.initOverride == nil, try peftTypeFromNames(checkpoint.names, file: path) == nil,
+                let why = looksLikeAModel(checkpoint, folder: folder)
+            {
+                throw TaskVectorError(.unsupported, file: path,
+                                      "\(why); pass --base BASE to compress it against its base model, or --init zero if its tensors already are residuals")
+            }
+            (fileMetadata, sourcePaths, byteCount) = (checkpoint.fileMetadata, checkpoint.sourcePaths, checkpoint.byteCount)
         }
-        let entries = checkpoint.names.map { name in
-            var e = checkpoint.entry(name)!
-            if checkpoint.format != .safetensors { e.fileName = safetensorsName(for: e.fileName) }
-            return e
-        }
-        // A model given without --base is refused (unless its names say it is adapter weights, or --init says
-        // what its tensors are): the folder's config.json and the tensors' values tell.
-        if basePath == nil, options.initOverride == nil, try peftTypeFromNames(checkpoint.names, file: path) == nil,
-            let why = looksLikeAModel(checkpoint, folder: folder)
-        {
-            throw TaskVectorError(.unsupported, file: path,
-                                  "\(why); pass --base BASE to compress it against its base model, or --init zero if its tensors already are residuals")
-        }
-        return try Self.checkpoint(entries, fileMetadata: checkpoint.fileMetadata, auxiliaryFiles: aux,
-                                   sourceFiles: checkpoint.sourcePaths, inputBytes: checkpoint.byteCount, path: path,
+        return try Self.checkpoint(entries, fileMetadata: fileMetadata, auxiliaryFiles: aux,
+                                   sourceFiles: sourcePaths, inputBytes: byteCount, path: path,
                                    base: try basePath.map { try Checkpoint(path: $0) }, notes: notes, options: options)
     }
 

@@ -60,10 +60,9 @@ public struct Checkpoint: Sendable {
         var sources: [String] = []
         var bytes = 0
         func add(_ e: Entry) throws {
-            if let other = entries[e.name] {
+            if let other = entries.updateValue(e, forKey: e.name) {
                 throw TaskVectorError(.malformed, file: path, tensor: e.name, "appears in both '\(other.fileName)' and '\(e.fileName)'")
             }
-            entries[e.name] = e
         }
         let lower = target.lowercased()
         if lower.hasSuffix(".index.json") {
@@ -116,6 +115,7 @@ public struct Checkpoint: Sendable {
             let file = try SafeTensorsFile(path: target)
             let name = target == "-" ? "model.safetensors" : URL(fileURLWithPath: target).lastPathComponent
             if !file.metadata.isEmpty { metadata[name] = file.metadata }
+            entries.reserveCapacity(file.tensors.count)
             for t in file.tensors {
                 try add(Entry(name: t.name, dtype: t.dtype, shape: t.shape, fileName: name, data: file.data(of: t)))
             }
@@ -128,7 +128,7 @@ public struct Checkpoint: Sendable {
         fileMetadata = metadata
         sourcePaths = sources
         byteCount = bytes
-        names = entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        names = entries.keys.sorted { $0.utf8Precedes($1) }
     }
 
     /// Whether `name` names a file directly inside a folder: not empty, not `.` or `..`, and free of

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A safetensors file opened for reading, validated against the spec before any tensor is touched.
 ///
@@ -18,7 +19,9 @@ public struct SafeTensorsFile: Sendable {
     public let metadata: [String: String]
     /// Byte offset of the data section in the file.
     public let dataStart: Int
-    private let byName: [String: Int]
+    /// Positions by name, made on the first ``info(_:)``: the readers that build their own lookup (a
+    /// checkpoint) do not pay for this one on every tensor of a file that may hold a million.
+    private let byName = LazyNameIndex()
 
     public var path: String { file.path }
 
@@ -127,16 +130,18 @@ public struct SafeTensorsFile: Sendable {
         guard cursor == dataLength else {
             throw fail("data section has \(dataLength) bytes but the tensors cover \(cursor)")
         }
+        // Everything the header says is parsed: its pages can go (a header of a million tensors is ~70 MB,
+        // held for as long as any tensor of the file is).
+        file.release(range: 8..<dataStart)
         self.tensors = tensors
         self.metadata = metadata
-        var byName: [String: Int] = [:]
-        for (i, t) in tensors.enumerated() { byName[t.name] = i }
-        self.byName = byName
     }
 
     /// The tensor called `name`, if present.
+    ///
+    /// - Complexity: O(n) for the first call on a file (its names are indexed then), O(1) after.
     public func info(_ name: String) -> TensorInfo? {
-        byName[name].map { tensors[$0] }
+        byName.position(of: name, in: tensors).map { tensors[$0] }
     }
 
     /// The raw little-endian bytes of a tensor (a view into the mapped file).
@@ -178,4 +183,21 @@ func jsonInteger(_ value: Any) -> Int? {
     if String(describing: type(of: value)).contains("Boolean") { return nil }
     if let n = value as? NSNumber, String(cString: n.objCType) == "d" { return nil }
     return value as? Int
+}
+
+/// The positions of a file's tensors by name, made once, on first use, by whichever thread asks first.
+private final class LazyNameIndex: Sendable {
+    private let positions = Mutex<[String: Int]?>(nil)
+
+    func position(of name: String, in tensors: [TensorInfo]) -> Int? {
+        positions.withLock { positions in
+            if positions == nil {
+                var index: [String: Int] = [:]
+                index.reserveCapacity(tensors.count)
+                for (i, t) in tensors.enumerated() { index[t.name] = i }
+                positions = index
+            }
+            return positions![name]
+        }
+    }
 }

@@ -175,9 +175,11 @@ struct SafeTensorsHeader {
         p += 1
         let start = p
         var plain = true
+        var ascii = true
         while p < bytes.count {
             let c = bytes[p]
             if c == UInt8(ascii: "\"") { break }
+            if c >= 0x80 { ascii = false }
             if c < 0x20 { throw SyntaxError(offset: p, message: "a control character inside a string") }
             if c == UInt8(ascii: "\\") {
                 plain = false
@@ -189,6 +191,11 @@ struct SafeTensorsHeader {
         guard p < bytes.count else { throw SyntaxError(offset: start, message: "a string is not terminated") }
         let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<p])
         p += 1
+        if plain && ascii {
+            // ASCII is valid UTF-8: decoding it is the same string, without the generic validation (this
+            // runs for every name and key of a header that may list a million tensors).
+            return String(decoding: raw.assumingMemoryBound(to: UInt8.self), as: UTF8.self)
+        }
         if plain {
             guard let s = String(validating: raw, as: UTF8.self) else {
                 throw SyntaxError(offset: start, message: "a string is not valid UTF-8")

@@ -26,20 +26,32 @@ public enum SafeTensorsWriter {
 
     /// Orders entries as the reference writer does: dtype descending, then name ascending (bytewise).
     public static func layoutOrder(_ entries: [Entry]) -> [Entry] {
-        entries.sorted { a, b in
-            if a.dtype != b.dtype { return a.dtype > b.dtype }
-            return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
+        layoutOrder(entries.lazy.map { ($0.name, $0.dtype) }).map { entries[$0] }
+    }
+
+    /// The positions of `tensors` (name, dtype) in the reference writer's layout order: dtype descending,
+    /// then name ascending (bytewise). Positions, not copies: a file may hold a million tensors.
+    public static func layoutOrder<C: RandomAccessCollection<(String, DType)>>(_ tensors: C) -> [Int] where C.Index == Int {
+        tensors.indices.sorted { i, j in
+            let (a, b) = (tensors[i], tensors[j])
+            if a.1 != b.1 { return a.1 > b.1 }
+            return a.0.utf8Precedes(b.0)
         }
     }
 
     /// The header bytes (length prefix included) for entries already in layout order.
     public static func header(for ordered: [Entry], metadata: [String: String]) -> [UInt8] {
+        header(for: ordered.lazy.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata)
+    }
+
+    /// The header bytes (length prefix included) for tensors (name, dtype, shape) already in layout order.
+    public static func header(for ordered: some Sequence<(String, DType, [Int])>, metadata: [String: String]) -> [UInt8] {
         var json: [UInt8] = [UInt8(ascii: "{")]
         var first = true
         if !metadata.isEmpty {
             json += Array("\"__metadata__\":{".utf8)
             var firstKey = true
-            for key in metadata.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            for key in metadata.keys.sorted(by: { $0.utf8Precedes($1) }) {
                 if !firstKey { json.append(UInt8(ascii: ",")) }
                 firstKey = false
                 appendJSONString(key, to: &json)
@@ -50,13 +62,23 @@ public enum SafeTensorsWriter {
             first = false
         }
         var offset = 0
-        for entry in ordered {
+        for (name, dtype, shape) in ordered {
             if !first { json.append(UInt8(ascii: ",")) }
             first = false
-            appendJSONString(entry.name, to: &json)
-            let end = offset + entry.byteCount
-            let shape = entry.shape.map(String.init).joined(separator: ",")
-            json += Array(":{\"dtype\":\"\(entry.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}".utf8)
+            appendJSONString(name, to: &json)
+            let end = offset + (checkedElementCount(shape) ?? 0) * dtype.byteSize
+            json += #":{"dtype":""#.utf8
+            json += dtype.rawValue.utf8
+            json += #"","shape":["#.utf8
+            for (i, d) in shape.enumerated() {
+                if i > 0 { json.append(UInt8(ascii: ",")) }
+                json += d.description.utf8
+            }
+            json += #"],"data_offsets":["#.utf8
+            json += offset.description.utf8
+            json.append(UInt8(ascii: ","))
+            json += end.description.utf8
+            json += "]}".utf8
             offset = end
         }
         json.append(UInt8(ascii: "}"))
@@ -76,30 +98,50 @@ public enum SafeTensorsWriter {
     ///
     /// - Throws: ``TaskVectorError`` with code `.malformed`, naming `file` and the tensor.
     public static func validate(_ entries: [Entry], file: String) throws {
+        try validate(entries.lazy.map { ($0.name, $0.shape) }, file: file)
+    }
+
+    /// Refuses tensors (name, shape) a safetensors file cannot hold, as ``validate(_:file:)`` does.
+    public static func validate(_ tensors: some Sequence<(String, [Int])>, file: String) throws {
         var seen = Set<String>()
-        for e in entries {
-            guard e.name != "__metadata__", seen.insert(e.name).inserted else {
-                throw TaskVectorError(.malformed, file: file, tensor: e.name, "duplicate or reserved tensor name")
+        seen.reserveCapacity(tensors.underestimatedCount)
+        for (name, shape) in tensors {
+            guard name != "__metadata__", seen.insert(name).inserted else {
+                throw TaskVectorError(.malformed, file: file, tensor: name, "duplicate or reserved tensor name")
             }
-            guard checkedElementCount(e.shape) != nil else {
-                throw TaskVectorError(.malformed, file: file, tensor: e.name, "invalid shape \(e.shape)")
+            guard checkedElementCount(shape) != nil else {
+                throw TaskVectorError(.malformed, file: file, tensor: name, "invalid shape \(shape)")
             }
         }
     }
 
     public static func write(_ entries: [Entry], metadata: [String: String] = [:], to writer: AtomicFileWriter) throws {
-        try validate(entries, file: writer.path)
-        let ordered = layoutOrder(entries)
-        try writer.write(header(for: ordered, metadata: metadata))
-        for entry in ordered {
+        try write(entries.lazy.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata, to: writer) { i, sink in
+            try entries[i].produce(sink)
+        }
+    }
+
+    /// Writes a complete safetensors file of `tensors` (name, dtype, shape) to `writer` (not committed),
+    /// as ``write(_:metadata:to:)`` does, with one producer for all of them: `produce(i, sink)` streams
+    /// exactly the bytes of `tensors[i]`. No closure or copy per tensor (a file may hold a million).
+    public static func write<C: RandomAccessCollection<(String, DType, [Int])>>(
+        _ tensors: C, metadata: [String: String] = [:], to writer: AtomicFileWriter,
+        produce: (Int, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws where C.Index == Int {
+        try validate(tensors.lazy.map { ($0.0, $0.2) }, file: writer.path)
+        let order = layoutOrder(tensors.lazy.map { ($0.0, $0.1) })
+        try writer.write(header(for: order.lazy.map { tensors[$0] }, metadata: metadata))
+        for i in order {
+            let (name, dtype, shape) = tensors[i]
+            let byteCount = (checkedElementCount(shape) ?? 0) * dtype.byteSize
             var produced = 0
-            try entry.produce { chunk in
+            try produce(i) { chunk in
                 produced += chunk.count
                 try writer.write(chunk)
             }
-            guard produced == entry.byteCount else {
-                throw TaskVectorError(.malformed, file: writer.path, tensor: entry.name,
-                                      "internal: produced \(produced) bytes, expected \(entry.byteCount)")
+            guard produced == byteCount else {
+                throw TaskVectorError(.malformed, file: writer.path, tensor: name,
+                                      "internal: produced \(produced) bytes, expected \(byteCount)")
             }
         }
     }

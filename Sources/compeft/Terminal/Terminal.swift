@@ -15,6 +15,12 @@ enum Terminal {
         [UInt8(ascii: "\n")].withUnsafeBufferPointer(writeOut)
     }
 
+    /// A JSON report (sorted keys, pretty), written as it is made: see ``JSONText/write(_:pretty:to:)``.
+    static func outJSON(_ value: Any) {
+        JSONText.write(value, pretty: true) { writeOut($0.assumingMemoryBound(to: UInt8.self)) }
+        [UInt8(ascii: "\n")].withUnsafeBufferPointer(writeOut)
+    }
+
     private static func writeOut(_ bytes: UnsafeBufferPointer<UInt8>) {
         var done = 0
         while done < bytes.count {

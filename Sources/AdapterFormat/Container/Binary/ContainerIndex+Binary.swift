@@ -274,21 +274,27 @@ extension ContainerIndex {
         var tensors: [Tensor] = []
         var refusedTensors: [String: String] = [:]
         var previous: [UInt8] = []
+        var current: [UInt8] = []
+        tensors.reserveCapacity(min(tensorCount, r.remaining / 10))  // an entry holds at least 10 bytes
         for i in 0..<tensorCount {
-            let after = i == 0 ? "the first tensor" : "the tensor after '\(String(decoding: previous, as: UTF8.self))'"
-            let shared = try r.uvarint("the shared name length of \(after)", atMost: previous.count)
-            let suffixLength = try r.uvarint("the name length of \(after)", atMost: Limit.nameLength - shared)
-            let suffix = try r.bytes(suffixLength, "the name of \(after)")
+            // Spelled out only for an error message: most tensors never need it.
+            func after() -> String { i == 0 ? "the first tensor" : "the tensor after '\(String(decoding: previous, as: UTF8.self))'" }
+            let shared = try r.uvarint("the shared name length of \(after())", atMost: previous.count)
+            let suffixLength = try r.uvarint("the name length of \(after())", atMost: Limit.nameLength - shared)
+            let suffix = try r.bytes(suffixLength, "the name of \(after())")
             nameBytes += shared + suffixLength
             guard nameBytes <= Limit.nameBytes else {
                 throw BinaryIndexError("the tensor names hold more than \(Limit.nameBytes) bytes together")
             }
-            let nameBytes = Array(previous[0..<shared]) + suffix
-            let name = try r.utf8(nameBytes[...], "the name of \(after)")
-            guard !nameBytes.isEmpty, i == 0 || previous.lexicographicallyPrecedes(nameBytes) else {
+            // Built in a buffer reused from tensor to tensor (the two swap below).
+            current.removeAll(keepingCapacity: true)
+            current.append(contentsOf: previous[..<shared])
+            current.append(contentsOf: suffix)
+            let name = try r.utf8(current[...], "the name of \(after())")
+            guard !current.isEmpty, i == 0 || previous.lexicographicallyPrecedes(current) else {
                 throw BinaryIndexError("tensor names must be non-empty and in increasing order", tensor: name)
             }
-            previous = nameBytes
+            swap(&previous, &current)
             func fail(_ message: String, unsupported: Bool = false) -> BinaryIndexError {
                 BinaryIndexError(message, tensor: name, unsupported: unsupported)
             }
@@ -413,7 +419,7 @@ extension ContainerIndex {
     }
 
     private static func bytewise(_ a: String, _ b: String) -> Bool {
-        a.utf8.lexicographicallyPrecedes(b.utf8)
+        a.utf8Precedes(b)
     }
 
     /// The low 32 bits of a checksum spelled in hex (8 or 16 digits).
@@ -424,6 +430,6 @@ extension ContainerIndex {
 
     /// A 32-bit checksum as 8 lowercase hex digits.
     static func hex32(_ value: UInt32) -> String {
-        String(XXH64.hex(UInt64(value)).suffix(8))
+        XXH64.hex(UInt64(value), digits: 8)
     }
 }
