@@ -325,13 +325,16 @@ func roundTrip(_ plain: PlainTernary, _ label: String) throws {
     }
 }
 
-/// A hostile stream must throw, or decode to a code with exactly the expected counts.
+/// A hostile stream must throw, or decode to a code with exactly the expected counts; `validate` agrees.
 func checkHostile(_ bytes: [UInt8], _ code: TernaryCode, _ label: String) throws {
     // The mask decoder and the float decoder (scatter or chunked expansion, by density) share one
     // reader: they must refuse the same streams, and agree on every stream they accept.
     let decoded = try? bytes.withUnsafeBytes { try GapCoder.decode($0, count: code.count, nonzero: code.nonzeroCount) }
     let floats = try? GapDecoderFastPathTests.floatDecode(bytes, count: code.count, nonzero: code.nonzeroCount, scale: 1, as: .bf16)
     #expect((decoded == nil) == (floats == nil), "\(label): mask decode \(decoded == nil ? "throws" : "succeeds"), float decode not")
+    // validate (verify's check, which decodes nothing) refuses exactly what the decoders refuse.
+    let valid = (try? bytes.withUnsafeBytes { try GapCoder.validate($0, count: code.count, nonzero: code.nonzeroCount) }) != nil
+    #expect(valid == (decoded != nil), "\(label): validate \(valid ? "accepts" : "refuses"), mask decode not")
     guard let decoded, let floats else { return }
     #expect(decoded.mask.count == code.mask.count && decoded.signs.count == code.signs.count, "\(label)")
     #expect(decoded.mask.reduce(0) { $0 + $1.nonzeroBitCount } == code.nonzeroCount, "\(label)")

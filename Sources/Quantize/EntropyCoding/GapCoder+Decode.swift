@@ -25,6 +25,18 @@ extension GapCoder {
         return TernaryCode(count: count, keptCount: nonzero, nonzeroCount: nonzero, mask: mask, signs: Array(layout.signs))
     }
 
+    /// Checks that a stream written by ``encode(_:)`` decodes to `nonzero` kept values among `count`, as
+    /// ``decode(_:count:nonzero:)`` would, without producing them: no memory in proportion to `count`, so
+    /// a tiny payload whose index entry claims a huge tensor costs nothing to check.
+    ///
+    /// - Throws: ``QuantizeError`` exactly where ``decode(_:count:nonzero:)`` throws.
+    /// - Complexity: O(d/256 + n + bytes.count) time, O(1) memory beyond the input.
+    public static func validate(_ bytes: UnsafeRawBufferPointer, count: Int, nonzero: Int) throws {
+        let layout = try split(bytes, count: count, nonzero: nonzero)
+        var sink = DiscardingSink()
+        try decodeRuns(layout.stream, count: count, nonzero: nonzero, blockShift: layout.blockShift, into: &sink)
+    }
+
     /// Decodes a stream written by ``encode(_:)`` straight into floats: ±`scale` at kept positions,
     /// +0 elsewhere.
     ///

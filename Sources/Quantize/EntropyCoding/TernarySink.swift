@@ -26,6 +26,14 @@ extension TernarySink {
     }
 }
 
+/// Takes the positions and keeps nothing: the gap decoder's own checks are the point (``GapCoder/validate(_:count:nonzero:)``).
+struct DiscardingSink: TernarySink {
+    @inline(__always) mutating func put(_ position: Int, keptIndex k: Int) {}
+    @inline(__always) mutating func put(byte: UInt8, at byteIndex: Int, keptIndex k: Int) {}
+    @inline(__always) mutating func put(pattern: UInt64, at position: Int, keptIndex k: Int) {}
+    mutating func finish() {}
+}
+
 /// Sets mask bits in a zeroed mask of ⌈count / 8⌉ bytes.
 struct MaskSink: TernarySink {
     let mask: UnsafeMutablePointer<UInt8>
