@@ -155,7 +155,7 @@ enum HDF5Structure {
                     Field(offset: s + 24, width: 8)]
         }
         for s in signatures(b, "OHDR") { out += objectHeaderV2(b, at: s) }
-        for oh in objectHeaders.sorted() where oh < b.count { out += objectHeaderV1(b, at: oh) }
+        for oh in objectHeaders.sorted() where oh >= 0 && oh < b.count { out += objectHeaderV1(b, at: oh) }
         return out.filter { $0.offset >= 0 && $0.offset + $0.width <= b.count }
     }
 
@@ -173,7 +173,10 @@ enum HDF5Structure {
                 guard let type = le(b, p, 2), let n = le(b, p + 2, 2) else { break }
                 out += [Field(offset: p, width: 2), Field(offset: p + 2, width: 2), Field(offset: p + 4, width: 1)]
                 out += messageData(p + 8, n, b)
-                if type == 0x10, let o = le(b, p + 8, 8), let l = le(b, p + 16, 8), o < b.count { blocks.append((o, min(l, 1 << 16))) }
+                // 8-byte fields read with their top bit set are negative: no block there.
+                if type == 0x10, let o = le(b, p + 8, 8), let l = le(b, p + 16, 8), o >= 0, o < b.count, l >= 0 {
+                    blocks.append((o, min(l, 1 << 16)))
+                }
                 p += 8 + (n + 7) / 8 * 8
                 messages += 1
             }
