@@ -8,14 +8,7 @@ import Glibc
 /// Input: the file. The seeds are files written by libhdf5 (through h5py) with the default and the
 /// newest file-format versions; ``HDF5Mutator`` changes them one structural field at a time.
 func fuzzHDF5(_ body: UnsafeBufferPointer<UInt8>) {
-    var bytes = Array(body)
-    HDF5Structure.reseal(&bytes)
-    let path = hdf5ScratchPath
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    guard fd >= 0 else { return }
-    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    close(fd)
-    guard written == bytes.count else { return }
+    guard let path = writeSealedHDF5(body) else { return }
     if let contents = try? HDF5Reader.readInProcess(path: path, skipUnsupported: true) {
         for t in contents.tensors where t.dtype.isFloatingPoint && t.data.count <= 1 << 16 {
             var v = [Float](repeating: 0, count: t.data.count)
@@ -32,14 +25,7 @@ func fuzzHDF5(_ body: UnsafeBufferPointer<UInt8>) {
 /// instrumented, so libFuzzer's coverage sees only this side: this target is a stress test of the isolation
 /// (spawning, the wire, every way the helper ends), driven by target 7's mutator.
 func fuzzHDF5Isolated(_ body: UnsafeBufferPointer<UInt8>) {
-    var bytes = Array(body)
-    HDF5Structure.reseal(&bytes)
-    let path = hdf5ScratchPath
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    guard fd >= 0 else { return }
-    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    close(fd)
-    guard written == bytes.count else { return }
+    guard let path = writeSealedHDF5(body) else { return }
     IsolatedOutcomes.shared.startOnce()
     do {
         let contents = try isolatedSession.read(path: path, skipUnsupported: true)
@@ -88,6 +74,19 @@ final class IsolatedOutcomes: @unchecked Sendable {
     }
 
     func count(_ outcome: String) { counts[outcome, default: 0] += 1 }
+}
+
+/// Writes `body` with its HDF5 checksums sealed again (``HDF5Structure/reseal(_:)``) to the scratch file;
+/// its path, or nil when it cannot be written.
+func writeSealedHDF5(_ body: UnsafeBufferPointer<UInt8>) -> String? {
+    var bytes = Array(body)
+    HDF5Structure.reseal(&bytes)
+    let path = hdf5ScratchPath
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    guard fd >= 0 else { return nil }
+    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+    return written == bytes.count ? path : nil
 }
 
 /// One scratch file per process, in memory where /dev/shm exists.
