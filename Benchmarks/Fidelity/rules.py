@@ -366,3 +366,221 @@ RULES.update({
                  "per-tensor top-k, per-tensor LS scale mean|kept| (= today's --scope tensor --method stc)"),
     "tmask-geo": (("ia3", "full"), rule_tensor_topk("geo"), "per-tensor top-k, per-tensor scale √(norm·LS)"),
 })
+
+
+# ---------------------------------------------------------------- leads of 2 December (second session)
+
+def _module_error(A, B, t):
+    """One module at threshold t (global): (ternary A, ternary B, squared product error, kept count)."""
+    kA, kB = (np.abs(A) >= t) & (A != 0), (np.abs(B) >= t) & (B != 0)
+    Ah, Bh = np.sign(A) * kA, np.sign(B) * kB
+    p2, n2 = product_norm2(Ah, Bh), product_norm2(A, B)
+    if p2 == 0:
+        return np.zeros(A.shape, np.float32), np.zeros(B.shape, np.float32), n2, int(kA.sum() + kB.sum())
+    c = math.sqrt(n2 / p2)
+    err = n2 - 2 * c * product_inner(A, B, Ah, Bh) + c * c * p2
+    r = math.sqrt(c)
+    return ternary(Ah, kA, r), ternary(Bh, kB, r), err, int(kA.sum() + kB.sum())
+
+
+def rule_lora_mix_gauge(res, kind, density, rounds=3, gauges=None):
+    """The SVD or the DCT-rotated SVD gauge (or each of `gauges`) chosen per module inside one global threshold:
+    start with the first gauge everywhere; at the global threshold of the current choice, give each module the
+    gauge with the smallest product error; re-threshold; a few rounds."""
+    gauges = gauges or [svd_gauge, svd_dct_gauge]
+    pairs = lora_pairs(list(res))
+    cand = {}
+    for a, b in pairs:
+        cand[(a, b)] = tuple(g(res[a], res[b]) for g in gauges)
+    choice = {p: 0 for p in pairs}
+    for _ in range(rounds):
+        t = global_threshold([x for p in pairs for x in cand[p][choice[p]]], density)
+        new = {}
+        for p in pairs:
+            errs = [_module_error(*c, t)[2] for c in cand[p]]
+            new[p] = int(np.argmin(errs))
+        if new == choice:
+            break
+        choice = new
+    t = global_threshold([x for p in pairs for x in cand[p][choice[p]]], density)
+    out = {}
+    for a, b in pairs:
+        out[a], out[b], _, _ = _module_error(*cand[(a, b)][choice[(a, b)]], t)
+    return out
+
+
+def partial_dct_gauge(frac):
+    """SVD gauge with the DCT-II rotation applied to the leading ceil(frac·r) components only (the rest stay
+    singular components): a continuum between the SVD gauge (frac → 0) and svd-dct (frac = 1)."""
+    def g(A, B):
+        Ap, Bp = svd_gauge(A, B)
+        r = Ap.shape[0]
+        m = max(1, math.ceil(frac * r))
+        C = np.eye(r)
+        C[:m, :m] = dct_matrix(m)
+        return C.T @ Ap, Bp @ C
+    return g
+
+
+def rule_lora_best_of(gauges):
+    """Global top-k and per-module product-norm scale in each candidate gauge; the smallest total product error
+    wins (ties to the first)."""
+    def f(res, kind, density):
+        best = None
+        for g in gauges:
+            o, e = _lora_global(res, g, density)
+            if best is None or e < best[1]:
+                best = (o, e)
+        return best[0]
+    return f
+
+
+RULES.update({
+    "mix-gauge": (("lora",), rule_lora_mix_gauge,
+                  "SVD or DCT-rotated SVD gauge chosen per module inside one global threshold (product error)"),
+    "svd-best4": (("lora",), rule_lora_best_of([svd_gauge, partial_dct_gauge(0.25), partial_dct_gauge(0.5),
+                                                svd_dct_gauge]),
+                  "the smallest product error of: SVD gauge, DCT over the leading 1/4, 1/2 or all components"),
+})
+
+
+def _module_curve(A, B, grid):
+    """Squared product error of one module when its top-k entries (A and B pooled) are kept, for each k in grid."""
+    mags = np.sort(np.concatenate([np.abs(A).ravel(), np.abs(B).ravel()]))[::-1]
+    errs = []
+    for k in grid:
+        if k <= 0:
+            errs.append(product_norm2(A, B))
+            continue
+        t = mags[min(k, mags.size) - 1]
+        if t == 0:
+            t = np.nextafter(0, 1)
+        errs.append(_module_error(A, B, t)[2])
+    return np.array(errs)
+
+
+def rule_lora_lagrange(gauges, points=48):
+    """Kept count allocated across modules (and the gauge chosen per module) to minimise the total squared
+    product error for the global budget k = floor(d·K/100): per module, each (gauge, k) on a log grid is scored
+    e + λ·k; λ is bisected until the total kept count is at most the budget."""
+    def f(res, kind, density):
+        pairs = lora_pairs(list(res))
+        d = sum(res[n].size for p in pairs for n in p)
+        budget = math.floor(d * density / 100.0)
+        table = []
+        for a, b in pairs:
+            size = res[a].size + res[b].size
+            grid = sorted({0, *np.unique(np.geomspace(1, size, points).astype(int)).tolist()})
+            facs = [g(res[a], res[b]) for g in gauges]
+            curves = [_module_curve(*fac, grid) for fac in facs]
+            table.append((a, b, facs, grid, curves))
+
+        def pick(lam):
+            sel, total = [], 0
+            for a, b, facs, grid, curves in table:
+                best = None
+                for gi, cur in enumerate(curves):
+                    score = cur + lam * np.array(grid, dtype=np.float64)
+                    j = int(np.argmin(score))
+                    if best is None or score[j] < best[0]:
+                        best = (score[j], gi, grid[j])
+                sel.append(best[1:])
+                total += best[2]
+            return sel, total
+
+        lo, hi = 0.0, 1.0
+        while pick(hi)[1] > budget:
+            hi *= 4
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if pick(mid)[1] > budget:
+                lo = mid
+            else:
+                hi = mid
+        sel, _ = pick(hi)
+        out = {}
+        for (a, b, facs, grid, curves), (gi, k) in zip(table, sel):
+            A, B = facs[gi]
+            if k == 0:
+                out[a], out[b] = np.zeros(A.shape, np.float32), np.zeros(B.shape, np.float32)
+                continue
+            mags = np.sort(np.concatenate([np.abs(A).ravel(), np.abs(B).ravel()]))[::-1]
+            out[a], out[b], _, _ = _module_error(A, B, max(mags[k - 1], np.nextafter(0, 1)))
+        return out
+    return f
+
+
+RULES.update({
+    "lagrange-svd": (("lora",), rule_lora_lagrange([svd_gauge]),
+                     "SVD gauge, kept count per module chosen to minimise the total product error"),
+    "lagrange-best": (("lora",), rule_lora_lagrange([svd_gauge, svd_dct_gauge]),
+                      "SVD or DCT-rotated gauge and kept count per module, minimising the total product error"),
+})
+
+
+# The projection-preserving scale. With τ the residual and τ̂ its kept signs, the norm-preserving scale is
+# ‖τ‖/‖τ̂‖, the least-squares scale ⟨τ,τ̂⟩/‖τ̂‖² = norm·cos and the projection-preserving scale
+# ‖τ‖²/⟨τ,τ̂⟩ = norm/cos: the compressed update keeps the full length of its component along τ (the rest of
+# it is orthogonal noise). The validation-tuned α of (IA)³ and full fine-tunes sits at 1.25 × norm, about 1/cos
+# at the densities where it was measured; the least-squares scale, the other side, loses.
+
+def rule_lora_mix_gauge_proj(res, kind, density, gauges=None):
+    """mix-gauge's masks, per-module projection-preserving product scale c = ‖BA‖²/⟨BA, B̂Â⟩."""
+    tern = rule_lora_mix_gauge(res, kind, density, gauges=gauges)
+    pairs = lora_pairs(list(res))
+    out = {}
+    for a, b in pairs:
+        Ah, Bh = np.sign(tern[a]).astype(np.float64), np.sign(tern[b]).astype(np.float64)
+        A, B = res[a].astype(np.float64), res[b].astype(np.float64)
+        inner = product_inner(A, B, Ah, Bh)
+        if not Ah.any() or not Bh.any() or inner <= 0:
+            out[a], out[b] = tern[a], tern[b]
+            continue
+        r = math.sqrt(product_norm2(A, B) / inner)
+        out[a], out[b] = ternary(Ah, Ah != 0, r), ternary(Bh, Bh != 0, r)
+    return out
+
+
+def _proj_scale(x, keep):
+    k = keep & (x != 0)
+    inner = float(np.sum(np.abs(x[k].astype(np.float64))))
+    return float(np.sum(x.astype(np.float64) ** 2)) / inner if inner > 0 else 0.0
+
+
+def rule_global_proj(res, kind, density):
+    """Global threshold, one projection-preserving scale ‖τ‖²/Σ_kept|τ| over all residual tensors."""
+    names = sorted(res)
+    t = global_threshold([res[n] for n in names], density)
+    keep = {n: (np.abs(res[n]) >= t) & (res[n] != 0) for n in names}
+    n2 = sum(float(np.sum(res[n].astype(np.float64) ** 2)) for n in names)
+    inner = sum(float(np.sum(np.abs(res[n][keep[n]].astype(np.float64)))) for n in names)
+    s = n2 / inner if inner > 0 else 0.0
+    return {n: ternary(res[n], keep[n], s) for n in names}
+
+
+def rule_tensor_topk_proj(res, kind, density):
+    """Per-tensor threshold, per-tensor projection-preserving scale."""
+    out = {}
+    for n, x in res.items():
+        keep = np.abs(x) >= threshold(np.abs(x).ravel(), density)
+        out[n] = ternary(x, keep, _proj_scale(x, keep))
+    return out
+
+
+RULES.update({
+    "mix-gauge-proj": (("lora",), rule_lora_mix_gauge_proj,
+                       "mix-gauge masks, per-module projection-preserving product scale ‖BA‖²/⟨BA, B̂Â⟩"),
+    "global-proj": (("ia3", "full"), rule_global_proj,
+                    "global threshold, one projection-preserving scale ‖τ‖²/Σ_kept|τ|"),
+    "tmask-proj": (("ia3", "full"), rule_tensor_topk_proj,
+                   "per-tensor threshold, per-tensor projection-preserving scale"),
+})
+
+
+FOUR_GAUGES = [svd_gauge, partial_dct_gauge(0.25), partial_dct_gauge(0.5), svd_dct_gauge]
+RULES.update({
+    "mix4": (("lora",), lambda res, kind, density: rule_lora_mix_gauge(res, kind, density, gauges=FOUR_GAUGES),
+             "per module the gauge of svd-best4's four with the smallest product error, one global threshold"),
+    "mix4-proj": (("lora",), lambda res, kind, density: rule_lora_mix_gauge_proj(res, kind, density, FOUR_GAUGES),
+                  "mix4's masks, per-module projection-preserving product scale"),
+})
