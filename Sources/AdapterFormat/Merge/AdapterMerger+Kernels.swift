@@ -13,8 +13,6 @@ extension AdapterMerger {
         case dense
     }
 
-    var floatWeights: [Float] { options.weights.map(Float.init) }
-
     /// The combination ``TernaryMerge`` runs for this method, when the method can run on ternary codes.
     var ternaryCombination: Combination? {
         switch options.method {

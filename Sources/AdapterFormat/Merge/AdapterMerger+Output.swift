@@ -19,12 +19,18 @@ extension AdapterMerger {
     ///
     /// Outputs are written to a temporary file or folder and renamed into place when complete.
     ///
+    /// A merger writes once to a container: once every tensor is merged, the inputs' tensors and the
+    /// plan are let go (see ``mergedInput(store:progress:)``), so that compressing the result does not
+    /// hold them too.
+    ///
     /// - Parameters:
     ///   - overwrite: replace an existing output.
     ///   - progress: called after each output tensor with (done, total).
     /// - Throws: what reading, merging or writing throws; nothing is left at `path` then.
     public func write(to path: String, as destination: Destination, overwrite: Bool = false,
                       progress: ((Int, Int) -> Void)? = nil) throws -> Report {
+        precondition(sources.allSatisfy { if case .released = $0.storage { false } else { true } },
+                     "a merger writes once to a container: its inputs are let go")
         tensorReports = []
         tensorReports.reserveCapacity(outputs.count)
         moduleReports = []
@@ -100,8 +106,13 @@ extension AdapterMerger {
     /// and kept in `store`; roles and inits come from the same rules `load` applies
     /// (`TaskVectorInput.adapter` for adapters, `TaskVectorInput.checkpoint` for residuals and full
     /// fine-tunes against the base).
+    ///
+    /// Once every tensor is merged, the inputs' tensors and the plan are let go (see
+    /// ``MergeSource/releaseTensors()``) before the compressor input is made: a merger writes once to a
+    /// container, and neither it nor the compressor needs them again.
     func mergedInput(store: MergedTensorStore, progress: ((Int, Int) -> Void)?) throws -> TaskVectorInput {
         var entries: [Checkpoint.Entry] = []
+        entries.reserveCapacity(outputs.count)
         var tensorBytes = 0
         let bytewise = { (a: OutputTensor, b: OutputTensor) in a.name.utf8Precedes(b.name) }
         for o in outputs.sorted(by: bytewise) {
@@ -115,7 +126,10 @@ extension AdapterMerger {
             if let m = sources[0].fileMetadata[file], !m.isEmpty { fileMetadata[file] = m }
         }
         let outputFiles = Set(outputs.map(\.file)).sorted()
-        if let config = try mergedAdapterConfig() {
+        let config = try mergedAdapterConfig()
+        for s in sources { s.releaseTensors() }
+        (units, outputs, moduleCache) = ([], [], [:])
+        if let config {
             let parsed = try AdapterConfig(bytes: config, path: "adapter_config.json")
             return try TaskVectorInput.adapter(
                 config: parsed, configPath: "adapter_config.json", entries,
@@ -208,6 +222,11 @@ extension AdapterMerger {
     }
 
     func emit(_ values: [Float], as dtype: DType, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        // F32 is the values' own bytes (``FloatEncoding/store(_:as:into:)`` copies them): no buffer to fill.
+        if dtype == .f32 {
+            try values.withUnsafeBytes { try sink($0) }
+            return
+        }
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(values.count * dtype.byteSize, 1), alignment: 16)
         defer { out.deallocate() }
         values.withUnsafeBufferPointer { FloatEncoding.store($0, as: dtype, into: out) }
@@ -224,9 +243,21 @@ extension AdapterMerger.OutputTensor {
 /// merged model is at most 1/8 of physical memory, else a temporary file beside the output — its
 /// blocks reserved up front, mapped, and deleted when the merge ends — so a merge larger than memory
 /// still runs in bounded memory, as the folder output does.
+///
+/// Either way the tensors lie back to back in one region sized up front, and each tensor is a view of
+/// its bytes: no allocation per tensor (a merge may have a million).
 final class MergedTensorStore {
+    /// The memory region when the tensors are kept in memory: the owner of every view of it.
+    private final class Memory {
+        let region: UnsafeMutableRawBufferPointer
+        init(byteCount: Int) { region = .allocate(byteCount: max(byteCount, 1), alignment: 64) }
+        deinit { region.deallocate() }
+    }
+
     private let file: AtomicFileWriter?
-    private let region: UnsafeMutableRawBufferPointer?
+    /// What keeps `region` alive for the views: the temporary file or the memory.
+    private let owner: AnyObject
+    private let region: UnsafeMutableRawBufferPointer
     private var used = 0
 
     /// - Parameters:
@@ -235,31 +266,23 @@ final class MergedTensorStore {
     ///   - memoryLimit: the most bytes kept in memory (default: 1/8 of physical memory).
     /// - Throws: ``TaskVectorError`` (`.io`) when the temporary file cannot be created, reserved or mapped.
     init(near path: String, bytes: Int, memoryLimit: UInt64 = ProcessInfo.processInfo.physicalMemory / 8) throws {
-        guard bytes > 0, UInt64(bytes) > memoryLimit else {
-            (file, region) = (nil, nil)
-            return
-        }
-        let file = try AtomicFileWriter(path: path + ".merged", overwrite: true)
-        guard let region = try file.mapForWriting(size: bytes) else {
+        if bytes > 0, UInt64(bytes) > memoryLimit {
+            let file = try AtomicFileWriter(path: path + ".merged", overwrite: true)
+            if let region = try file.mapForWriting(size: bytes) {
+                (self.file, owner, self.region) = (file, file, region)
+                return
+            }
             // A file system that cannot reserve space: keep the tensors in memory instead.
             file.abandon()
-            (self.file, self.region) = (nil, nil)
-            return
         }
-        (self.file, self.region) = (file, region)
+        let memory = Memory(byteCount: bytes)
+        (file, owner, region) = (nil, memory, memory.region)
     }
 
     /// Stores one tensor of `byteCount` bytes, which `produce` hands to the sink it is given (in one or
     /// more pieces), and returns a view of it.
     func tensor(dtype: DType, byteCount: Int,
                 _ produce: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> TensorData {
-        guard let region, let file else {
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(byteCount)
-            try produce { bytes.append(contentsOf: $0) }
-            precondition(bytes.count == byteCount, "a merged tensor of \(bytes.count) bytes, expected \(byteCount)")
-            return TensorData(dtype: dtype, copying: bytes)
-        }
         let start = used
         try produce { piece in
             precondition(used + piece.count <= start + byteCount, "a merged tensor is larger than its shape")
@@ -267,11 +290,11 @@ final class MergedTensorStore {
             used += piece.count
         }
         precondition(used == start + byteCount, "a merged tensor of \(used - start) bytes, expected \(byteCount)")
-        return TensorData(dtype: dtype, bytes: UnsafeRawBufferPointer(rebasing: region[start..<used]), owner: file)
+        return TensorData(dtype: dtype, bytes: UnsafeRawBufferPointer(rebasing: region[start..<used]), owner: owner)
     }
 
     /// Whether the tensors live in a temporary file rather than in memory.
-    var isFileBacked: Bool { region != nil }
+    var isFileBacked: Bool { file != nil }
 
     /// Deletes the temporary file, if there is one; its tensors must not be used after.
     func discard() {

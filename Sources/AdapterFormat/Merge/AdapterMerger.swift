@@ -129,9 +129,14 @@ public final class AdapterMerger {
     public let base: Checkpoint?
     public let options: Options
     let family: Family
-    let units: [Unit]
-    let outputs: [OutputTensor]
+    /// The plan; a merge to a container lets it go, with the inputs' tensors, once every tensor is merged.
+    var units: [Unit]
+    var outputs: [OutputTensor]
     let configs: [MergedAdapterConfig]
+    /// wᵢ as `Float`, as the kernels take them (made once, not per tensor).
+    let floatWeights: [Float]
+    /// Whether the merge has LoRA modules.
+    public let mergesLoRA: Bool
     /// Receives one line per decision worth knowing in `--verbose` (which path each tensor took).
     public var log: ((String) -> Void)?
 
@@ -140,11 +145,6 @@ public final class AdapterMerger {
     var moduleCache: [Int: LoRAFactors] = [:]
     var tensorReports: [TensorReport] = []
     var moduleReports: [ModuleReport] = []
-
-    /// Whether the merge has LoRA modules.
-    public var mergesLoRA: Bool {
-        units.contains { if case .lora = $0 { true } else { false } }
-    }
 
     /// Checks that the inputs can be merged and plans the merge.
     ///
@@ -158,6 +158,7 @@ public final class AdapterMerger {
         self.sources = sources
         self.base = base
         self.options = options
+        floatWeights = options.weights.map(Float.init)
         family = try Self.family(of: sources, base: base)
         configs = try sources.compactMap { s in try s.adapterConfig.map { try MergedAdapterConfig(bytes: $0, path: s.path) } }
         if family == .lora {
@@ -166,6 +167,7 @@ public final class AdapterMerger {
             }
         }
         (units, outputs) = try Self.plan(sources: sources, family: family, options: options)
+        mergesLoRA = units.contains { if case .lora = $0 { true } else { false } }
         try Self.checkTensorSets(sources, units: units)
         if let base { try Self.checkBase(base, against: sources[0]) }
     }

@@ -34,18 +34,19 @@ public final class MergeSource {
     enum Storage {
         case input(Lookup<SourceTensor>)
         case container(ContainerReader, Lookup<ContainerIndex.Tensor>)
+        /// Let go by ``releaseTensors()``.
+        case released
     }
 
-    /// A source's own tensor entries by name, through the positions of ``tensors`` (one dictionary of
-    /// names per source, not another of copies: a source may hold a million tensors).
+    /// A source's own tensor entries, by position in ``MergeSource/tensors`` (found by
+    /// ``MergeSource/position(of:)``; no dictionary of copies: a source may hold a million tensors).
     struct Lookup<Item> {
         /// The entries, in their own order.
         let items: [Item]
         /// For each of ``MergeSource/tensors``, the position of its entry in ``items``.
         let order: [Int]
-        let positions: [String: Int]
 
-        subscript(name: String) -> Item? { positions[name].map { items[order[$0]] } }
+        subscript(position: Int) -> Item { items[order[position]] }
     }
 
     /// The path as the user gave it.
@@ -56,25 +57,26 @@ public final class MergeSource {
     public let peftType: String?
     /// The adapter's `adapter_config.json`, verbatim.
     public let adapterConfig: [UInt8]?
-    /// Tensors in name order (bytewise).
-    public let tensors: [Tensor]
+    /// Tensors in name order (bytewise); empty once ``releaseTensors()`` let them go.
+    public private(set) var tensors: [Tensor]
     /// `__metadata__` of each tensor file, by file name.
     public let fileMetadata: [String: [String: String]]
     /// Files restored verbatim besides the tensors (a shard index), without `adapter_config.json`.
     public let auxiliaryFiles: [(name: String, bytes: [UInt8])]
-    let storage: Storage
-    private let positions: [String: Int]
+    private(set) var storage: Storage
+    /// Positions by name, only when ``tensors`` are not in strictly increasing name order (they are
+    /// searched by bisection when they are: no hash table of a million names).
+    private var positions: [String: Int]?
+    /// The position ``position(of:)`` found last.
+    private var lastPosition = 0
 
     /// The gauge a container's LoRA factors are stored in (`svd`, `svd-dct`), when it is not the trained
     /// one: its factors reproduce each module's product B·A, not the trained A and B one by one.
-    public var loraGauge: String? {
-        guard case .container(let reader, _) = storage, let g = reader.index.compression.loraGauge, g != "trained" else { return nil }
-        return g
-    }
+    public let loraGauge: String?
 
     init(path: String, format: Format, kind: TaskVectorInput.Kind, peftType: String?, adapterConfig: [UInt8]?,
          tensors: [Tensor], fileMetadata: [String: [String: String]], auxiliaryFiles: [(name: String, bytes: [UInt8])],
-         storage: (_ positions: [String: Int]) -> Storage) {
+         storage: () -> Storage) {
         self.path = path
         self.format = format
         self.kind = kind
@@ -83,13 +85,33 @@ public final class MergeSource {
         self.tensors = tensors
         self.fileMetadata = fileMetadata
         self.auxiliaryFiles = auxiliaryFiles
-        var positions: [String: Int] = [:]
-        positions.reserveCapacity(tensors.count)
-        for (i, t) in tensors.enumerated() {
-            precondition(positions.updateValue(i, forKey: t.name) == nil, "tensor '\(t.name)' listed twice")
+        if zip(tensors, tensors.dropFirst()).allSatisfy({ $0.name.utf8Precedes($1.name) }) {
+            positions = nil
+        } else {
+            var positions: [String: Int] = [:]
+            positions.reserveCapacity(tensors.count)
+            for (i, t) in tensors.enumerated() {
+                precondition(positions.updateValue(i, forKey: t.name) == nil, "tensor '\(t.name)' listed twice")
+            }
+            self.positions = positions
         }
-        self.positions = positions
-        self.storage = storage(positions)
+        let storage = storage()
+        self.storage = storage
+        if case .container(let reader, _) = storage, let g = reader.index.compression.loraGauge, g != "trained" {
+            loraGauge = g
+        } else {
+            loraGauge = nil
+        }
+    }
+
+    /// Lets the tensors go — their list, lookup and storage (a container's reader and index) — keeping
+    /// what describes the source (path, format, kind, configuration, metadata, gauge); ``tensor(_:)``
+    /// finds nothing after. A merge to a container calls this once every tensor is merged, so that
+    /// compressing the result does not also hold every input's index (hundreds of bytes a tensor).
+    func releaseTensors() {
+        tensors = []
+        positions = nil
+        storage = .released
     }
 
     /// Opens `path`: a `.cpeft` container (recognized by its magic bytes), a PEFT adapter folder, or a
@@ -107,7 +129,7 @@ public final class MergeSource {
         return MergeSource(path: path, format: format, kind: input.kind, peftType: input.adapterConfig?.peftType,
                            adapterConfig: input.adapterConfig?.raw, tensors: tensors, fileMetadata: input.fileMetadata,
                            auxiliaryFiles: input.auxiliaryFiles.filter { $0.name != "adapter_config.json" },
-                           storage: { .input(Lookup(items: input.tensors, order: Array(input.tensors.indices), positions: $0)) })
+                           storage: { .input(Lookup(items: input.tensors, order: Array(input.tensors.indices))) })
     }
 
     /// Whether `path` is a file that starts with the container magic.
@@ -139,17 +161,47 @@ public final class MergeSource {
         }
         return MergeSource(path: path, format: .container, kind: kind, peftType: index.peftType, adapterConfig: config,
                            tensors: tensors, fileMetadata: index.fileMetadata, auxiliaryFiles: auxiliary,
-                           storage: { .container(reader, Lookup(items: entries, order: order, positions: $0)) })
+                           storage: { .container(reader, Lookup(items: entries, order: order)) })
     }
 
     /// The tensor called `name`.
-    public func tensor(_ name: String) -> Tensor? { positions[name].map { tensors[$0] } }
+    public func tensor(_ name: String) -> Tensor? { position(of: name).map { tensors[$0] } }
+
+    /// The position in ``tensors`` of the tensor called `name`.
+    ///
+    /// A merge walks the tensors in name order and asks for each several times, so the position found
+    /// last and the one after it are tried before searching: one sorted pass, not a search per question.
+    ///
+    /// - Complexity: O(1) for those two, else O(log n) name comparisons (O(1) hashing when the tensors
+    ///   are not in name order).
+    func position(of name: String) -> Int? {
+        let last = lastPosition
+        if last < tensors.count, tensors[last].name == name { return last }
+        if last + 1 < tensors.count, tensors[last + 1].name == name {
+            lastPosition = last + 1
+            return last + 1
+        }
+        let found: Int?
+        if let positions {
+            found = positions[name]
+        } else {
+            var (low, high) = (0, tensors.count)
+            while low < high {
+                let mid = low + (high - low) / 2
+                if tensors[mid].name.utf8Precedes(name) { low = mid + 1 } else { high = mid }
+            }
+            found = low < tensors.count && tensors[low].name == name ? low : nil
+        }
+        if let found { lastPosition = found }
+        return found
+    }
 
     /// The init rule this source measures `name`'s residual from.
     func initRule(of name: String) -> InitRule {
         switch storage {
-        case .input(let byName): byName[name]!.initRule
-        case .container(_, let byName): byName[name]!.initRule
+        case .input(let entries): entries[position(of: name)!].initRule
+        case .container(_, let entries): entries[position(of: name)!].initRule
+        case .released: preconditionFailure(released)
         }
     }
 }
@@ -166,7 +218,8 @@ extension MergeSource {
     /// Reads and checks the payload; returns `nil` for every other storage (exact, sparse values, a
     /// checkpoint input).
     func ternaryExpert(_ name: String, expected: InitRule?) throws -> TernaryExpert? {
-        guard case .container(let reader, let byName) = storage, let t = byName[name], t.role == .residual,
+        guard case .container(let reader, let entries) = storage, let p = position(of: name), case let t = entries[p],
+            t.role == .residual,
             expected == nil || expected == t.initRule
         else { return nil }
         guard case .code(let code) = try reader.payload(t), code.values.isEmpty else { return nil }
@@ -184,15 +237,16 @@ extension MergeSource {
     func loadResidual(_ name: String, expected: InitRule?, base: Checkpoint?,
                       into destination: UnsafeMutableBufferPointer<Float>) throws {
         switch storage {
-        case .input(let byName):
-            let t = byName[name]!
+        case .input(let entries):
+            let t = entries[position(of: name)!]
             guard t.dtype.isFloatingPoint else { throw notFloat(name, t.dtype) }
             if let expected, expected != t.initRule {
                 t.data.loadFloats(from: 0, into: destination)
                 subtract(expected, name: name, base: base, from: destination)
                 return
             }
-            let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: Self.chunk)
+            // Only a base init reads into the scratch, at most a chunk at a time.
+            let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.initRule == .base ? min(Self.chunk, t.count) : 0)
             defer { scratch.deallocate() }
             var start = 0
             while start < t.count {
@@ -202,8 +256,8 @@ extension MergeSource {
                 start += n
             }
             t.releasePages(elements: 0..<t.count)
-        case .container(let reader, let byName):
-            let t = byName[name]!
+        case .container(let reader, let entries):
+            let t = entries[position(of: name)!]
             guard t.dtype.isFloatingPoint else { throw notFloat(name, t.dtype) }
             let target = expected ?? t.initRule
             switch try reader.payload(t) {
@@ -225,23 +279,27 @@ extension MergeSource {
                 }
                 subtract(target, name: name, base: base, from: destination)
             }
+        case .released:
+            preconditionFailure(released)
         }
     }
 
     /// Writes the values the source stores for `name` (init + residual, or the exact values).
     func loadValues(_ name: String, base: Checkpoint?, into destination: UnsafeMutableBufferPointer<Float>) throws {
         switch storage {
-        case .input(let byName):
-            let t = byName[name]!
+        case .input(let entries):
+            let t = entries[position(of: name)!]
             guard t.dtype.isFloatingPoint else { throw notFloat(name, t.dtype) }
             t.data.loadFloats(from: 0, into: destination)
             t.data.releasePages(elements: 0..<t.count)
-        case .container(let reader, let byName):
-            let t = byName[name]!
+        case .container(let reader, let entries):
+            let t = entries[position(of: name)!]
             if t.role == .residual && t.initRule == .base && base == nil {
                 throw TaskVectorError(.unsupported, file: path, tensor: name, "needs --base BASE to rebuild its values")
             }
             try reader.decodeValues(t, base: base?.data(name), into: destination)
+        case .released:
+            preconditionFailure(released)
         }
     }
 
@@ -259,11 +317,13 @@ extension MergeSource {
     /// container tensor stored exactly); `nil` for a coded tensor.
     func originalBytes(_ name: String) throws -> [UInt8]? {
         switch storage {
-        case .input(let byName):
-            return Array(byName[name]!.data.bytes)
-        case .container(let reader, let byName):
-            guard case .exact(let raw) = try reader.payload(byName[name]!) else { return nil }
+        case .input(let entries):
+            return Array(entries[position(of: name)!].data.bytes)
+        case .container(let reader, let entries):
+            guard case .exact(let raw) = try reader.payload(entries[position(of: name)!]) else { return nil }
             return raw
+        case .released:
+            preconditionFailure(released)
         }
     }
 
@@ -282,6 +342,8 @@ extension MergeSource {
             for i in values.indices { values[i] -= b[i] }
         }
     }
+
+    private var released: String { "the tensors of '\(path)' were let go (a merger writes once)" }
 
     private func notFloat(_ name: String, _ dtype: DType) -> TaskVectorError {
         TaskVectorError(.unsupported, file: path, tensor: name, "\(dtype.rawValue) tensor holds no floating-point values to merge")

@@ -136,6 +136,7 @@ public struct TaskVectorInput: Sendable {
             let named = options.initOverride == nil
                 ? try peftTypeFromNames(names, file: path) : try? peftTypeFromNames(names, file: path)
             var tensors: [SourceTensor] = []
+            tensors.reserveCapacity(entries.count)
             for e in entries {
                 var role: TensorRole = e.dtype.isFloatingPoint ? .residual : .exact
                 var initRule = options.initOverride ?? .zero
@@ -161,6 +162,7 @@ public struct TaskVectorInput: Sendable {
 
         let basePath = base.path
         var tensors: [SourceTensor] = []
+        tensors.reserveCapacity(entries.count)
         var added: [String] = []
         for t in entries {
             let name = t.name
