@@ -12,6 +12,9 @@ public struct SafeTensorsFile: Sendable {
     /// The spec's limit on the JSON header (100 MB).
     public static let maxHeaderLength = 100_000_000
 
+    /// The most distinct shapes a file's tensors share (see ``init(file:headerLimit:)``).
+    static let sharedShapeLimit = 4096
+
     public let file: MappedFile
     /// Tensors in the order of their data offsets.
     public let tensors: [TensorInfo]
@@ -63,6 +66,9 @@ public struct SafeTensorsFile: Sendable {
         var metadata: [String: String] = [:]
         var tensors: [TensorInfo] = []
         var seen = Set<String>()
+        // A shape met before is shared rather than stored again (a model has a few distinct shapes, and an
+        // array per tensor is 48 bytes of a million-tensor file).
+        var shapes: [[Int]: [Int]] = [:]
         var header = SafeTensorsHeader(headerBytes)
         do {
             try header.forEachEntry { name, value in
@@ -92,6 +98,11 @@ public struct SafeTensorsFile: Sendable {
                         throw fail("shape \(Value.array(shapeValues).shown) has a dimension that is not a non-negative integer\(headerOutOfRange(dim))", tensor: name)
                     }
                     shape.append(d)
+                }
+                if let known = shapes[shape] {
+                    shape = known
+                } else if shapes.count < Self.sharedShapeLimit {
+                    shapes[shape] = shape
                 }
                 guard case .array(let offsets)? = value["data_offsets"], offsets.count == 2,
                     let begin = headerInteger(offsets[0]), let end = headerInteger(offsets[1])

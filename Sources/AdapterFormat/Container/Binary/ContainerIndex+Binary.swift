@@ -275,6 +275,10 @@ extension ContainerIndex {
         var refusedTensors: [String: String] = [:]
         var previous: [UInt8] = []
         var current: [UInt8] = []
+        // Dimensions are read into `dims`; a shape met before is shared rather than stored again (a model
+        // has a few distinct shapes, and an array per tensor is 48 bytes of a million-tensor index).
+        var dims: [Int] = []
+        var shapes: [[Int]: [Int]] = [:]
         tensors.reserveCapacity(min(tensorCount, r.remaining / 10))  // an entry holds at least 10 bytes
         for i in 0..<tensorCount {
             // Spelled out only for an error message: most tensors never need it.
@@ -308,8 +312,15 @@ extension ContainerIndex {
             let dtypeCode = Int(try r.u8("the dtype of '\(name)'"))
             guard dtypeCode < IndexFields.dtypes.count else { throw fail("dtype code \(dtypeCode) is not known to this compeft", unsupported: true) }
             let rank = try r.uvarint("the rank of '\(name)'", atMost: Limit.rank)
-            var shape: [Int] = []
-            for _ in 0..<rank { shape.append(try r.uvarint("a dimension of '\(name)'")) }
+            dims.removeAll(keepingCapacity: true)
+            for _ in 0..<rank { dims.append(try r.uvarint("a dimension of '\(name)'")) }
+            let shape: [Int]
+            if let known = shapes[dims] {
+                shape = known
+            } else {
+                shape = Array(dims)
+                if shapes.count < Self.sharedShapeLimit { shapes[shape] = shape }
+            }
             guard let count = checkedElementCount(shape) else { throw fail("shape \(shape) overflows") }
             let file: Int
             if outputFiles.count > 1 {
@@ -393,6 +404,9 @@ extension ContainerIndex {
             compression: compression, fileMetadata: fileMetadata, files: files, tensors: tensors)
         return DecodedIndex(index: index, inlineFiles: inlineFiles, refusedTensors: refusedTensors, refusedFiles: refusedFiles)
     }
+
+    /// The most distinct shapes ``decodeBinary(_:payloadArea:)`` shares between tensors.
+    static let sharedShapeLimit = 4096
 
     /// The scale a tensor has when it carries none of its own: the group's for the ternary encodings
     /// (`nil` without a group), 0 for every other encoding.
