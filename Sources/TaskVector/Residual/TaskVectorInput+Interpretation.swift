@@ -45,7 +45,7 @@ extension TaskVectorInput {
             var start = 0
             for end in 0...bytes.count where end == bytes.count || bytes[end] == UInt8(ascii: ".") {
                 let part = UnsafeBufferPointer(rebasing: bytes[start..<end])
-                if components.contains(where: { $0.utf8.elementsEqual(part) }) { return true }
+                if components.contains(where: { $0.utf8.count == part.count && $0.utf8.elementsEqual(part) }) { return true }
                 start = end + 1
             }
             return false

@@ -56,6 +56,8 @@ public struct Checkpoint: Sendable {
         self.path = path
         let target = try Self.resolve(path)
         var entries: [String: Entry] = [:]
+        // The names in file order, to sort: a file's order has long sorted runs, the dictionary's none.
+        var inFileOrder: [String] = []
         var metadata: [String: [String: String]] = [:]
         var sources: [String] = []
         var bytes = 0
@@ -63,6 +65,7 @@ public struct Checkpoint: Sendable {
             if let other = entries.updateValue(e, forKey: e.name) {
                 throw TaskVectorError(.malformed, file: path, tensor: e.name, "appears in both '\(other.fileName)' and '\(e.fileName)'")
             }
+            inFileOrder.append(e.name)
         }
         let lower = target.lowercased()
         if lower.hasSuffix(".index.json") {
@@ -116,6 +119,7 @@ public struct Checkpoint: Sendable {
             let name = target == "-" ? "model.safetensors" : URL(fileURLWithPath: target).lastPathComponent
             if !file.metadata.isEmpty { metadata[name] = file.metadata }
             entries.reserveCapacity(file.tensors.count)
+            inFileOrder.reserveCapacity(file.tensors.count)
             for t in file.tensors {
                 try add(Entry(name: t.name, dtype: t.dtype, shape: t.shape, fileName: name, data: file.data(of: t)))
             }
@@ -128,7 +132,7 @@ public struct Checkpoint: Sendable {
         fileMetadata = metadata
         sourcePaths = sources
         byteCount = bytes
-        names = entries.keys.sorted { $0.utf8Precedes($1) }
+        names = inFileOrder.sorted { $0.utf8Precedes($1) }
     }
 
     /// Whether `name` names a file directly inside a folder: not empty, not `.` or `..`, and free of

@@ -102,11 +102,23 @@ public enum SafeTensorsWriter {
     }
 
     /// Refuses tensors (name, shape) a safetensors file cannot hold, as ``validate(_:file:)`` does.
-    public static func validate(_ tensors: some Sequence<(String, [Int])>, file: String) throws {
-        var seen = Set<String>()
-        seen.reserveCapacity(tensors.underestimatedCount)
+    ///
+    /// Names in strictly increasing order (bytewise) cannot repeat: they are hashed only from the first
+    /// that breaks the order (a merge lists a million in order).
+    public static func validate(_ tensors: some Collection<(String, [Int])>, file: String) throws {
+        var seen: Set<String>?
+        var previous: String?
+        var position = 0
         for (name, shape) in tensors {
-            guard name != "__metadata__", seen.insert(name).inserted else {
+            if seen == nil, let previous, !previous.utf8Precedes(name) {
+                var earlier = Set<String>()
+                earlier.reserveCapacity(tensors.count)
+                for (name, _) in tensors.prefix(position) { earlier.insert(name) }
+                seen = earlier
+            }
+            previous = name
+            position += 1
+            guard name != "__metadata__", seen?.insert(name).inserted ?? true else {
                 throw TaskVectorError(.malformed, file: file, tensor: name, "duplicate or reserved tensor name")
             }
             guard checkedElementCount(shape) != nil else {
