@@ -23,12 +23,22 @@ import Testing
             // In order (the merge's walk), repeated, then at random, and names that are not there.
             var asked = names.flatMap { [$0, $0] }
             asked += (0..<60).map { _ in "layers." + String(rng.next() % 220) + (rng.next() % 2 == 0 ? ".w" : ".é") }
-            asked += ["", "layers.", "zzz", "A"]
+            asked += ["", "layers.", "zzz", "A", "\u{212A}", "layers.1.e\u{301}"]
             for name in asked {
                 #expect(s.position(of: name) == names.firstIndex(of: name), "seed \(seed): '\(name)' in \(names)")
                 #expect(s.tensor(name)?.name == names.first { $0 == name }, "seed \(seed)")
             }
         }
+    }
+
+    /// A name is found by a canonically equivalent one (the Kelvin sign is `K`, a decomposed `é` the
+    /// composed one), as a dictionary of names finds it.
+    @Test func positionFindsCanonicallyEquivalentNames() {
+        let ascii = Self.source(["K", "a", "b"])
+        #expect(ascii.position(of: "\u{212A}") == 0)
+        let unicode = Self.source(["a", "\u{E9}", "z"])
+        #expect(unicode.position(of: "e\u{301}") == 1)
+        #expect(unicode.position(of: "z") == 2 && unicode.position(of: "y") == nil)
     }
 
     @Test func releasedSourceKeepsItsDescriptionAndFindsNoTensor() throws {

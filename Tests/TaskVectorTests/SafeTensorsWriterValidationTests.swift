@@ -29,7 +29,8 @@ import Testing
 
     @Test(arguments: [
         [], ["a"], ["a", "a"], ["a", "b", "a"], ["b", "a", "b"], ["a", "b", "c", "b"], ["a", "__metadata__"],
-        ["a", "c", "b", "d", "a"], ["é", "e", "é"], ["a.10", "a.2", "a.10"],
+        ["a", "c", "b", "d", "a"], ["é", "e", "é"], ["a.10", "a.2", "a.10"], ["e\u{301}", "\u{E9}"], ["K", "\u{212A}"],
+        ["a", "\u{212A}", "b"],
     ])
     func validateRefusesTheFirstRepeatedOrReservedName(_ names: [String]) {
         let tensors = names.map { ($0, [1]) }

@@ -64,8 +64,10 @@ public final class MergeSource {
     /// Files restored verbatim besides the tensors (a shard index), without `adapter_config.json`.
     public let auxiliaryFiles: [(name: String, bytes: [UInt8])]
     private(set) var storage: Storage
-    /// Positions by name, only when ``tensors`` are not in strictly increasing name order (they are
-    /// searched by bisection when they are: no hash table of a million names).
+    /// Positions by name, only when ``tensors`` are not ASCII names in strictly increasing order (they are
+    /// searched by bisection when they are: no hash table of a million names). ASCII, because a name
+    /// matches another that is canonically equivalent (`String`'s `==`, as a dictionary does), and
+    /// only for ASCII is that the same bytes.
     private var positions: [String: Int]?
     /// The position ``position(of:)`` found last.
     private var lastPosition = 0
@@ -85,7 +87,7 @@ public final class MergeSource {
         self.tensors = tensors
         self.fileMetadata = fileMetadata
         self.auxiliaryFiles = auxiliaryFiles
-        if zip(tensors, tensors.dropFirst()).allSatisfy({ $0.name.utf8Precedes($1.name) }) {
+        if tensors.allSatisfy(\.name.isASCIIOnly), zip(tensors, tensors.dropFirst()).allSatisfy({ $0.name.utf8Precedes($1.name) }) {
             positions = nil
         } else {
             var positions: [String: Int] = [:]
@@ -173,7 +175,8 @@ public final class MergeSource {
     /// last and the one after it are tried before searching: one sorted pass, not a search per question.
     ///
     /// - Complexity: O(1) for those two, else O(log n) name comparisons (O(1) hashing when the tensors
-    ///   are not in name order).
+    ///   are not ASCII names in order; O(n) for a name that is not ASCII, which can only be found then
+    ///   as a canonically equivalent ASCII name).
     func position(of name: String) -> Int? {
         let last = lastPosition
         if last < tensors.count, tensors[last].name == name { return last }
@@ -184,6 +187,8 @@ public final class MergeSource {
         let found: Int?
         if let positions {
             found = positions[name]
+        } else if !name.isASCIIOnly {
+            found = tensors.firstIndex { $0.name == name }
         } else {
             var (low, high) = (0, tensors.count)
             while low < high {

@@ -103,14 +103,16 @@ public enum SafeTensorsWriter {
 
     /// Refuses tensors (name, shape) a safetensors file cannot hold, as ``validate(_:file:)`` does.
     ///
-    /// Names in strictly increasing order (bytewise) cannot repeat: they are hashed only from the first
-    /// that breaks the order (a merge lists a million in order).
+    /// ASCII names in strictly increasing order (bytewise) cannot repeat: they are hashed only from the
+    /// first name that breaks the order or is not ASCII (a merge lists a million in order). A repeat is a
+    /// name canonically equivalent to an earlier one (`String`'s `==`), and only for ASCII is that the
+    /// same bytes.
     public static func validate(_ tensors: some Collection<(String, [Int])>, file: String) throws {
         var seen: Set<String>?
         var previous: String?
         var position = 0
         for (name, shape) in tensors {
-            if seen == nil, let previous, !previous.utf8Precedes(name) {
+            if seen == nil, !name.isASCIIOnly || previous.map({ !$0.utf8Precedes(name) }) == true {
                 var earlier = Set<String>()
                 earlier.reserveCapacity(tensors.count)
                 for (name, _) in tensors.prefix(position) { earlier.insert(name) }
