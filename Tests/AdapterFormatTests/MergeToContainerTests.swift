@@ -43,6 +43,18 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["m", "m.cpeft"], "no temporary file left")
     }
 
+    /// A merger lets its inputs go while it writes a container, so a second write is an error, not a
+    /// stop of the process (a server may retry after a full disk), and leaves nothing behind.
+    @Test func aSecondWriteThrows() throws {
+        let dir = scratchDirectory("merge-twice")
+        let m = try merger(Self.cases[0])
+        _ = try m.write(to: dir + "/a.cpeft", as: .container(CompressionOptions(density: .percent(10)), zstdLevel: 3))
+        #expect(throws: TaskVectorError.self) {
+            _ = try m.write(to: dir + "/b.cpeft", as: .container(CompressionOptions(density: .percent(10)), zstdLevel: 3))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["a.cpeft"])
+    }
+
     /// A merge larger than the memory limit keeps its tensors in a temporary file, with the same result.
     @Test(arguments: [cases[0], cases[3]])
     func mergedTensorsSpillToATemporaryFileBeyondTheMemoryLimit(_ c: Case) throws {

@@ -21,7 +21,7 @@ extension AdapterMerger {
     ///
     /// A merger writes once to a container: once every tensor is merged, the inputs' tensors and the
     /// plan are let go (see ``mergedInput(store:progress:)``), so that compressing the result does not
-    /// hold them too.
+    /// hold them too. Any write after that throws (`.unsupported`), whether the first one succeeded or not.
     ///
     /// - Parameters:
     ///   - overwrite: replace an existing output.
@@ -29,8 +29,10 @@ extension AdapterMerger {
     /// - Throws: what reading, merging or writing throws; nothing is left at `path` then.
     public func write(to path: String, as destination: Destination, overwrite: Bool = false,
                       progress: ((Int, Int) -> Void)? = nil) throws -> Report {
-        precondition(sources.allSatisfy { if case .released = $0.storage { false } else { true } },
-                     "a merger writes once to a container: its inputs are let go")
+        guard sources.allSatisfy({ if case .released = $0.storage { false } else { true } }) else {
+            // A library call must not stop its host: a second write (a retry after a full disk, say) is an error.
+            throw TaskVectorError(.unsupported, "this merger already wrote a container and let its inputs go; make a new AdapterMerger to write again")
+        }
         tensorReports = []
         tensorReports.reserveCapacity(outputs.count)
         moduleReports = []
