@@ -63,37 +63,48 @@ public struct ModuleProduct: Sendable, Equatable {
         var gramA = [Int64](repeating: 0, count: r * r)
         var crossA = [Double](repeating: 0, count: r * r)
         var keptA = 0, nonzeroA = 0, keptB = 0, nonzeroB = 0
-        // B: its rows are the vectors.
-        RowAccumulator.run(rows: b.count / r, rank: r, threshold: thresholdB, gram: &gramB, cross: &crossB,
-                           kept: &keptB, nonzero: &nonzeroB) { row, x in
-            for k in 0..<r { x[k] = b[row &* r &+ k] }
-        }
-        // A: its columns, gathered a tile at a time so that each of the r rows is read in runs.
-        let n = a.count / r
-        let tile = 64
-        var scratch = [Float](repeating: 0, count: tile * r)
-        var tileStart = -1
-        RowAccumulator.run(rows: n, rank: r, threshold: thresholdA, gram: &gramA, cross: &crossA,
-                           kept: &keptA, nonzero: &nonzeroA) { column, x in
-            let start = column - column % tile
-            if start != tileStart {
-                tileStart = start
-                let width = min(tile, n - start)
-                for i in 0..<r {
-                    for c in 0..<width { scratch[c &* r &+ i] = a[i &* n &+ start &+ c] }
+        gramB.withUnsafeMutableBufferPointer { gramB in
+            crossB.withUnsafeMutableBufferPointer { crossB in
+                // B: its rows are the vectors.
+                RowAccumulator.run(rows: b.count / r, rank: r, threshold: thresholdB, gram: gramB.baseAddress!,
+                                   crossTransposed: crossB.baseAddress!, kept: &keptB, nonzero: &nonzeroB) { row, x in
+                    x.update(from: b.baseAddress! + row &* r, count: r)
                 }
             }
-            let at = (column - start) &* r
-            for k in 0..<r { x[k] = scratch[at &+ k] }
+        }
+        gramA.withUnsafeMutableBufferPointer { gramA in
+            crossA.withUnsafeMutableBufferPointer { crossA in
+                // A: its columns, gathered a tile at a time so that each of the r rows is read in runs.
+                let n = a.count / r
+                let tile = 64
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * r)
+                defer { scratch.deallocate() }
+                var tileStart = -1
+                RowAccumulator.run(rows: n, rank: r, threshold: thresholdA, gram: gramA.baseAddress!,
+                                   crossTransposed: crossA.baseAddress!, kept: &keptA, nonzero: &nonzeroA) { column, x in
+                    let start = column - column % tile
+                    if start != tileStart {
+                        tileStart = start
+                        let width = min(tile, n - start)
+                        for i in 0..<r {
+                            for c in 0..<width { scratch[c &* r &+ i] = a[i &* n &+ start &+ c] }
+                        }
+                    }
+                    x.update(from: scratch + (column - start) &* r, count: r)
+                }
+            }
         }
         var p: Int64 = 0
         var inner = 0.0
-        for i in 0..<(r * r) {
-            let (product, o1) = gramB[i].multipliedReportingOverflow(by: gramA[i])
-            let (sum, o2) = p.addingReportingOverflow(product)
-            if o1 || o2 { return nil }
-            p = sum
-            inner += crossB[i] * crossA[i]
+        // Σ over (i, j) in row-major order; the cross matrices are held transposed.
+        for i in 0..<r {
+            for j in 0..<r {
+                let (product, o1) = gramB[i &* r &+ j].multipliedReportingOverflow(by: gramA[i &* r &+ j])
+                let (sum, o2) = p.addingReportingOverflow(product)
+                if o1 || o2 { return nil }
+                p = sum
+                inner += crossB[j &* r &+ i] * crossA[j &* r &+ i]
+            }
         }
         return ModuleProduct(normSquared: normSquared, inner: inner, ternaryNormSquared: p,
                              keptA: keptA, nonzeroA: nonzeroA, keptB: keptB, nonzeroB: nonzeroB)
@@ -101,25 +112,69 @@ public struct ModuleProduct: Sendable, Equatable {
 
     /// N = ‖B·A‖²_F = Σᵢⱼ (BᵀB)ᵢⱼ (AAᵀ)ᵢⱼ from the r×r Gram matrices of the factors as given (binary64).
     ///
+    /// Each Gram entry is summed in its own fixed order (over the rows of B, over the columns of A), the
+    /// entries of a row side by side in SIMD lanes; (AAᵀ)ᵢⱼ and (AAᵀ)ⱼᵢ are the same sum of the same
+    /// products, computed once.
+    ///
     /// - Precondition: `a.count` and `b.count` are multiples of `rank > 0`.
+    /// - Complexity: O((in + out)·r²) arithmetic, O(r²) memory plus a binary64 copy of A.
     public static func normSquared(a: UnsafeBufferPointer<Float>, b: UnsafeBufferPointer<Float>, rank r: Int) -> Double {
         precondition(r > 0 && a.count % r == 0 && b.count % r == 0, "factors of \(a.count) and \(b.count) values for rank \(r)")
         let n = a.count / r
-        var gramB = [Double](repeating: 0, count: r * r)
-        for row in 0..<(b.count / r) {
-            for i in 0..<r {
-                let x = Double(b[row &* r &+ i])
-                if x == 0 { continue }
-                for j in 0..<r { gramB[i &* r &+ j] += x * Double(b[row &* r &+ j]) }
+        let gramB = UnsafeMutableBufferPointer<Double>.allocate(capacity: r * r)
+        let gramA = UnsafeMutableBufferPointer<Double>.allocate(capacity: r * r)
+        let row = UnsafeMutablePointer<Double>.allocate(capacity: r)
+        let columns = UnsafeMutablePointer<Double>.allocate(capacity: max(n * r, 1))
+        defer {
+            gramB.deallocate()
+            gramA.deallocate()
+            row.deallocate()
+            columns.deallocate()
+        }
+        gramB.initialize(repeating: 0)
+        gramA.initialize(repeating: 0)
+        // BᵀB: row i of the Gram matrix gets x_i·(the row of B), for each row of B whose x_i is not 0.
+        for y in 0..<(b.count / r) {
+            for k in 0..<r { row[k] = Double(b[y &* r &+ k]) }
+            for i in 0..<r where row[i] != 0 {
+                Lanes.add(row[i], times: row, to: gramB.baseAddress! + i &* r, count: r)
             }
+        }
+        // AAᵀ: (AAᵀ)ᵢⱼ = Σ_c a_ic·a_jc over the columns c in order. A's columns are laid out one after another
+        // in binary64, so the j's of one column lie side by side; the columns run in chunks that stay in
+        // cache, the partial sums kept in place. Row i computes the lane blocks holding j ≥ i.
+        for c in 0..<n {
+            for j in 0..<r { columns[c &* r &+ j] = Double(a[j &* n &+ c]) }
+        }
+        let chunk = 256
+        var c0 = 0
+        while c0 < n {
+            let c1 = min(n, c0 + chunk)
+            for i in 0..<r {
+                let g = gramA.baseAddress! + i &* r
+                var j = i & ~7
+                while j &+ 8 <= r {
+                    var sum = UnsafeRawPointer(g + j).loadUnaligned(as: SIMD8<Double>.self)
+                    var column = columns + c0 &* r
+                    for _ in c0..<c1 {
+                        sum += SIMD8(repeating: column[i]) * UnsafeRawPointer(column + j).loadUnaligned(as: SIMD8<Double>.self)
+                        column += r
+                    }
+                    UnsafeMutableRawPointer(g + j).storeBytes(of: sum, as: SIMD8<Double>.self)
+                    j &+= 8
+                }
+                while j < r {
+                    var sum = g[j]
+                    for c in c0..<c1 { sum += columns[c &* r &+ i] * columns[c &* r &+ j] }
+                    g[j] = sum
+                    j &+= 1
+                }
+            }
+            c0 = c1
         }
         var total = 0.0
         for i in 0..<r {
-            for j in 0..<r {
-                var dot = 0.0
-                for c in 0..<n { dot += Double(a[i &* n &+ c]) * Double(a[j &* n &+ c]) }
-                total += gramB[i &* r &+ j] * dot
-            }
+            for j in 0..<r { total += gramB[i &* r &+ j] * (j >= i ? gramA[i &* r &+ j] : gramA[j &* r &+ i]) }
         }
         return total
     }
@@ -128,13 +183,25 @@ public struct ModuleProduct: Sendable, Equatable {
 /// Sums s·sᵀ (integer) and x·sᵀ (binary64) over vectors x of length r, where s is the sign vector of
 /// x's kept non-zero entries: the Gram matrices of ``ModuleProduct``.
 enum RowAccumulator {
-    static func run(rows: Int, rank r: Int, threshold: UInt32, gram: inout [Int64], cross: inout [Double],
-                    kept: inout Int, nonzero: inout Int, load: (Int, inout [Float]) -> Void) {
-        var x = [Float](repeating: 0, count: r)
-        var index = [Int](repeating: 0, count: r)
-        var sign = [Int64](repeating: 0, count: r)
+    /// - Parameters:
+    ///   - gram: r×r, Σ s·sᵀ.
+    ///   - crossTransposed: r×r, (x·sᵀ)ᵀ: row j holds Σ s_j·x, so that one kept entry updates a contiguous row.
+    ///   - load: writes vector number `row` into its r-element buffer.
+    static func run(rows: Int, rank r: Int, threshold: UInt32, gram: UnsafeMutablePointer<Int64>,
+                    crossTransposed cross: UnsafeMutablePointer<Double>, kept: inout Int, nonzero: inout Int,
+                    load: (Int, UnsafeMutablePointer<Float>) -> Void) {
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: r)
+        let wide = UnsafeMutablePointer<Double>.allocate(capacity: r)
+        let index = UnsafeMutablePointer<Int>.allocate(capacity: r)
+        let sign = UnsafeMutablePointer<Int64>.allocate(capacity: r)
+        defer {
+            x.deallocate()
+            wide.deallocate()
+            index.deallocate()
+            sign.deallocate()
+        }
         for row in 0..<rows {
-            load(row, &x)
+            load(row, x)
             var n = 0
             for k in 0..<r {
                 let bits = x[k].bitPattern
@@ -147,13 +214,37 @@ enum RowAccumulator {
                 n &+= 1
             }
             nonzero &+= n
+            guard n > 0 else { continue }
+            for k in 0..<r { wide[k] = Double(x[k]) }
             for p in 0..<n {
                 let j = index[p]
                 let sj = sign[p]
-                for q in 0..<n { gram[j &* r &+ index[q]] &+= sj * sign[q] }
-                let s = Double(sj)
-                for k in 0..<r { cross[k &* r &+ j] += Double(x[k]) * s }
+                let g = gram + j &* r
+                for q in 0..<n { g[index[q]] &+= sj * sign[q] }
+                // x_k·s_j, as the scalar loop multiplies (exact: s is ±1), then one add per entry.
+                Lanes.add(Double(sj), times: wide, to: cross + j &* r, count: r)
             }
+        }
+    }
+}
+
+/// Elementwise kernels whose lanes are independent: each element gets the same binary64 operations, in the
+/// same order, as the plain scalar loop (a product, then a sum; never fused).
+enum Lanes {
+    /// y[k] += s·v[k] for k in 0 ..< count (the product is v[k]·s, the same bits: multiplication commutes).
+    @inline(__always)
+    static func add(_ s: Double, times v: UnsafePointer<Double>, to y: UnsafeMutablePointer<Double>, count: Int) {
+        let lane = SIMD8<Double>(repeating: s)
+        var k = 0
+        while k &+ 8 <= count {
+            let sum = UnsafeRawPointer(y + k).loadUnaligned(as: SIMD8<Double>.self)
+                + lane * UnsafeRawPointer(v + k).loadUnaligned(as: SIMD8<Double>.self)
+            UnsafeMutableRawPointer(y + k).storeBytes(of: sum, as: SIMD8<Double>.self)
+            k &+= 8
+        }
+        while k < count {
+            y[k] += s * v[k]
+            k &+= 1
         }
     }
 }
