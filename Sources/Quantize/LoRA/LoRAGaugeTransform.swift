@@ -46,28 +46,39 @@ public enum LoRAGaugeTransform {
         let core = qrB.r.multiplied(by: qrA.r.transposed)
         let svd = SVD(core)
         let p = svd.count
-        var u = qrB.q.multiplied(by: svd.u)
-        var v = qrA.q.multiplied(by: svd.vt.transposed)
-        for i in 0..<p {
-            var j = 0
-            var largest = -1.0
-            for row in 0..<v.rows where v[row, i].magnitude > largest {
-                largest = v[row, i].magnitude
-                j = row
-            }
-            if v.rows > 0, v[j, i] < 0 {
-                for row in 0..<u.rows { u[row, i] = -u[row, i] }
-                for row in 0..<v.rows { v[row, i] = -v[row, i] }
-            }
-        }
+        let u = qrB.q.multiplied(by: svd.u)
+        let v = qrA.q.multiplied(by: svd.vt.transposed)
         var bS = Matrix(zeros: b.rows, r)
         var aS = Matrix(zeros: r, a.cols)
         var sigma = [Double](repeating: 0, count: r)
-        for i in 0..<p {
-            sigma[i] = svd.singularValues[i]
-            let h = sigma[i].squareRoot()
-            for row in 0..<u.rows { bS[row, i] = u[row, i] * h }
-            for col in 0..<v.rows { aS[i, col] = h * v[col, i] }
+        u.elements.withUnsafeBufferPointer { u in
+            v.elements.withUnsafeBufferPointer { v in
+                bS.elements.withUnsafeMutableBufferPointer { bS in
+                    aS.elements.withUnsafeMutableBufferPointer { aS in
+                        let (outRows, inCols) = (b.rows, a.cols)
+                        for i in 0..<p {
+                            var j = 0
+                            var largest = -1.0
+                            for row in 0..<inCols where v[row &* p &+ i].magnitude > largest {
+                                largest = v[row &* p &+ i].magnitude
+                                j = row
+                            }
+                            // Negating is exact, so −(x)·h is the bits of (−x)·h.
+                            let flip = inCols > 0 && v[j &* p &+ i] < 0
+                            sigma[i] = svd.singularValues[i]
+                            let h = sigma[i].squareRoot()
+                            for row in 0..<outRows {
+                                let x = u[row &* p &+ i]
+                                bS[row &* r &+ i] = (flip ? -x : x) * h
+                            }
+                            for col in 0..<inCols {
+                                let x = v[col &* p &+ i]
+                                aS[i &* inCols &+ col] = h * (flip ? -x : x)
+                            }
+                        }
+                    }
+                }
+            }
         }
         return Factors(a: aS, b: bS, singularValues: sigma)
     }

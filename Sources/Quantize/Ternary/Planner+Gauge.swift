@@ -6,20 +6,21 @@ public import TaskVector
 /// module, so the bytes do not depend on the thread count): the factors are read as binary32
 /// residuals, checked for NaN and ±Inf, widened to binary64, put in the SVD gauge
 /// (``LoRAGaugeTransform/svd(a:b:)``) and, for `svd-dct`, rotated (``LoRAGaugeTransform/dct(_:)``);
-/// each gauge's factors are then rounded to binary32 once. Memory: one binary32 copy of the LoRA
-/// factors per gauge, plus binary64 working space for the modules being transformed.
+/// each gauge's factors are then rounded to binary32 once, straight into the tensor data the plans
+/// share. Memory: one binary32 copy of the LoRA factors per gauge, plus binary64 working space for the
+/// modules being transformed.
 struct GaugedModules {
     /// ‖B·A‖²_F = Σσᵢ² of each module (binary64, from the SVD).
     var normSquared: [Double]
     /// factors[gauge][module]: the rewritten `lora_A` (r × in) and `lora_B` (out × r).
-    var factors: [[(a: [Float], b: [Float])]]
+    var factors: [[(a: TensorData, b: TensorData)]]
     var modules: [LoRAModule]
 
     init(_ tensors: [SourceTensor], modules: [LoRAModule], gauges: [CompressionOptions.LoRAGauge], threads: Int,
          release: Bool) throws {
         precondition(!gauges.contains(.trained) && !gauges.contains(.auto), "gauges to rewrite into: svd, svd-dct")
         self.modules = modules
-        let results = UnsafeSlots<Result<(Double, [(a: [Float], b: [Float])]), QuantizeError>?>(repeating: nil, count: modules.count)
+        let results = UnsafeSlots<Result<(Double, [(a: TensorData, b: TensorData)]), QuantizeError>?>(repeating: nil, count: modules.count)
         parallelFor(count: modules.count, threads: threads) { _, m in
             let module = modules[m]
             results[m] = Result { () throws(QuantizeError) in
@@ -28,15 +29,15 @@ struct GaugedModules {
                 let svd = LoRAGaugeTransform.svd(
                     a: Matrix(rows: module.rank, cols: module.inFeatures, floats: a),
                     b: Matrix(rows: module.outFeatures, cols: module.rank, floats: b))
-                let out = gauges.map { gauge -> (a: [Float], b: [Float]) in
+                let out = gauges.map { gauge -> (a: TensorData, b: TensorData) in
                     let f = gauge == .svd ? svd : LoRAGaugeTransform.dct(svd)
-                    return (f.a.floats, f.b.floats)
+                    return (Self.rounded(f.a), Self.rounded(f.b))
                 }
                 return (svd.productNormSquared, out)
             }
         }
         var normSquared: [Double] = []
-        var factors = [[(a: [Float], b: [Float])]](repeating: [], count: gauges.count)
+        var factors = [[(a: TensorData, b: TensorData)]](repeating: [], count: gauges.count)
         for m in modules.indices {
             let (n, out) = try results[m]!.get()
             normSquared.append(n)
@@ -44,6 +45,15 @@ struct GaugedModules {
         }
         self.normSquared = normSquared
         self.factors = factors
+    }
+
+    /// A matrix's elements rounded to binary32, as `F32` tensor data.
+    static func rounded(_ m: Matrix) -> TensorData {
+        m.elements.withUnsafeBufferPointer { x in
+            TensorData(float32Count: x.count) { out in
+                for i in x.indices { out[i] = Float(x[i]) }
+            }
+        }
     }
 
     /// `input` with every module's factors replaced by their values in gauge number `g`.
@@ -60,10 +70,10 @@ struct GaugedModules {
 extension Planner {
     /// A residual tensor whose values are `values` (`F32` in memory, init 0), otherwise `tensor`:
     /// same name, dtype and shape, so it is restored where `tensor` was.
-    static func replacing(_ tensor: SourceTensor, with values: [Float]) -> SourceTensor {
-        precondition(values.count == tensor.count, "\(values.count) values for tensor '\(tensor.name)' of \(tensor.count)")
+    static func replacing(_ tensor: SourceTensor, with values: TensorData) -> SourceTensor {
+        precondition(values.dtype == .f32 && values.count == tensor.count, "\(values.count) values for tensor '\(tensor.name)' of \(tensor.count)")
         return SourceTensor(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, fileName: tensor.fileName,
-                            role: .residual, initRule: .zero, data: TensorData(float32: values), base: nil, note: tensor.note)
+                            role: .residual, initRule: .zero, data: values, base: nil, note: tensor.note)
     }
 
     /// A tensor's residual as binary32 values.

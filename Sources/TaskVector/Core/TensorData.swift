@@ -121,6 +121,15 @@ extension TensorData {
                   owner: owned)
     }
 
+    /// A view that owns `count` `F32` values written in place by `body`, which must set every one (no
+    /// intermediate array, so no second copy of values computed in memory).
+    public init(float32Count count: Int, initializingWith body: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        let owned = OwnedBytes(zeroedByteCount: count * 4)
+        let bytes = UnsafeMutableRawBufferPointer(rebasing: owned.buffer[0..<(count * 4)])
+        body(bytes.bindMemory(to: Float.self))
+        self.init(dtype: .f32, bytes: UnsafeRawBufferPointer(bytes), owner: owned)
+    }
+
     /// A view that owns a copy of `bytes` (little-endian elements of `dtype`).
     public init(dtype: DType, copying bytes: some Collection<UInt8>) {
         let owned = OwnedBytes(copying: bytes)
