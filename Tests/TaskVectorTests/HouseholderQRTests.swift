@@ -11,10 +11,10 @@ import TaskVector
         let reference = scalarHouseholderQR(rows: a.rows, cols: a.cols, a.elements)
         let p = min(a.rows, a.cols)
         #expect(qr.q.rows == a.rows && qr.q.cols == p && qr.r.rows == p && qr.r.cols == a.cols, sourceLocation: sourceLocation)
-        let q = qr.q.elements.map(\.bitPattern)
-        let r = qr.r.elements.map(\.bitPattern)
-        let qDiff = zip(q, reference.q.map(\.bitPattern)).firstIndex { $0 != $1 }
-        let rDiff = zip(r, reference.r.map(\.bitPattern)).firstIndex { $0 != $1 }
+        let (q, qRef) = (qr.q.elements.map(\.bitPattern), reference.q.map(\.bitPattern))
+        let (r, rRef) = (qr.r.elements.map(\.bitPattern), reference.r.map(\.bitPattern))
+        let qDiff = q.count == qRef.count ? q.indices.first { q[$0] != qRef[$0] } : -1
+        let rDiff = r.count == rRef.count ? r.indices.first { r[$0] != rRef[$0] } : -1
         #expect(qDiff == nil && rDiff == nil,
                 "\(label) \(a.rows)×\(a.cols) seed \(seed): Q differs at \(qDiff.map(String.init) ?? "-"), R at \(rDiff.map(String.init) ?? "-")",
                 sourceLocation: sourceLocation)

@@ -16,8 +16,7 @@ extension HouseholderQR {
     ///   - x: the matrix, `stride` elements per row.
     ///   - skippingZeroDots: leave a column whose dot is 0 (either sign) untouched, as `guard dot != 0`
     ///     would; subtracting f·vᵢ = ±0 instead could turn a −0 into +0.
-    ///   - scratch: at least 2 · `columns.count` + 8 · `v.count` elements (the dots, the factors f, and the
-    ///     last columns padded to a full block).
+    ///   - scratch: at least 2 · `columns.count` elements (the dots, then the factors f).
     /// - Complexity: O(`v.count` · `columns.count`).
     @inline(__always)
     static func reflect(_ x: UnsafeMutablePointer<Double>, stride: Int, firstRow: Int, columns: Range<Int>,
@@ -29,34 +28,25 @@ extension HouseholderQR {
         let blocked = width & ~7
         let dots = scratch
         let factors = scratch + width
-        // Dots, eight columns at a time in registers, summing over the rows in order.
-        var c = 0
-        while c < blocked {
-            var sum = SIMD8<Double>(repeating: 0)
-            var row = origin + c
-            for i in 0..<v.count {
-                sum += SIMD8(repeating: v[i]) * UnsafeRawPointer(row).loadUnaligned(as: SIMD8<Double>.self)
-                row += stride
+        // Dots, row by row: each row of the block is read once, whole (the sums of all its columns stay in
+        // cache), and each column's sum takes its rows in order.
+        dots.update(repeating: 0, count: width)
+        var row = origin
+        for i in 0..<v.count {
+            let vi = v[i]
+            let lane = SIMD8<Double>(repeating: vi)
+            var c = 0
+            while c < blocked {
+                let sum = UnsafeRawPointer(dots + c).loadUnaligned(as: SIMD8<Double>.self)
+                    + lane * UnsafeRawPointer(row + c).loadUnaligned(as: SIMD8<Double>.self)
+                UnsafeMutableRawPointer(dots + c).storeBytes(of: sum, as: SIMD8<Double>.self)
+                c &+= 8
             }
-            UnsafeMutableRawPointer(dots + c).storeBytes(of: sum, as: SIMD8<Double>.self)
-            c &+= 8
-        }
-        // The last width − blocked < 8 columns: copied into zero-padded rows of 8, so they run in lanes too
-        // (the padding lanes compute nothing that is kept).
-        let rest = width &- blocked
-        if rest > 0 {
-            let padded = factors + width
-            var row = origin + blocked
-            for i in 0..<v.count {
-                let to = padded + i &* 8
-                for l in 0..<8 { to[l] = l < rest ? row[l] : 0 }
-                row += stride
+            while c < width {
+                dots[c] += vi * row[c]
+                c &+= 1
             }
-            var sum = SIMD8<Double>(repeating: 0)
-            for i in 0..<v.count {
-                sum += SIMD8(repeating: v[i]) * UnsafeRawPointer(padded + i &* 8).loadUnaligned(as: SIMD8<Double>.self)
-            }
-            for l in 0..<rest { dots[blocked &+ l] = sum[l] }
+            row += stride
         }
         // Factors f = 2·dot/vᵀv, and whether any column is skipped. (A tiny dot can give f = 0 and is
         // still applied, so the mask is the dot's, not f's.)
@@ -65,7 +55,7 @@ extension HouseholderQR {
             if skippingZeroDots && dots[c] == 0 { skips = true }
             factors[c] = 2 * dots[c] / vtv
         }
-        var row = origin
+        row = origin
         for i in 0..<v.count {
             let vi = v[i]
             let lane = SIMD8<Double>(repeating: vi)

@@ -19,7 +19,7 @@ package struct HouseholderQR: Sendable {
         var w = a.elements
         var reflectors: [(start: Int, v: [Double], vtv: Double)] = []
         reflectors.reserveCapacity(p)
-        var scratch = [Double](repeating: 0, count: 2 * max(n, 1) + 8 * m)
+        var scratch = [Double](repeating: 0, count: 2 * max(n, 1))
         scratch.withUnsafeMutableBufferPointer { scratch in
             w.withUnsafeMutableBufferPointer { w in
                 for j in 0..<p {
