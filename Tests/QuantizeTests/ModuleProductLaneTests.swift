@@ -79,7 +79,7 @@ import Testing
 
     /// The SVD gauge as it was computed before the lane kernels: column-at-a-time QRs, then the sign rule
     /// and the √σ split with subscripts.
-    static func referenceSVDGauge(a: Matrix, b: Matrix) -> LoRAGaugeTransform.Factors {
+    static func referenceSVDGauge(a: Matrix, b: Matrix) -> (a: Matrix, b: Matrix, singularValues: [Double]) {
         let r = a.rows
         let qb = scalarHouseholderQR(rows: b.rows, cols: b.cols, b.elements)
         let at = a.transposed
@@ -114,7 +114,7 @@ import Testing
             for row in 0..<u.rows { bS[row, i] = u[row, i] * h }
             for col in 0..<v.rows { aS[i, col] = h * v[col, i] }
         }
-        return LoRAGaugeTransform.Factors(a: aS, b: bS, singularValues: sigma)
+        return (aS, bS, sigma)
     }
 
     @Test(arguments: shapes + [(6, 3, 40), (6, 40, 3), (5, 1, 1)])

@@ -66,7 +66,6 @@ enum ScalarModuleProduct {
         return total
     }
 }
-}
 
 enum ScalarRowAccumulator {
     static func run(rows: Int, rank r: Int, threshold: UInt32, gram: inout [Int64], cross: inout [Double],
