@@ -136,7 +136,7 @@ public final class MergeSource {
 
     /// Whether `path` is a file that starts with the container magic.
     /// Anything that is not a regular file is left to the other readers, which refuse it by name.
-    static func isContainer(_ path: String) -> Bool {
+    package static func isContainer(_ path: String) -> Bool {
         guard path != "-", let file = try? FileByteSource(path: path), file.size >= ContainerLayout.magic.count,
             let head = try? file.bytes(0..<ContainerLayout.magic.count)
         else { return false }
