@@ -584,3 +584,29 @@ RULES.update({
     "mix4-proj": (("lora",), lambda res, kind, density: rule_lora_mix_gauge_proj(res, kind, density, FOUR_GAUGES),
                   "mix4's masks, per-module projection-preserving product scale"),
 })
+
+
+def rule_lora_mix_gauge_capped(res, kind, density, gauges=None, cap=1.25):
+    """mix4's masks, per-module projection-preserving product scale capped at `cap` × the norm-preserving one:
+    c = min(‖BA‖²/⟨BA, B̂Â⟩, cap·√(‖BA‖²/‖B̂Â‖²)) — where a module keeps little of its direction (small cos), 1/cos
+    would blow the product up."""
+    tern = rule_lora_mix_gauge(res, kind, density, gauges=gauges)
+    out = {}
+    for a, b in lora_pairs(list(res)):
+        Ah, Bh = np.sign(tern[a]).astype(np.float64), np.sign(tern[b]).astype(np.float64)
+        A, B = res[a].astype(np.float64), res[b].astype(np.float64)
+        inner, p2 = product_inner(A, B, Ah, Bh), product_norm2(Ah, Bh)
+        if p2 == 0 or inner <= 0:
+            out[a], out[b] = tern[a], tern[b]
+            continue
+        n2 = product_norm2(A, B)
+        c = min(n2 / inner, cap * math.sqrt(n2 / p2))
+        r = math.sqrt(c)
+        out[a], out[b] = ternary(Ah, Ah != 0, r), ternary(Bh, Bh != 0, r)
+    return out
+
+
+RULES.update({
+    "mix4-cap": (("lora",), lambda res, kind, density: rule_lora_mix_gauge_capped(res, kind, density, FOUR_GAUGES),
+                 "mix4's masks, projection-preserving product scale capped at 1.25 × the norm-preserving one"),
+})
