@@ -1,3 +1,5 @@
+import TaskVector
+
 /// What thresholding does to one LoRA module's product ΔW = B·A, from r×r matrices only.
 ///
 /// With the sign matrices Â, B̂ ∈ {−1, 0, 1} of the kept non-zero entries (|x| at or above each factor's
@@ -224,27 +226,6 @@ enum RowAccumulator {
                 // x_k·s_j, as the scalar loop multiplies (exact: s is ±1), then one add per entry.
                 Lanes.add(Double(sj), times: wide, to: cross + j &* r, count: r)
             }
-        }
-    }
-}
-
-/// Elementwise kernels whose lanes are independent: each element gets the same binary64 operations, in the
-/// same order, as the plain scalar loop (a product, then a sum; never fused).
-enum Lanes {
-    /// y[k] += s·v[k] for k in 0 ..< count (the product is v[k]·s, the same bits: multiplication commutes).
-    @inline(__always)
-    static func add(_ s: Double, times v: UnsafePointer<Double>, to y: UnsafeMutablePointer<Double>, count: Int) {
-        let lane = SIMD8<Double>(repeating: s)
-        var k = 0
-        while k &+ 8 <= count {
-            let sum = UnsafeRawPointer(y + k).loadUnaligned(as: SIMD8<Double>.self)
-                + lane * UnsafeRawPointer(v + k).loadUnaligned(as: SIMD8<Double>.self)
-            UnsafeMutableRawPointer(y + k).storeBytes(of: sum, as: SIMD8<Double>.self)
-            k &+= 8
-        }
-        while k < count {
-            y[k] += s * v[k]
-            k &+= 1
         }
     }
 }

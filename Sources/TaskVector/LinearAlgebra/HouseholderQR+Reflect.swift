@@ -33,19 +33,7 @@ extension HouseholderQR {
         dots.update(repeating: 0, count: width)
         var row = origin
         for i in 0..<v.count {
-            let vi = v[i]
-            let lane = SIMD8<Double>(repeating: vi)
-            var c = 0
-            while c < blocked {
-                let sum = UnsafeRawPointer(dots + c).loadUnaligned(as: SIMD8<Double>.self)
-                    + lane * UnsafeRawPointer(row + c).loadUnaligned(as: SIMD8<Double>.self)
-                UnsafeMutableRawPointer(dots + c).storeBytes(of: sum, as: SIMD8<Double>.self)
-                c &+= 8
-            }
-            while c < width {
-                dots[c] += vi * row[c]
-                c &+= 1
-            }
+            Lanes.add(v[i], times: row, to: dots, count: width)
             row += stride
         }
         // Factors f = 2·dot/vᵀv, and whether any column is skipped. (A tiny dot can give f = 0 and is
