@@ -610,3 +610,107 @@ RULES.update({
     "mix4-cap": (("lora",), lambda res, kind, density: rule_lora_mix_gauge_capped(res, kind, density, FOUR_GAUGES),
                  "mix4's masks, projection-preserving product scale capped at 1.25 × the norm-preserving one"),
 })
+
+
+# ---------------------------------------------------------------- third session: the gauge per module without
+# moving the budget. mix4 re-thresholds globally after each module picks its gauge, so a module that moves to a
+# flatter (DCT) gauge also gives up or takes kept entries from the others: the per-module choice moves the
+# allocation, and at 1–2 % that is what loses. Here the allocation is svd-best's (its global gauge and global
+# threshold give each module its kept count k_m); each module then takes, among the four gauges, the one whose
+# top-k_m entries (A and B pooled) leave the smallest product error. The total kept count is unchanged.
+
+def _capped_scale_factors(A, B, Ah, Bh, cap):
+    """(√c applied to Â and B̂) for the capped projection scale, or None when nothing of the product survives."""
+    inner, p2 = product_inner(A, B, Ah, Bh), product_norm2(Ah, Bh)
+    if p2 == 0 or inner <= 0:
+        return None
+    n2 = product_norm2(A, B)
+    c = min(n2 / inner, cap * math.sqrt(n2 / p2)) if cap else math.sqrt(n2 / p2)
+    return math.sqrt(c)
+
+
+def _top_k_module(A, B, k):
+    """Module threshold keeping the top-k of |A| ∪ |B| (ties kept): masks of A and B."""
+    if k <= 0:
+        return np.zeros(A.shape, bool), np.zeros(B.shape, bool)
+    mags = np.concatenate([np.abs(A).ravel(), np.abs(B).ravel()])
+    k = min(k, mags.size)
+    t = np.partition(mags, mags.size - k)[mags.size - k]
+    t = max(t, np.nextafter(0, 1))
+    return np.abs(A) >= t, np.abs(B) >= t
+
+
+def rule_lora_fixed_alloc(gauges, cap=None, margin=0.0):
+    def f(res, kind, density):
+        pairs = lora_pairs(list(res))
+        # svd-best: the global gauge with the smaller total product error (norm scale).
+        base = []
+        for g in (svd_gauge, svd_dct_gauge):
+            _, e = _lora_global(res, g, density)
+            base.append(e)
+        g0 = svd_gauge if base[0] <= base[1] else svd_dct_gauge
+        facs0 = {p: g0(res[p[0]], res[p[1]]) for p in pairs}
+        t = global_threshold([x for p in pairs for x in facs0[p]], density)
+        out = {}
+        for a, b in pairs:
+            A0, B0 = facs0[(a, b)]
+            k = int(((np.abs(A0) >= t) & (A0 != 0)).sum() + ((np.abs(B0) >= t) & (B0 != 0)).sum())
+            best = None
+            for gi, g in enumerate([g0] + [x for x in gauges if x is not g0]):
+                A, B = (A0, B0) if gi == 0 else g(res[a], res[b])
+                if gi == 0:
+                    kA, kB = (np.abs(A) >= t) & (A != 0), (np.abs(B) >= t) & (B != 0)
+                else:
+                    kA, kB = _top_k_module(A, B, k)
+                    kA, kB = kA & (A != 0), kB & (B != 0)
+                Ah, Bh = np.sign(A) * kA, np.sign(B) * kB
+                p2, n2 = product_norm2(Ah, Bh), product_norm2(A, B)
+                err = n2 if p2 == 0 else 2 * n2 * (1 - product_inner(A, B, Ah, Bh) / math.sqrt(n2 * p2))
+                if gi > 0:
+                    err /= (1 - margin)
+                if best is None or err < best[0]:
+                    best = (err, A, B, Ah, Bh)
+            _, A, B, Ah, Bh = best
+            r = _capped_scale_factors(A, B, Ah, Bh, cap)
+            if r is None:
+                out[a], out[b] = np.zeros(A.shape, np.float32), np.zeros(B.shape, np.float32)
+            else:
+                out[a], out[b] = ternary(Ah, Ah != 0, r), ternary(Bh, Bh != 0, r)
+        return out
+    return f
+
+
+def rule_svd_best_capped(cap):
+    """svd-best's masks (global gauge and threshold), capped projection scale per module."""
+    def f(res, kind, density):
+        tern = rule_lora_best_gauge(res, kind, density)
+        pairs = lora_pairs(list(res))
+        base = [_lora_global(res, g, density)[1] for g in (svd_gauge, svd_dct_gauge)]
+        g0 = svd_gauge if base[0] <= base[1] else svd_dct_gauge
+        out = {}
+        for a, b in pairs:
+            A, B = g0(res[a], res[b])
+            Ah, Bh = np.sign(tern[a]).astype(np.float64), np.sign(tern[b]).astype(np.float64)
+            r = _capped_scale_factors(A, B, Ah, Bh, cap)
+            if r is None:
+                out[a], out[b] = tern[a], tern[b]
+            else:
+                out[a], out[b] = ternary(Ah, Ah != 0, r), ternary(Bh, Bh != 0, r)
+        return out
+    return f
+
+
+RULES.update({
+    "svd-cap": (("lora",), rule_svd_best_capped(1.25),
+                "svd-best's masks, projection-preserving product scale capped at 1.25 × norm-preserving"),
+    "fix4": (("lora",), rule_lora_fixed_alloc(FOUR_GAUGES),
+             "svd-best's kept count per module; per module the gauge of four whose top-k_m has the smallest product "
+             "error; product-norm scale"),
+    "fix4-cap": (("lora",), rule_lora_fixed_alloc(FOUR_GAUGES, cap=1.25),
+                 "fix4 with the projection-preserving product scale capped at 1.25 × norm-preserving"),
+})
+
+RULES.update({
+    "svd-cap110": (("lora",), rule_svd_best_capped(1.10), "svd-cap with the cap at 1.10 × norm-preserving"),
+    "svd-cap115": (("lora",), rule_svd_best_capped(1.15), "svd-cap with the cap at 1.15 × norm-preserving"),
+})
